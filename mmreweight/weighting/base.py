@@ -1,0 +1,76 @@
+"""The contract between a reweighting head and whatever produces per-anchor weights."""
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class AnchorLossContext:
+    """Everything a weighter may look at for one training batch, all levels flattened.
+
+    Attributes:
+        loss: (N,) per-anchor classification loss (summed over classes), still attached to the
+            graph. Weighters must not backpropagate the training loss through it.
+        logits: (N, C) classification logits (attached to the graph).
+        labels: (N,) class index per anchor, ``num_classes`` for background.
+        label_weights: (N,) the head's own anchor weights (0 = ignored anchor).
+        num_classes: number of foreground classes.
+        avg_factor: the head's normaliser of the classification loss (number of positives).
+        progress: training progress in [0, 1] (iteration / max iterations).
+        extras: method-specific inputs (e.g. the head, its classification features, true labels).
+    """
+    loss: Tensor
+    logits: Tensor
+    labels: Tensor
+    label_weights: Tensor
+    num_classes: int
+    avg_factor: float
+    progress: float = 0.0
+    extras: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> Tensor:
+        """(N,) bool mask of anchors that count in the loss."""
+        return self.label_weights > 0
+
+
+class AnchorWeighter(nn.Module):
+    """Base class of per-anchor weight producers (L2RW, Meta-Weight-Net, MentorNet).
+
+    ``forward`` returns detached (N,) weights, zero on ignored anchors. Convention: weights are
+    normalised to mean 1 over valid anchors, so uniform weights reproduce the unweighted loss and
+    the head's ``avg_factor`` normalisation applies unchanged.
+    """
+
+    #: whether the weighter needs a batch from the clean (meta) subset each meta step
+    needs_clean_batch: bool = False
+
+    def forward(self, ctx: AnchorLossContext) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def normalise_mean_one(raw: Tensor, valid: Tensor, eps: float = 0.0) -> Tensor:
+        """Scale non-negative ``raw`` so that its mean over ``valid`` anchors is 1.
+
+        All-zero weights stay zero (as L2RW's ``sum + (sum == 0)`` normaliser does).
+        """
+        raw = torch.where(valid, raw, torch.zeros_like(raw))
+        total = raw.sum()
+        count = valid.sum().clamp(min=1)
+        return raw * count / (total + (total == 0).to(raw.dtype) + eps)
+
+    def log_scalars(self) -> Dict[str, float]:
+        """Scalars worth logging after the last call (overridden by weighters that track any)."""
+        return {}
+
+
+def maybe_all_reduce_sum(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over DDP ranks (in place) when a process group is up; a no-op otherwise."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+__all__ = ['AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum']
