@@ -1,1 +1,6 @@
-"""mmreweight.engine."""
+"""Runner-side components: checkpoint loading, hooks and loops that drive reweighting."""
+from .checkpoint import install_safe_checkpoint_loading, load_checkpoint_file
+
+install_safe_checkpoint_loading()
+
+__all__ = ['install_safe_checkpoint_loading', 'load_checkpoint_file']
