@@ -4,6 +4,7 @@
     mim test mmreweight configs/retinanet_ghm.py --checkpoint work_dirs/retinanet_ghm/iter_1500.pth
 """
 import argparse
+import json
 import os
 import os.path as osp
 
@@ -21,6 +22,7 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save evaluation results')
     parser.add_argument('--out', help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--metrics-out', help='also write the evaluation metrics to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -51,7 +53,12 @@ def main():
         setup_cpu_distributed(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.test()
+    metrics = runner.test()
+    if args.metrics_out and runner.rank == 0:
+        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
+        with open(args.metrics_out, 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint, metrics=metrics), f,
+                      indent=1)
 
 
 if __name__ == '__main__':
