@@ -1,0 +1,64 @@
+"""The base class of mmreweight's losses: reduction and weight handling, and per-module state."""
+from typing import Optional
+
+from torch import nn
+
+from .utils import check_reduction
+
+
+def check_use_sigmoid(use_sigmoid: Optional[bool], expected: bool, loss: str) -> None:
+    """mmdet's heads read ``use_sigmoid`` from the loss *config* to size the classifier
+    (C or C+1 outputs), so configs must keep passing it; reject a value the loss cannot honour."""
+    if use_sigmoid is not None and bool(use_sigmoid) != expected:
+        raise ValueError(f'use_sigmoid={use_sigmoid} is not supported by {loss} '
+                         f'(it needs use_sigmoid={expected})')
+
+
+class ReweightLoss(nn.Module):
+    """Base of every mmreweight loss.
+
+    Args:
+        reduction: 'none' | 'mean' | 'sum', overridable per call by ``reduction_override``.
+        loss_weight: multiplies the reduced loss.
+        check_values: check labels, targets and weights for bad values (one device-to-host copy
+            per call); shapes are always checked.
+        check_finite: also reject non-finite ``pred`` (off by default: it reads every logit).
+
+    Attributes:
+        twice_differentiable: the loss has a second derivative (meta-reweighting checks this
+            before differentiating through an inner step).
+        update_stats: whether a forward may update running statistics (GHM's moving averages).
+            :func:`~mmreweight.losses.frozen_loss_statistics` clears it during look-ahead
+            forwards.
+    """
+
+    twice_differentiable = True
+
+    def __init__(self,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0,
+                 check_values: bool = True,
+                 check_finite: bool = False) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = float(loss_weight)
+        self.check_values = bool(check_values)
+        self.check_finite = bool(check_finite)
+        self.update_stats = True
+        # None outside count_fpn_levels (every call is level 0); the next call's level inside it
+        self._fpn_level: Optional[int] = None
+
+    def next_fpn_level(self, num_levels: int) -> int:
+        """The FPN level of the current call: 0 outside :func:`count_fpn_levels`, else the
+        number of calls made so far inside it."""
+        if self._fpn_level is None:
+            return 0
+        level = self._fpn_level
+        if level >= num_levels:
+            raise RuntimeError(f'{type(self).__name__} was called more than num_levels='
+                               f'{num_levels} times inside count_fpn_levels(); raise num_levels')
+        self._fpn_level = level + 1
+        return level
+
+    def extra_repr(self) -> str:
+        return f'reduction={self.reduction!r}, loss_weight={self.loss_weight}'
