@@ -1,0 +1,145 @@
+"""Public API of the embedded benchmark: where a set lives, making it (atomically), reading it back."""
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Union
+
+from .atomic_directory import publish_directory, staging_directory
+from .benchmark_build import INFO_FILE, build_benchmark
+from .benchmark_config import BENCHMARK_VERSION, BenchmarkConfig
+from .object_sources import load_source
+
+#: environment variable naming the folder that holds generated benchmarks
+DATA_ROOT_ENV = 'MMREWEIGHT_DATA_ROOT'
+_DEFAULT_DATA_ROOT = os.path.join('~', '.cache', 'mmreweight', 'benchmarks')
+
+ConfigLike = Union[BenchmarkConfig, Mapping[str, Any]]
+
+
+def as_config(config: ConfigLike) -> BenchmarkConfig:
+    """A :class:`BenchmarkConfig` from itself or from a dict of its fields."""
+    return config if isinstance(config, BenchmarkConfig) else BenchmarkConfig.from_dict(config)
+
+
+def default_data_root() -> str:
+    """``$MMREWEIGHT_DATA_ROOT``, or ``~/.cache/mmreweight/benchmarks`` when it is unset."""
+    return os.path.abspath(os.path.expanduser(os.environ.get(DATA_ROOT_ENV) or _DEFAULT_DATA_ROOT))
+
+
+def benchmark_root(config: ConfigLike, data_root: Optional[str] = None) -> str:
+    """The folder of a benchmark: ``<data_root or default_data_root()>/<config name>``."""
+    base = os.path.expanduser(data_root) if data_root else default_data_root()
+    return os.path.join(os.path.abspath(base), as_config(config).name)
+
+
+def load_benchmark_info(root: str) -> Dict[str, Any]:
+    """The parsed ``<root>/benchmark.json``.
+
+    Raises:
+        FileNotFoundError: ``root`` holds no (complete) benchmark.
+    """
+    path = os.path.join(root, INFO_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{root} holds no embedded benchmark ({INFO_FILE} not found); '
+                                'make one with tools/make_benchmark.py or make_benchmark()')
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def ensure_benchmark(config: ConfigLike, root: Optional[str] = None,
+                     force: bool = False) -> Dict[str, Any]:
+    """Make the benchmark at ``root`` unless it is already there; return its info.
+
+    Generation goes to a hidden staging folder next to ``root`` that is renamed into place when
+    complete, so an interrupted run leaves nothing at ``root`` and concurrent callers (DDP ranks)
+    each generate identical data, the first rename wins and the others use it.
+
+    Args:
+        config: the parameters (a :class:`BenchmarkConfig` or a dict of its fields).
+        root: the benchmark's folder; defaults to :func:`benchmark_root` of ``config``.
+        force: regenerate even if ``root`` holds a benchmark (it is replaced).
+
+    Returns:
+        The content of ``<root>/benchmark.json``, plus ``'root'``.
+
+    Raises:
+        FileExistsError: ``root`` exists but is not a benchmark with these parameters (with
+            ``force``: exists, is not empty and is not a benchmark).
+        FileNotFoundError / ValueError: see :func:`~.object_sources.load_source` and
+            :func:`~.benchmark_build.build_benchmark`.
+    """
+    cfg = as_config(config)
+    root = os.path.abspath(os.path.expanduser(root)) if root else benchmark_root(cfg)
+    if os.path.lexists(root) and not _is_empty_dir(root):
+        if not force:
+            return _existing_benchmark(root, cfg)
+        _check_replaceable(root)
+    # the source is read before anything is written, so missing files leave no trace
+    source = load_source(cfg.source, cfg.idx_images, cfg.idx_labels, cfg.class_names)
+    with staging_directory(root) as staging:
+        info = build_benchmark(cfg, source, staging)
+        published = publish_directory(staging, root, replace=force)
+    if not published:
+        return _existing_benchmark(root, cfg)
+    return dict(info, root=root)
+
+
+def make_benchmark(root: Optional[str] = None, source: str = 'mnist', seed: int = 0, *,
+                   force: bool = False, **options: Any) -> Dict[str, Any]:
+    """Make a COCO-format detection benchmark of real object images on blank canvases.
+
+    Example::
+
+        info = make_benchmark('data/mnist_noisy', source='mnist', seed=0,
+                              noise_type='uniform', noise_rate=0.4, imbalance_ratio=1)
+
+    Args:
+        root: output folder; ``None`` uses ``$MMREWEIGHT_DATA_ROOT/<name>`` (or
+            ``~/.cache/mmreweight/benchmarks/<name>``), the folder
+            :class:`~.embedded_detection_dataset.EmbeddedDetectionDataset` looks in.
+        source: ``'mnist'``, ``'fashion_mnist'`` or ``'idx'``.
+        seed: random seed; the same parameters give byte-identical files.
+        force: replace an existing benchmark at ``root``.
+        **options: any other :class:`~.benchmark_config.BenchmarkConfig` field, e.g.
+            ``train_images``, ``noise_type``, ``noise_rate``, ``imbalance_ratio``, ``idx_images``.
+
+    Returns:
+        The content of ``<root>/benchmark.json`` plus ``'root'``: ``name``, ``params``,
+        ``classes``, per-split ``splits`` counts, ``source`` files.
+
+    Raises:
+        ValueError: invalid parameters (unknown source or noise type, sizes, rates, ratios,
+            a canvas too small for the objects, splits larger than the source pool allows).
+        FileNotFoundError: the source's files are missing.
+        FileExistsError: ``root`` holds something else and ``force`` is not set.
+    """
+    cfg = BenchmarkConfig.from_dict(dict(options, source=source, seed=seed))
+    return ensure_benchmark(cfg, root, force=force)
+
+
+def _existing_benchmark(root: str, cfg: BenchmarkConfig) -> Dict[str, Any]:
+    """The info of the benchmark at ``root``, checked to match ``cfg``."""
+    if not os.path.isfile(os.path.join(root, INFO_FILE)):
+        raise FileExistsError(f'{root} exists but is not an embedded benchmark (no {INFO_FILE}); '
+                              'choose another folder, or empty it')
+    info = load_benchmark_info(root)
+    stored = dict(info.get('params', {}), version=info.get('version'))
+    wanted = dict(cfg.to_dict(), version=BENCHMARK_VERSION)
+    differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    if differing:
+        details = ', '.join(f'{k}: {stored.get(k)!r} there, {wanted.get(k)!r} wanted'
+                            for k in differing)
+        raise FileExistsError(f'{root} holds a benchmark with other parameters ({details}); '
+                              'use another folder or force=True (--force) to replace it')
+    return dict(info, root=root)
+
+
+def _is_empty_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path)
+
+
+def _check_replaceable(root: str) -> None:
+    """Refuse to replace a folder that is not a benchmark (guards ``force``)."""
+    if os.path.isfile(os.path.join(root, INFO_FILE)):
+        return
+    raise FileExistsError(f'{root} exists and is not an embedded benchmark; force only replaces '
+                          'benchmarks, so remove it yourself or choose another folder')
