@@ -1,1 +1,2 @@
 """mmreweight.weighting."""
+from .mentornet import MentorNetWeighter  # noqa: F401,E402
