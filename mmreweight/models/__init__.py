@@ -1,1 +1,2 @@
 """mmreweight.models."""
+from .reweight_retina_head import ReweightRetinaHead  # noqa: F401

@@ -1,0 +1,106 @@
+r"""Textbook create-graph implementations of L2RW and Meta-Weight-Net, for tests and the benchmark.
+
+They follow the papers' reference code literally (a functional look-ahead with
+``create_graph=True`` and a double backward through the network) and share nothing with
+:mod:`mmreweight.weighting.alignment` except the head's anchor-target assignment and
+per-anchor loss, so that agreement checks the factorised computation.
+
+Both evaluate every forward on clones of the buffers (train-mode BN uses batch statistics; running
+statistics are not touched), and the clean loss is the detector's full loss on the clean batch.
+"""
+from typing import Dict, List, Sequence
+
+import torch
+from mmdet.models.utils import unpack_gt_instances
+from torch import Tensor, nn
+
+_EPS = torch.finfo(torch.float32).eps
+
+
+class _Call(nn.Module):
+
+    def __init__(self, module):
+        super().__init__()
+        self.m = module
+
+    def forward(self, fn, *args):
+        return fn(self.m, *args)
+
+
+def functional(module: nn.Module, params: Dict[str, Tensor], fn, *args):
+    """``fn(module, *args)`` with parameters ``params`` and cloned buffers."""
+    tensors = {f'm.{k}': v for k, v in params.items()}
+    tensors.update({f'm.{k}': b.detach().clone() for k, b in module.named_buffers()})
+    return torch.func.functional_call(_Call(module), tensors, (fn, ) + args)
+
+
+def per_anchor_losses(detector, inputs, data_samples):
+    """(N,) per-anchor classification losses of a batch, and the head's flattened targets."""
+    from mmreweight.models.reweight_retina_head import flatten_levels
+    head = detector.bbox_head
+    cls_scores, _ = head(detector.extract_feat(inputs))
+    gts, gts_ignore, metas = unpack_gt_instances(data_samples)
+    targets = head.flat_targets([c.shape[-2:] for c in cls_scores], gts, metas, gts_ignore,
+                                device=inputs.device)
+    logits = flatten_levels(cls_scores, head.cls_out_channels)
+    return head.per_anchor_cls_loss(logits, targets.labels, targets.label_weights), targets
+
+
+def detector_loss(detector, inputs, data_samples) -> Tensor:
+    """Sum of the detector's loss terms (what mmengine's ``parse_losses`` backpropagates)."""
+    with detector.bbox_head.plain_loss():
+        losses = detector.loss(inputs, data_samples)
+    return sum(sum(v) if isinstance(v, (list, tuple)) else v
+               for k, v in losses.items() if 'loss' in k)
+
+
+def _look_ahead(detector, theta_names, inner: Tensor, params, lrs):
+    theta = [params[n] for n in theta_names]
+    grads = torch.autograd.grad(inner, theta, create_graph=True, allow_unused=True)
+    new = dict(params)
+    for name, p, g, lr in zip(theta_names, theta, grads, lrs):
+        new[name] = p if g is None else p - lr * g
+    return new
+
+
+def _lrs(lr, n):
+    return list(lr) if isinstance(lr, (list, tuple)) else [lr] * n
+
+
+def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clean) -> Tensor:
+    r"""L2RW as in Ren et al.'s PyTorch port: :math:`\epsilon = 0` (requires grad),
+    :math:`\theta' = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a` (create_graph),
+    :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over valid
+    anchors."""
+    params = dict(detector.named_parameters())
+    losses, targets = functional(detector, params, per_anchor_losses, *train)
+    eps = torch.zeros_like(losses, requires_grad=True)
+    new = _look_ahead(detector, theta_names, (eps * losses).sum(), params,
+                      _lrs(lr, len(theta_names)))
+    clean_loss = functional(detector, new, detector_loss, *clean)
+    raw = (-torch.autograd.grad(clean_loss, eps)[0]).clamp(min=0)
+    valid = targets.label_weights > 0
+    raw = torch.where(valid, raw, torch.zeros_like(raw))
+    total = raw.sum()
+    return (raw * valid.sum() / (total + (total == 0).to(raw.dtype))).detach()
+
+
+def reference_mwnet_hypergrad(detector, vnet: nn.Module, theta_names: Sequence[str], lr, train,
+                              clean, normalise: str = 'mean_one') -> List[Tensor]:
+    r"""Meta-Weight-Net's one-step unrolled hypergradient as in the authors' script:
+    :math:`\theta'(\phi) = \theta - \alpha \nabla_\theta \sum_a w_a(\phi) \ell_a / \mathrm{avg}`
+    with ``create_graph=True``, then :math:`\partial L_\mathrm{clean}(\theta') / \partial \phi`."""
+    params = dict(detector.named_parameters())
+    losses, targets = functional(detector, params, per_anchor_losses, *train)
+    valid = targets.label_weights > 0
+    raw = vnet(losses.detach()[valid].to(next(vnet.parameters()).dtype))
+    weights = raw * valid.sum() / raw.sum() if normalise == 'mean_one' else raw
+    full = torch.zeros_like(losses).masked_scatter(valid, weights.to(losses.dtype))
+    inner = (full * losses).sum() / (targets.avg_factor + _EPS)
+    new = _look_ahead(detector, theta_names, inner, params, _lrs(lr, len(theta_names)))
+    clean_loss = functional(detector, new, detector_loss, *clean)
+    return list(torch.autograd.grad(clean_loss, list(vnet.parameters())))
+
+
+__all__ = ['functional', 'per_anchor_losses', 'detector_loss', 'reference_l2rw_weights',
+           'reference_mwnet_hypergrad']

@@ -1,0 +1,249 @@
+"""RetinaHead whose classification loss takes per-anchor weights from an attached weighter."""
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmdet.models.dense_heads import RetinaHead
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
+from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.utils import InstanceList, OptInstanceList
+from torch import Tensor
+
+from mmreweight.registry import MODELS
+from mmreweight.weighting.base import AnchorLossContext
+
+#: mmdet's ``weight_reduce_loss`` divides by ``avg_factor + eps`` with this eps; we do the same so
+#: that uniform weights reproduce RetinaHead's loss to the last bit that float addition allows.
+_AVG_EPS = torch.finfo(torch.float32).eps
+
+# Values of the per-anchor ``gt_noisy`` flag.
+NOT_POSITIVE, CLEAN_POSITIVE, NOISY_POSITIVE, UNKNOWN_POSITIVE = -1, 0, 1, 2
+
+
+@dataclass
+class FlatTargets:
+    """Anchor targets of a batch with all images and levels flattened image-major.
+
+    Row ``i * n + j`` is anchor ``j`` of image ``i`` where ``n`` is the number of anchors per image
+    and ``j`` runs over the levels' anchors concatenated (the order ``_get_targets_single`` sees).
+    """
+    labels: Tensor  # (N,) long, ``num_classes`` = background
+    label_weights: Tensor  # (N,)
+    bbox_targets: Tensor  # (N, 4)
+    bbox_weights: Tensor  # (N, 4)
+    anchors: Tensor  # (N, 4)
+    avg_factor: float
+    gt_noisy: Tensor  # (N,) long, one of NOT_POSITIVE, CLEAN_POSITIVE, NOISY_POSITIVE, UNKNOWN_POSITIVE
+
+
+def flatten_levels(per_level: Sequence[Tensor], channels: int) -> Tensor:
+    """[(B, A*channels, H, W)] per level -> (B * sum_l H*W*A, channels), image-major."""
+    batch = per_level[0].size(0)
+    flat = [t.permute(0, 2, 3, 1).reshape(batch, -1, channels) for t in per_level]
+    return torch.cat(flat, 1).reshape(-1, channels)
+
+
+@MODELS.register_module()
+class ReweightRetinaHead(RetinaHead):
+    r"""``RetinaHead`` whose classification loss is reweighted per anchor.
+
+    With all levels and images flattened into anchors :math:`a` and a per-anchor loss
+    :math:`\ell_a = \sum_c \mathrm{loss\_cls}(z_{ac}, y_{ac})\,\lambda_a` (``reduction='none'``,
+    :math:`\lambda_a` the head's label weight, ``loss_weight`` included), the classification loss is
+
+    .. math:: L_\mathrm{cls} = \frac{\sum_a m_a \ell_a}{\mathrm{avg\_factor} + \epsilon}
+
+    where :math:`m_a` are the (detached) weights returned by ``self.weighter`` — mean one over valid
+    anchors (label weight > 0) by the :class:`AnchorWeighter` convention — and
+    :math:`\epsilon` is mmdet's float32 eps. With no weighter, or :math:`m \equiv 1`, this is exactly
+    RetinaHead's loss (up to float summation order). The box loss is unchanged.
+
+    The weighter is not a submodule (it must not enter the detector's ``state_dict``, optimizer or
+    DDP reducer); the :class:`MetaReweightHook` attaches it and checkpoints it separately. During a
+    training forward the head keeps the classification-branch features (``retina_cls`` input) and its
+    input features per level, so weighters can take directional derivatives without a new forward.
+    """
+
+    #: what :class:`MetaReweightHook` checks before attaching a weighter
+    supports_anchor_weights = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.__dict__['_weighter'] = None  # outside ``_modules`` on purpose, see class docstring
+        self._weighting_enabled = True
+        self._return_gt_flags = False
+        self._cls_feats: List[Tensor] = []
+        self._in_feats: Optional[Sequence[Tensor]] = None
+        self.last_weight_stats: Dict[str, float] = {}
+
+    # ------------------------------------------------------------------ weighter plumbing
+    @property
+    def weighter(self):
+        return self.__dict__['_weighter']
+
+    def __setattr__(self, name, value):
+        # nn.Module.__setattr__ would register a Module-valued weighter as a submodule.
+        if name == 'weighter':
+            self.__dict__['_weighter'] = value
+        else:
+            super().__setattr__(name, value)
+
+    @contextmanager
+    def plain_loss(self):
+        """Within this context ``loss_by_feat`` ignores the weighter (meta-side clean losses)."""
+        previous, self._weighting_enabled = self._weighting_enabled, False
+        try:
+            yield
+        finally:
+            self._weighting_enabled = previous
+
+    @property
+    def cls_out(self) -> torch.nn.Conv2d:
+        """The classification output layer (``theta='cls_out'``)."""
+        return self.retina_cls
+
+    def cls_branch_features(self, x: Tensor) -> Tensor:
+        """Input of ``retina_cls`` for one level's input features ``x``."""
+        for cls_conv in self.cls_convs:
+            x = cls_conv(x)
+        return x
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x):
+        self._cls_feats = []
+        self._in_feats = x
+        return super().forward(x)
+
+    def forward_single(self, x: Tensor):
+        cls_feat = self.cls_branch_features(x)
+        reg_feat = x
+        for reg_conv in self.reg_convs:
+            reg_feat = reg_conv(reg_feat)
+        if self.training:
+            self._cls_feats.append(cls_feat)
+        return self.retina_cls(cls_feat), self.retina_reg(reg_feat)
+
+    # ------------------------------------------------------------------ targets
+    def _get_targets_single(self, flat_anchors, valid_flags, gt_instances, img_meta,
+                            gt_instances_ignore=None, unmap_outputs=True):
+        res = super()._get_targets_single(flat_anchors, valid_flags, gt_instances, img_meta,
+                                          gt_instances_ignore, unmap_outputs)
+        if not self._return_gt_flags:
+            return res
+        # Mark positives by the cleanliness of the annotation they are matched to, for logging.
+        sampling_result = res[6]
+        inside = anchor_inside_flags(flat_anchors, valid_flags, img_meta['img_shape'][:2],
+                                     self.train_cfg['allowed_border'])
+        if unmap_outputs:
+            index, count = inside.nonzero().squeeze(1), inside.numel()
+        else:
+            count = int(inside.sum())
+            index = torch.arange(count, device=inside.device)
+        flags = torch.full((count, ), NOT_POSITIVE, dtype=torch.long, device=inside.device)
+        pos = index[sampling_result.pos_inds]
+        noisy = gt_instances.get('noisy', None)
+        if noisy is None:
+            flags[pos] = UNKNOWN_POSITIVE
+        else:
+            noisy = torch.as_tensor(noisy, device=flags.device).bool()
+            flags[pos] = noisy[sampling_result.pos_assigned_gt_inds].long()
+        return res + (flags, )
+
+    def flat_targets(self, featmap_sizes, batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None,
+                     device='cpu') -> FlatTargets:
+        """Anchor targets of a batch, flattened image-major (see :class:`FlatTargets`)."""
+        anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, batch_img_metas,
+                                                        device=device)
+        self._return_gt_flags = True
+        try:
+            (labels, label_weights, bbox_targets, bbox_weights, avg_factor,
+             gt_flags) = self.get_targets(anchor_list, valid_flag_list, batch_gt_instances,
+                                          batch_img_metas, batch_gt_instances_ignore)
+        finally:
+            self._return_gt_flags = False
+        # get_targets returns per-level (B, n_l, ...) tensors; concatenating levels on dim 1 gives
+        # the image-major order of flatten_levels.
+        def cat(t):
+            t = torch.cat(t, 1)
+            return t.reshape(-1, *t.shape[2:])
+        anchors = torch.stack([get_box_tensor(cat_boxes(a)) for a in anchor_list])
+        return FlatTargets(cat(labels), cat(label_weights), cat(bbox_targets), cat(bbox_weights),
+                           anchors.reshape(-1, anchors.size(-1)), avg_factor, cat(gt_flags))
+
+    def per_anchor_cls_loss(self, logits: Tensor, labels: Tensor,
+                            label_weights: Tensor) -> Tensor:
+        """(N,) classification loss per anchor: the loss's ``reduction='none'`` output summed over
+        classes."""
+        loss = self.loss_cls(logits, labels, label_weights, reduction_override='none')
+        if loss.dim() == 2:
+            return loss.sum(1)
+        if loss.dim() == 1 and loss.numel() == logits.size(0):
+            return loss
+        raise TypeError(
+            f'{type(self.loss_cls).__name__} with reduction_override="none" returned shape '
+            f'{tuple(loss.shape)}; per-anchor weighting needs (N, C) or (N,) for N={logits.size(0)}.')
+
+    # ------------------------------------------------------------------ loss
+    def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                     batch_gt_instances: InstanceList, batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+        cls_feats, in_feats = self._cls_feats, self._in_feats
+        self._cls_feats, self._in_feats = [], None  # do not keep the graph alive past the loss
+        if self.weighter is None or not self._weighting_enabled:
+            return super().loss_by_feat(cls_scores, bbox_preds, batch_gt_instances,
+                                        batch_img_metas, batch_gt_instances_ignore)
+
+        featmap_sizes = [s.size()[-2:] for s in cls_scores]
+        targets = self.flat_targets(featmap_sizes, batch_gt_instances, batch_img_metas,
+                                    batch_gt_instances_ignore, device=cls_scores[0].device)
+        logits = flatten_levels(cls_scores, self.cls_out_channels)
+        per_anchor = self.per_anchor_cls_loss(logits, targets.labels, targets.label_weights)
+        ctx = AnchorLossContext(
+            loss=per_anchor, logits=logits, labels=targets.labels,
+            label_weights=targets.label_weights, num_classes=self.num_classes,
+            avg_factor=float(targets.avg_factor),
+            progress=float(getattr(self.weighter, 'progress', 0.0)),
+            extras=dict(head=self, cls_feats=cls_feats, feats=in_feats, targets=targets,
+                        gt_noisy=targets.gt_noisy, num_images=len(batch_img_metas)))
+        weights = self.weighter(ctx)
+        if weights.shape != per_anchor.shape:
+            raise ValueError(f'{type(self.weighter).__name__} returned weights of shape '
+                             f'{tuple(weights.shape)}, expected {tuple(per_anchor.shape)}.')
+        # The weights are constants of the training loss: no gradient flows into the weighter.
+        weights = weights.detach().to(per_anchor.dtype)
+        loss_cls = (weights * per_anchor).sum() / (targets.avg_factor + _AVG_EPS)
+        self.last_weight_stats = weight_stats(weights, targets)
+
+        bbox_pred = flatten_levels(bbox_preds, self.bbox_coder.encode_size)
+        if self.reg_decoded_bbox:
+            bbox_pred = get_box_tensor(self.bbox_coder.decode(targets.anchors, bbox_pred))
+        loss_bbox = self.loss_bbox(bbox_pred, targets.bbox_targets, targets.bbox_weights,
+                                   avg_factor=targets.avg_factor)
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+
+
+@torch.no_grad()
+def weight_stats(weights: Tensor, targets: FlatTargets) -> Dict[str, float]:
+    """Scalars to log: mean weight of positive / negative anchors, fraction of zero weights (over
+    valid anchors) and, when annotations carry a ``noisy`` flag, mean weight of anchors matched to
+    noisy vs clean annotations."""
+    valid = targets.label_weights > 0
+    pos = valid & (targets.gt_noisy != NOT_POSITIVE)
+    neg = valid & (targets.gt_noisy == NOT_POSITIVE)
+
+    def mean(mask):
+        return float(weights[mask].mean()) if bool(mask.any()) else float('nan')
+
+    stats = dict(meta_w_pos=mean(pos), meta_w_neg=mean(neg),
+                 meta_w_zero_frac=float((weights[valid] == 0).float().mean())
+                 if bool(valid.any()) else float('nan'))
+    if bool((targets.gt_noisy == NOISY_POSITIVE).any() | (targets.gt_noisy == CLEAN_POSITIVE).any()):
+        stats['meta_w_noisy'] = mean(valid & (targets.gt_noisy == NOISY_POSITIVE))
+        stats['meta_w_clean'] = mean(valid & (targets.gt_noisy == CLEAN_POSITIVE))
+    return stats
+
+
+__all__ = ['ReweightRetinaHead', 'FlatTargets', 'flatten_levels', 'weight_stats']

@@ -1,0 +1,77 @@
+r"""Learning to reweight examples (Ren et al., ICML 2018), per anchor, without a look-ahead copy.
+
+L2RW perturbs the training loss by per-anchor weights :math:`\epsilon_a` and takes one SGD step,
+:math:`\theta'(\epsilon) = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a(\theta)`, then sets
+
+.. math:: \tilde w_a = \max\Big(0,\; -\frac{\partial L_\mathrm{clean}(\theta'(\epsilon))}
+          {\partial \epsilon_a}\Big|_{\epsilon=0}\Big)
+          = \max\big(0,\; \alpha\, \langle \nabla_\theta \ell_a(\theta),\, g_c \rangle\big),
+          \qquad g_c = \nabla_\theta L_\mathrm{clean}(\theta),
+
+because :math:`\theta'(0) = \theta`. So no look-ahead model is built: one clean gradient
+:math:`g_c` at :math:`\theta` and one directional derivative per anchor
+(:mod:`mmreweight.weighting.alignment`). With per-parameter learning rates :math:`\alpha_p` the
+inner product is :math:`\langle \nabla \ell_a, \alpha \odot g_c \rangle`; with one learning rate
+:math:`\alpha` cancels in the normalisation.
+
+Normalisation: mean one over valid anchors, :math:`w_a = \tilde w_a N_\mathrm{valid} / \sum_b
+\tilde w_b` (all zero when every alignment is :math:`\le 0`, as the reference's
+``sum + (sum == 0)``). The paper's :math:`\sum w = 1` would shrink RetinaNet's loss by the number of
+anchors (~1e4-1e5); mean one keeps the head's ``avg_factor`` normalisation meaningful and uniform
+weights equal to the unweighted loss.
+
+DDP: :math:`g_c` is averaged over ranks (the clean loss is the mean of the ranks' clean losses, as
+the training loss is) and :math:`N_\mathrm{valid}`, :math:`\sum \tilde w` are summed, so every rank
+produces the weights one process would for the concatenated batches.
+
+Between meta iterations (``interval > 1``) the last :math:`g_c` is reused.
+"""
+import torch
+
+from mmreweight.registry import MODELS
+from .base import AnchorLossContext
+from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, global_count_and_sum,
+                        scatter_valid)
+
+
+@MODELS.register_module()
+class L2RWWeighter(MetaAnchorWeighter):
+    """Per-anchor L2RW weights; see the module docstring for the math.
+
+    Args:
+        theta: ``'cls_out'`` (default), ``'head'`` or ``'all'``: the parameters of the inner step.
+    """
+
+    def __init__(self, theta: str = 'cls_out') -> None:
+        super().__init__(theta)
+        self._direction = None  # alpha * g_c, one tensor per parameter of theta
+
+    def prepare_clean(self, inputs, data_samples) -> None:
+        """Compute :math:`\\alpha \\odot g_c` on a (preprocessed) clean batch."""
+        view = self._view()
+        view.prepare_clean(inputs, data_samples)
+        theta = view.leaves()
+        clean_loss = view.clean_loss(theta)
+        grads = torch.autograd.grad(clean_loss, theta, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, theta)]
+        all_reduce_mean_(grads)
+        self._direction = [lr * g for lr, g in zip(self.lrs(), grads)]
+        view.clean = None  # L2RW needs nothing else from the clean batch
+        self._scalars = dict(meta_clean_loss=float(clean_loss.detach()))
+
+    def forward(self, ctx: AnchorLossContext) -> torch.Tensor:
+        if self._direction is None:
+            raise RuntimeError('L2RWWeighter has no clean gradient yet: prepare_clean() must run '
+                               'before the first weighted loss (MetaReweightHook does this).')
+        valid = ctx.valid
+        with torch.no_grad():
+            align = self._view().alignment(ctx, self._direction)
+        raw = align[valid].clamp(min=0)
+        count, total = global_count_and_sum(raw, int(valid.sum()))
+        weights = raw * count / (total + (total == 0).to(raw.dtype))
+        self._scalars.update(meta_align_pos_frac=float((raw > 0).float().mean())
+                             if raw.numel() else float('nan'))
+        return scatter_valid(weights, valid).detach()
+
+
+__all__ = ['L2RWWeighter']

@@ -1,0 +1,118 @@
+r"""Shared plumbing of the meta weighters (L2RW, Meta-Weight-Net): binding to a detector, the
+learning rates of :math:`\theta`, DDP reductions and the global mean-one normalisation."""
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .alignment import THETA_CHOICES, ThetaView, build_theta_view
+from .base import AnchorLossContext, AnchorWeighter
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _all_reduce_(tensors: Sequence[Tensor], average: bool) -> None:
+    """In-place sum (or mean) over ranks of a list of tensors, as one flat all-reduce."""
+    n = world_size()
+    if n == 1 or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    if average:
+        flat /= n
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def all_reduce_mean_(tensors: Sequence[Tensor]) -> None:
+    _all_reduce_(tensors, average=True)
+
+
+def all_reduce_sum_(tensors: Sequence[Tensor]) -> None:
+    _all_reduce_(tensors, average=False)
+
+
+def global_count_and_sum(raw: Tensor, valid_count: int) -> Tuple[Tensor, Tensor]:
+    """(number of valid anchors, sum of ``raw``) over all ranks, detached."""
+    stats = torch.stack([raw.new_tensor(float(valid_count)), raw.detach().sum()])
+    all_reduce_sum_([stats])
+    return stats[0], stats[1]
+
+
+def scatter_valid(values: Tensor, valid: Tensor) -> Tensor:
+    """(N,) tensor with ``values`` at the valid anchors and 0 elsewhere."""
+    out = values.new_zeros(valid.shape)
+    out[valid] = values
+    return out
+
+
+LrSpec = Union[float, Callable[[Sequence[nn.Parameter]], List[float]]]
+
+
+class MetaAnchorWeighter(AnchorWeighter):
+    r"""Base of weighters driven by a clean (meta) batch through the gradient of
+    :math:`L_\mathrm{clean}` with respect to :math:`\theta`.
+
+    Life cycle (driven by :class:`MetaReweightHook`): :meth:`bind` to the unwrapped detector once;
+    on meta iterations :meth:`prepare_clean` with a preprocessed clean batch before the training
+    step; then the head calls :meth:`forward` inside its loss.
+
+    Args:
+        theta: which parameters the one-step look-ahead moves: ``'cls_out'`` (the classification
+            output conv, default), ``'head'`` (the head's classification branch) or ``'all'``.
+    """
+    needs_clean_batch = True
+
+    def __init__(self, theta: str = 'cls_out') -> None:
+        super().__init__()
+        if theta not in THETA_CHOICES:
+            raise ValueError(f'theta must be one of {THETA_CHOICES}, got {theta!r}.')
+        self.theta = theta
+        self.progress = 0.0
+        self.__dict__['view'] = None  # plain attribute: holds the detector, not a submodule
+        self._lr: LrSpec = 1.0
+        self._scalars: Dict[str, float] = {}
+
+    def bind(self, detector: nn.Module, lr: LrSpec = 1.0) -> 'MetaAnchorWeighter':
+        """Attach to ``detector`` (unwrapped). ``lr`` is the inner step size: a float, or a function
+        mapping :math:`\\theta`'s parameters to their current learning rates."""
+        self.unbind()
+        self.__dict__['view'] = build_theta_view(detector, self.theta)
+        self._lr = lr
+        return self
+
+    def unbind(self) -> None:
+        view = self.__dict__.get('view')
+        if view is not None and hasattr(view, 'remove'):
+            view.remove()
+        self.__dict__['view'] = None
+
+    def _view(self) -> ThetaView:
+        if self.view is None:
+            raise RuntimeError(f'{type(self).__name__} is not bound to a detector; '
+                               'MetaReweightHook binds it in before_train.')
+        return self.view
+
+    def lrs(self) -> List[float]:
+        params = self._view().params
+        if callable(self._lr):
+            return [float(a) for a in self._lr(params)]
+        return [float(self._lr)] * len(params)
+
+    def prepare_clean(self, inputs: Tensor, data_samples) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_scalars(self) -> Dict[str, float]:
+        return dict(self._scalars)
+
+    def extra_repr(self) -> str:
+        return f'theta={self.theta!r}'
+
+
+__all__ = ['MetaAnchorWeighter', 'world_size', 'all_reduce_mean_', 'all_reduce_sum_',
+           'global_count_and_sum', 'scatter_valid']

@@ -1,0 +1,176 @@
+r"""Meta-Weight-Net (Shu et al., NeurIPS 2019) on per-anchor classification losses.
+
+Weights come from a small MLP of the (detached) per-anchor loss,
+:math:`\tilde w_a = \mathcal V(\ell_a; \phi)` (``VNet``: Linear 1-100, ReLU, Linear 100-1, sigmoid),
+normalised to mean one over valid anchors, :math:`w_a = \tilde w_a N_\mathrm{valid} / \sum_b
+\tilde w_b` (``normalise='mean_one'``, default: uniform weights give the unweighted loss, as in the
+WRN script's :math:`w / \sum w` up to the constant :math:`N`), or used as they are
+(``normalise='none'``, the "stable" ResNet-32 script).
+
+Each meta step unrolls one plain SGD step of the reweighted classification loss
+
+.. math:: \theta'(\phi) = \theta - \alpha \nabla_\theta
+          \frac{\sum_a w_a(\phi)\, \ell_a(\theta)}{\mathrm{avg\_factor}}
+
+(:math:`\alpha` the current learning rate of :math:`\theta` in the model's optimizer, per parameter;
+momentum and weight decay are not unrolled) and descends the clean loss at the look-ahead point,
+
+.. math:: \frac{\partial L_\mathrm{clean}(\theta')}{\partial \phi}
+          = -\sum_a \frac{\langle \nabla_\theta L_\mathrm{clean}(\theta'),\,
+          \alpha \odot \nabla_\theta \ell_a(\theta) \rangle}{\mathrm{avg\_factor}}\,
+          \frac{\partial w_a}{\partial \phi}.
+
+The inner products are the alignments of :mod:`mmreweight.weighting.alignment` against
+:math:`g' = \nabla_\theta L_\mathrm{clean}(\theta')`, and the sum over anchors is a VJP through the
+VNet and the normalisation: no double backward through the network, and the loss need not be twice
+differentiable. Cost of a meta step with ``theta='cls_out'``: one conv-weight gradient
+(:math:`\nabla_\theta` of the weighted loss), one conv + backward over the clean batch's stored
+classification features (:math:`g'`), one conv over the training features (alignments).
+Then the VNet optimizer steps and the training loss uses :math:`w(\phi_\mathrm{new})` (detached).
+
+DDP: the look-ahead gradient and :math:`g'` are averaged over ranks (the losses are means of the
+ranks' losses, as DDP's gradient is), the normaliser's count and sum are summed, and the VJP is
+written so that summing the ranks' VNet gradients gives exactly the single-process hypergradient
+of the concatenated batch; every rank then takes the same VNet step.
+"""
+from typing import Dict, Optional
+
+import torch
+from mmengine.optim import build_optim_wrapper
+from torch import Tensor, nn
+
+from mmreweight.registry import MODELS
+from .alignment import AVG_EPS
+from .base import AnchorLossContext
+from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, all_reduce_sum_,
+                        global_count_and_sum, scatter_valid, world_size)
+
+NORMALISATIONS = ('mean_one', 'none')
+
+
+class VNet(nn.Module):
+    """Meta-Weight-Net's weighting function: Linear(1, h) - ReLU - Linear(h, 1) - sigmoid."""
+
+    def __init__(self, hidden: int = 100) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(1, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def forward(self, loss: Tensor) -> Tensor:
+        """(N,) losses -> (N,) weights in (0, 1)."""
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(loss.unsqueeze(1))))).squeeze(1)
+
+
+@MODELS.register_module()
+class MetaWeightNetWeighter(MetaAnchorWeighter):
+    """Per-anchor Meta-Weight-Net weights; see the module docstring for the math.
+
+    Args:
+        theta: ``'cls_out'`` (default), ``'head'`` or ``'all'``: the parameters of the look-ahead.
+        hidden: VNet width (100 in the paper).
+        normalise: ``'mean_one'`` (default) or ``'none'``.
+        optim_wrapper: mmengine optim-wrapper config of the VNet. Default: the WRN-28-10 script's
+            SGD lr 1e-3, momentum 0.9, Nesterov, weight decay 5e-4. (The "stable" script uses
+            ``dict(type='Adam', lr=1e-3, weight_decay=1e-4)``.)
+    """
+
+    def __init__(self, theta: str = 'cls_out', hidden: int = 100, normalise: str = 'mean_one',
+                 optim_wrapper: Optional[dict] = None) -> None:
+        super().__init__(theta)
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}.')
+        self.normalise = normalise
+        self.vnet = VNet(hidden)
+        optim_wrapper = optim_wrapper or dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4))
+        if 'optimizer' not in optim_wrapper:  # a bare optimizer config
+            optim_wrapper = dict(type='OptimWrapper', optimizer=optim_wrapper)
+        # A plain attribute (not a submodule); the hook checkpoints it with the VNet.
+        self.optim_wrapper = build_optim_wrapper(self.vnet, optim_wrapper)
+        self._clean_ready = False
+        self.last_hypergrad = None
+
+    # -- checkpointing (the hook stores these under checkpoint['meta_reweight'])
+    def meta_state_dict(self) -> Dict:
+        return dict(vnet=self.vnet.state_dict(), optim_wrapper=self.optim_wrapper.state_dict())
+
+    def load_meta_state_dict(self, state: Dict) -> None:
+        self.vnet.load_state_dict(state['vnet'])
+        self.optim_wrapper.load_state_dict(state['optim_wrapper'])
+
+    # -- weights
+    def _normalised(self, raw: Tensor, valid_count: int) -> Tensor:
+        if self.normalise == 'none':
+            return raw
+        count, total = global_count_and_sum(raw, valid_count)
+        return raw * count / total  # total > 0: sigmoid outputs are positive
+
+    def prepare_clean(self, inputs, data_samples) -> None:
+        """Cache the clean batch's features below theta; the meta step runs in the next loss."""
+        self._view().prepare_clean(inputs, data_samples)
+        self._clean_ready = True
+
+    def forward(self, ctx: AnchorLossContext) -> Tensor:
+        valid = ctx.valid
+        losses = ctx.loss.detach()[valid].to(self.vnet.fc1.weight.dtype)
+        if self._clean_ready:
+            try:
+                self._meta_step(ctx, losses)
+            finally:
+                self._clean_ready = False
+                self._view().clean = None
+        with torch.no_grad():
+            weights = self._normalised(self.vnet(losses), int(valid.sum()))
+        return scatter_valid(weights, valid).to(ctx.loss.dtype)
+
+    def _meta_step(self, ctx: AnchorLossContext, losses: Tensor) -> None:
+        view, valid = self._view(), ctx.valid
+        n_valid = int(valid.sum())
+        raw = self.vnet(losses)  # depends on phi
+        weights = self._normalised(raw, n_valid)
+
+        # Look-ahead theta' = theta - alpha * grad_theta sum_a w_a l_a / avg_factor.
+        lrs = self.lrs()
+        step = view.train_grad(ctx, scatter_valid(weights.detach(), valid).to(ctx.loss.dtype))
+        all_reduce_mean_(step)
+        theta_new = [(p.detach() - lr * g).requires_grad_()
+                     for p, lr, g in zip(view.params, lrs, step)]
+        clean_loss = view.clean_loss(theta_new)
+        grads = torch.autograd.grad(clean_loss, theta_new, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, theta_new)]
+        all_reduce_mean_(grads)
+
+        # c_a = dL_clean(theta')/dw_a = -<g', alpha * grad l_a> / avg_factor (/ world size: DDP
+        # averages the ranks' losses).
+        with torch.no_grad():
+            align = view.alignment(ctx, [lr * g for lr, g in zip(lrs, grads)])[valid]
+        coef = (-align / ((ctx.avg_factor + AVG_EPS) * world_size())).to(raw.dtype)
+
+        # VJP of w(phi) with cotangent c. For mean-one, w_a = r_a N / S with S = sum_b r_b over all
+        # ranks: d(sum_a c_a w_a) = N/S sum_a c_a dr_a - N C / S^2 dS, C = sum_a c_a r_a (global).
+        # Each rank differentiates its own share; the sum over ranks is the exact hypergradient.
+        if self.normalise == 'none':
+            surrogate = (coef * raw).sum()
+        else:
+            count, total = global_count_and_sum(raw, n_valid)
+            c_dot_r = (coef * raw.detach()).sum().reshape(1)
+            all_reduce_sum_([c_dot_r])
+            surrogate = count / total * ((coef * raw).sum() - c_dot_r[0] / total * raw.sum())
+        params = list(self.vnet.parameters())
+        hypergrad = list(torch.autograd.grad(surrogate, params))
+        all_reduce_sum_(hypergrad)
+        for p, g in zip(params, hypergrad):
+            p.grad = g
+        self.optim_wrapper.step()
+        self.optim_wrapper.zero_grad()
+        self.last_hypergrad = [g.detach() for g in hypergrad]
+        self._scalars = dict(meta_clean_loss=float(clean_loss.detach()),
+                             meta_hypergrad_norm=float(torch.sqrt(sum((g * g).sum()
+                                                                      for g in hypergrad))))
+
+    def extra_repr(self) -> str:
+        return f'theta={self.theta!r}, normalise={self.normalise!r}'
+
+
+__all__ = ['VNet', 'MetaWeightNetWeighter']

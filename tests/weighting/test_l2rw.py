@@ -1,0 +1,98 @@
+"""L2RW weights equal the create_graph look-ahead reference, for every choice of theta."""
+import copy
+
+import pytest
+import torch
+
+import mmreweight  # noqa: F401
+from mmreweight.engine.meta_reference import reference_l2rw_weights
+from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.weighting.l2rw import L2RWWeighter
+
+
+@pytest.fixture(scope='module')
+def batches():
+    train = synthetic_batch(dtype=torch.float64, seed=1, noisy_fraction=0.3)
+    clean = synthetic_batch(dtype=torch.float64, seed=2)
+    return train, clean
+
+
+def run_l2rw(model, theta, lr, train, clean):
+    weighter = L2RWWeighter(theta).bind(model, lr=lr)
+    out = {}
+    weighter.register_forward_hook(lambda mod, args, w: out.setdefault('w', w))
+    weighter.prepare_clean(*clean)
+    model.bbox_head.weighter = weighter
+    losses = model.loss(*train)
+    model.bbox_head.weighter = None
+    weighter.unbind()
+    return out['w'], weighter, losses
+
+
+@pytest.mark.parametrize('theta,head_norm', [('cls_out', None), ('head', 'BN'), ('all', None)])
+def test_weights_match_create_graph_reference(batches, theta, head_norm):
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64, head_norm=head_norm)
+    weights, weighter, _ = run_l2rw(model, theta, 0.1, train, clean)
+    ref = reference_l2rw_weights(model, _names(model, theta), 0.1, train, clean)
+    assert weights.shape == ref.shape
+    assert torch.allclose(weights, ref, atol=1e-5, rtol=0)
+    # not a degenerate case: some anchors are dropped, weights vary, mean one over valid anchors
+    assert 0 < float((ref == 0).float().mean()) < 0.5
+    assert float(ref.std()) > 0.1
+
+
+def _names(model, theta):
+    weighter = L2RWWeighter(theta).bind(model)
+    names = list(weighter.view.names)
+    weighter.unbind()
+    return names
+
+
+def test_theta_selection():
+    model = build_tiny_retinanet(torch.float64)
+    assert _names(model, 'cls_out') == ['bbox_head.retina_cls.weight', 'bbox_head.retina_cls.bias']
+    head = _names(model, 'head')
+    assert all(n.startswith(('bbox_head.cls_convs', 'bbox_head.retina_cls')) for n in head)
+    assert len(head) == 6
+    everything = _names(model, 'all')
+    assert any(n.startswith('backbone.') for n in everything)
+    assert any(n.startswith('neck.') for n in everything)
+    assert not any('reg' in n for n in everything)
+
+
+def test_per_parameter_learning_rates(batches):
+    """With different lrs for W and b the inner product is <grad l_a, alpha * g_c>."""
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    lrs = lambda params: [0.1 if p.dim() > 1 else 3.0 for p in params]  # noqa: E731
+    weights, weighter, _ = run_l2rw(model, 'cls_out', lrs, train, clean)
+    ref = reference_l2rw_weights(model, _names(model, 'cls_out'), [0.1, 3.0], train, clean)
+    assert torch.allclose(weights, ref, atol=1e-5, rtol=0)
+    uniform = reference_l2rw_weights(model, _names(model, 'cls_out'), 0.1, train, clean)
+    assert not torch.allclose(weights, uniform, atol=1e-3)  # the lrs matter: the test can fail
+
+
+@pytest.mark.parametrize('theta', ['cls_out', 'all'])
+def test_meta_step_leaves_running_stats_alone(batches, theta):
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64, head_norm='BN')
+    plain = copy.deepcopy(model)
+    plain.loss(*train)  # the one running-statistics update a training step makes
+    run_l2rw(model, theta, 0.1, train, clean)
+    for (name, a), b in zip(model.named_buffers(), plain.buffers()):
+        assert torch.equal(a, b), name
+    assert any(n.endswith('running_mean') for n, _ in model.named_buffers())
+
+
+def test_errors():
+    model = build_tiny_retinanet(torch.float64)
+    with pytest.raises(ValueError, match='theta'):
+        L2RWWeighter('backbone')
+    weighter = L2RWWeighter().bind(model)
+    model.bbox_head.weighter = weighter
+    with pytest.raises(RuntimeError, match='prepare_clean'):
+        model.loss(*synthetic_batch(dtype=torch.float64))
+    stock = build_tiny_retinanet(torch.float64, head_type='RetinaHead')
+    with pytest.raises(TypeError, match='RetinaHead cannot take per-anchor weights'):
+        L2RWWeighter().bind(stock)
