@@ -20,7 +20,7 @@ def batches():
 def run_l2rw(model, theta, lr, train, clean):
     weighter = L2RWWeighter(theta).bind(model, lr=lr)
     out = {}
-    weighter.register_forward_hook(lambda mod, args, w: out.setdefault('w', w))
+    weighter.register_forward_hook(lambda mod, args, w: out.update(w=w))
     weighter.prepare_clean(*clean)
     model.bbox_head.weighter = weighter
     losses = model.loss(*train)

@@ -1,0 +1,110 @@
+"""Meta-Weight-Net: the hypergradient equals the create_graph one-step-unrolled reference."""
+import copy
+
+import pytest
+import torch
+
+import mmreweight  # noqa: F401
+from mmreweight.engine.meta_reference import reference_mwnet_hypergrad
+from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.weighting.mwnet import MetaWeightNetWeighter, VNet
+
+
+@pytest.fixture(scope='module')
+def batches():
+    return (synthetic_batch(dtype=torch.float64, seed=1, noisy_fraction=0.3),
+            synthetic_batch(dtype=torch.float64, seed=2))
+
+
+def meta_step(model, theta, normalise, lr, train, clean, optim=None):
+    torch.manual_seed(0)
+    weighter = MetaWeightNetWeighter(theta, normalise=normalise,
+                                     optim_wrapper=optim or dict(type='SGD', lr=1.0))
+    weighter.double().bind(model, lr=lr)
+    vnet_before = copy.deepcopy(weighter.vnet)
+    out = {}
+    weighter.register_forward_hook(lambda mod, args, w: out.update(w=(args[0], w)))
+    weighter.prepare_clean(*clean)
+    model.bbox_head.weighter = weighter
+    model.loss(*train)
+    model.bbox_head.weighter = None
+    names = list(weighter.view.names)
+    weighter.unbind()
+    return weighter, vnet_before, names, out['w']
+
+
+@pytest.mark.parametrize('theta,normalise', [('cls_out', 'mean_one'), ('cls_out', 'none'),
+                                             ('head', 'mean_one'), ('all', 'mean_one')])
+def test_hypergradient_matches_create_graph_reference(batches, theta, normalise):
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    weighter, vnet0, names, _ = meta_step(model, theta, normalise, 0.1, train, clean)
+    ref = reference_mwnet_hypergrad(model, vnet0, names, 0.1, train, clean, normalise)
+    scale = max(float(g.abs().max()) for g in ref)
+    assert scale > 1e-4  # not a vanishing case
+    for ours, expected in zip(weighter.last_hypergrad, ref):
+        assert torch.allclose(ours, expected, atol=1e-5 * max(1.0, scale), rtol=0)
+        # a hypergradient off by the normalisation's term would not pass this
+        assert torch.allclose(ours, expected, atol=1e-8 * max(1.0, scale), rtol=1e-6)
+
+
+def test_training_loss_uses_the_updated_vnet(batches):
+    """The weights returned after the meta step are w(phi - lr * hypergrad), mean one, detached."""
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    weighter, vnet0, _, (ctx, weights) = meta_step(model, 'cls_out', 'mean_one', 0.1, train,
+                                                   clean)
+    stepped = copy.deepcopy(vnet0)
+    with torch.no_grad():
+        for p, g in zip(stepped.parameters(), weighter.last_hypergrad):
+            p -= g  # SGD lr 1, no momentum
+    valid = ctx.valid
+    raw = stepped(ctx.loss.detach()[valid])
+    expected = torch.zeros_like(weights)
+    expected[valid] = raw * valid.sum() / raw.sum()
+    assert torch.allclose(weights, expected, atol=1e-10)
+    assert not weights.requires_grad
+    assert float(weights[valid].mean()) == pytest.approx(1.0)
+    assert bool((weights[~valid] == 0).all())
+    # the VNet really moved
+    assert any(not torch.equal(a, b) for a, b in zip(vnet0.parameters(),
+                                                      weighter.vnet.parameters()))
+
+
+def test_no_meta_step_without_clean_batch(batches):
+    train, _ = batches
+    model = build_tiny_retinanet(torch.float64)
+    weighter = MetaWeightNetWeighter().double().bind(model, lr=0.1)
+    before = copy.deepcopy(weighter.vnet.state_dict())
+    model.bbox_head.weighter = weighter
+    model.loss(*train)
+    for k, v in weighter.vnet.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert weighter.last_hypergrad is None
+
+
+def test_default_optimizer_and_state_round_trip(batches):
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    weighter, _, _, _ = meta_step(model, 'cls_out', 'mean_one', 0.1, train, clean,
+                                  optim=dict(type='OptimWrapper', optimizer=dict(
+                                      type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
+                                      weight_decay=5e-4)))
+    opt = weighter.optim_wrapper.optimizer
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults['nesterov']
+    state = copy.deepcopy(weighter.meta_state_dict())
+    assert state['optim_wrapper']['state']  # momentum buffers exist after one step
+    fresh = MetaWeightNetWeighter().double()
+    fresh.load_meta_state_dict(state)
+    for a, b in zip(fresh.vnet.parameters(), weighter.vnet.parameters()):
+        assert torch.equal(a, b)
+    buf = fresh.optim_wrapper.optimizer.state_dict()['state'][0]['momentum_buffer']
+    assert torch.equal(buf, state['optim_wrapper']['state'][0]['momentum_buffer'])
+
+
+def test_vnet_and_errors():
+    v = VNet(100)
+    w = v(torch.rand(7))
+    assert w.shape == (7, ) and bool(((w > 0) & (w < 1)).all())
+    with pytest.raises(ValueError, match='normalise'):
+        MetaWeightNetWeighter(normalise='sum_one')
