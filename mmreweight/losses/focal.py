@@ -40,10 +40,10 @@ def sigmoid_focal_loss(logits: Tensor,
     """
     _check_focal_params(alpha, gamma)
     if targets.dtype == torch.bool:
-        # With z = x for negatives and -x for positives, -log p_t = softplus(z) and
+        # With z = -x for positives and x for negatives, -log p_t = softplus(z) and
         # 1 - p_t = sigmoid(z): fewer passes than the soft formula and no saturated
         # sigmoid inside a log.
-        z = torch.where(targets, -logits, logits)
+        z = logits * torch.where(targets, -1.0, 1.0).to(logits.dtype)
         loss = F.softplus(z)
         if gamma >= 1:
             loss = loss * torch.sigmoid(z).pow(gamma)

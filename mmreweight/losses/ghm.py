@@ -1,0 +1,265 @@
+r"""GHM-C and GHM-R losses (Li, Liu & Wang, "Gradient Harmonized Single-stage Detector", AAAI 2019).
+
+Both weight each element's loss by its harmonizing weight (see :mod:`.gradient_density`):
+
+.. math::
+    L_{GHM} = \frac{1}{N} \sum_i \beta_i \, L_i, \qquad \beta_i = \frac{N}{n \, S_{b(i)}}.
+
+Without momentum :math:`N` cancels and the loss is the average over non-empty bins of the mean
+loss inside each bin.
+"""
+from typing import Optional, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from mmreweight.registry import MODELS
+from .base import ReweightLoss, check_use_sigmoid
+from .focal import sigmoid_focal_loss
+from .gradient_density import (floor_binning_is_exact, ghm_edges, gradient_density,
+                               harmonizing_weights)
+from .utils import (broadcast_weight, check_input_values, prepare_cls_inputs, resolve_reduction,
+                    upcast, weight_reduce)
+
+
+def bce_gradient_norm(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""GHM-C's gradient norm :math:`g = |\sigma(x) - t|` (Eq. 2), the norm of the gradient of
+    binary cross-entropy w.r.t. the logit; ``targets`` bool or float. Not differentiable."""
+    p = torch.sigmoid(logits.detach())
+    if targets.dtype == torch.bool:
+        return torch.where(targets, 1 - p, p)
+    return (p - targets).abs()
+
+
+def authentic_smooth_l1(diff: Tensor, mu: float = 0.02) -> Tensor:
+    r"""Authentic smooth L1 loss (Eq. 11): :math:`\mathrm{ASL}_1(d) = \sqrt{d^2 + \mu^2} - \mu`.
+
+    Smooth everywhere (twice differentiable, unlike smooth L1), quadratic for :math:`|d| \ll \mu`
+    and linear for :math:`|d| \gg \mu`. ``diff`` is prediction minus target, any shape.
+    """
+    return torch.sqrt(diff * diff + mu * mu) - mu
+
+
+def asl1_gradient_norm(diff: Tensor, mu: float = 0.02) -> Tensor:
+    r"""GHM-R's gradient norm :math:`g = |d| / \sqrt{d^2 + \mu^2}` (Eq. 12), in [0, 1).
+    Not differentiable."""
+    diff = diff.detach()
+    return torch.abs(diff / torch.sqrt(mu * mu + diff * diff))
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+class _GHMLoss(ReweightLoss):
+    """Bins, moving averages and normalisation shared by GHM-C and GHM-R.
+
+    Moving averages live in the ``(num_levels, bins)`` buffer ``acc_sum``, one row per FPN level
+    (see :func:`~mmreweight.losses.count_fpn_levels`); they are saved in checkpoints, and a
+    ``(bins,)`` ``acc_sum`` from an mmdet checkpoint is loaded into every row.
+    """
+
+    #: with mmdet_compat, N is the sum of the weights (mmdet's GHM-R), not the number of
+    #: elements of weight > 0 (mmdet's GHM-C); the two agree for 0/1 weights
+    mmdet_tot_is_weight_sum = False
+
+    def __init__(self,
+                 bins: int,
+                 momentum: float,
+                 last_edge: float,
+                 num_levels: int,
+                 sync_stats: Optional[bool],
+                 mmdet_compat: bool,
+                 reduction: str,
+                 loss_weight: float,
+                 check_values: bool,
+                 check_finite: bool) -> None:
+        super().__init__(reduction, loss_weight, check_values, check_finite)
+        if int(bins) != bins or bins < 1:
+            raise ValueError(f'bins must be a positive integer, got {bins}')
+        if not 0 <= momentum < 1:
+            raise ValueError(f'momentum must be in [0, 1), got {momentum}')
+        if int(num_levels) != num_levels or num_levels < 1:
+            raise ValueError(f'num_levels must be a positive integer, got {num_levels}')
+        self.bins = int(bins)
+        self.momentum = float(momentum)
+        self.num_levels = int(num_levels)
+        self.sync_stats = sync_stats
+        self.mmdet_compat = bool(mmdet_compat)
+        self.register_buffer('edges', ghm_edges(self.bins, last_edge))
+        self._floor_exact = floor_binning_is_exact(self.edges)
+        if self.momentum > 0:
+            self.register_buffer('acc_sum', torch.zeros(self.num_levels, self.bins))
+
+    def _harmonize(self, loss: Tensor, g: Tensor, weight: Optional[Tensor],
+                   reduction: str) -> Tensor:
+        """``loss`` (per element, float32) weighted by GHM and by ``weight``, then reduced."""
+        valid = None if weight is None else weight > 0
+        with torch.no_grad():
+            slot, counts = gradient_density(g, valid, self.edges, self._floor_exact)
+            if valid is None:
+                tot = torch.full((), loss.numel(), dtype=torch.float32, device=loss.device)
+            elif self.mmdet_compat and self.mmdet_tot_is_weight_sum:
+                tot = weight.expand_as(loss).sum(dtype=torch.float32)
+            else:
+                tot = valid.expand_as(loss).sum(dtype=torch.float32)
+            world = 1
+            if self.sync_stats or (self.sync_stats is None and _distributed()):
+                # every rank must see the same histogram, or ranks would weight alike
+                # gradients differently
+                stats = torch.cat([counts, tot.view(1)])
+                dist.all_reduce(stats)
+                counts, tot = stats[:-1], stats[-1]
+                world = dist.get_world_size()
+            tot = tot.clamp(min=1)
+            if self.momentum > 0:
+                level = 0 if self.mmdet_compat else self.next_fpn_level(self.num_levels)
+                ghm_weight, acc = harmonizing_weights(slot, counts, tot, self.acc_sum[level],
+                                                      self.momentum)
+                if self.update_stats:
+                    self.acc_sum[level] = acc
+            else:
+                ghm_weight, _ = harmonizing_weights(slot, counts, tot)
+        if weight is not None and not self.mmdet_compat:
+            ghm_weight = ghm_weight * weight  # a real weight, not just a mask (mmdet's use)
+        # The sum over all ranks divided by the global N is the paper's loss of the global
+        # batch; DDP averages gradients over ranks, hence N / world on each.
+        avg_factor = tot / world if reduction == 'mean' else None
+        return self.loss_weight * weight_reduce(loss, ghm_weight, reduction, avg_factor)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + 'acc_sum'
+        acc = state_dict.get(key)
+        if self.momentum > 0 and acc is not None and acc.dim() == 1:
+            state_dict[key] = acc.expand(self.num_levels, -1).clone()  # mmdet's single row
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (f'bins={self.bins}, momentum={self.momentum}, num_levels={self.num_levels}, '
+                f'mmdet_compat={self.mmdet_compat}, ' + super().extra_repr())
+
+
+_GHM_ARGS_DOC = """
+        num_levels: rows of the moving average, one per FPN level. Calls inside
+            :func:`~mmreweight.losses.count_fpn_levels` (as ``LevelAwareRetinaHead`` makes them)
+            use one row per level; calls outside it all use row 0, like mmdet's single buffer.
+        sync_stats: all-reduce bin counts and ``N`` over DDP ranks so that every rank uses the
+            same weights. ``None``: whenever ``torch.distributed`` is initialised.
+        mmdet_compat: reproduce mmdet exactly: weights are only a 0/1 mask, and moving averages
+            use a single row whatever the level.
+        reduction: 'mean' is the paper's normalisation, the weighted sum divided by ``N``; the
+            ``avg_factor`` that heads pass (number of positives) is deliberately ignored, since
+            the harmonizing weights already sum to ``N``. 'sum' is mmdet's 'none' summed.
+        loss_weight, check_values, check_finite: see :class:`~mmreweight.losses.ReweightLoss`.
+"""
+
+
+@MODELS.register_module()
+class GHMC(_GHMLoss):
+    __doc__ = r"""GHM-C: binary cross-entropy weighted by the harmonizing weights of
+    :math:`g = |\sigma(x) - t|` (Eq. 7), a drop-in for mmdet's ``GHMC``.
+
+    Per-element weights (e.g. from meta-reweighting) multiply the loss; the histogram counts
+    every element of weight > 0 once, whatever its weight.
+
+    Args:
+        bins: number of unit regions :math:`M` of :math:`g \in [0, 1]`.
+        momentum: moving-average momentum of the bin counts; 0 for none.
+        use_sigmoid: must be True (kept because heads read it from the config).""" + _GHM_ARGS_DOC
+
+    def __init__(self,
+                 bins: int = 10,
+                 momentum: float = 0.0,
+                 use_sigmoid: bool = True,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 num_levels: int = 5,
+                 sync_stats: Optional[bool] = None,
+                 mmdet_compat: bool = False,
+                 check_values: bool = True,
+                 check_finite: bool = False) -> None:
+        check_use_sigmoid(use_sigmoid, True, 'GHMC')
+        super().__init__(bins, momentum, 1.0 + 1e-6, num_levels, sync_stats, mmdet_compat,
+                         reduction, loss_weight, check_values, check_finite)
+        self.use_sigmoid = True
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[Union[float, Tensor]] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """Args:
+            pred: ``(N, C)`` logits.
+            target: ``(N,)`` class indices (``C`` = background) or ``(N, C)`` binary targets.
+            weight: ``(N,)``, ``(N, C)`` or ``(N * C,)`` weights; 0 ignores an element.
+            avg_factor: accepted for the heads' sake and ignored (see ``reduction``).
+            reduction_override: 'none' | 'mean' | 'sum' for this call.
+        """
+        reduction = resolve_reduction(self.reduction, reduction_override, avg_factor)
+        targets, weight = prepare_cls_inputs(pred, target, weight, self.check_values,
+                                             self.check_finite)
+        logits = upcast(pred)
+        loss = sigmoid_focal_loss(logits, targets, alpha=None, gamma=0.0)
+        return self._harmonize(loss, bce_gradient_norm(logits, targets), weight, reduction)
+
+
+@MODELS.register_module()
+class GHMR(_GHMLoss):
+    __doc__ = r"""GHM-R: authentic smooth L1 weighted by the harmonizing weights of
+    :math:`g = |d| / \sqrt{d^2 + \mu^2}` (Eq. 13), a drop-in for mmdet's ``GHMR``.
+
+    Per-element weights multiply the loss; the histogram counts every element of weight > 0 once
+    and ``N`` is their number (mmdet's ``label_weight.sum()``, the same for 0/1 weights).
+
+    Args:
+        mu: :math:`\mu` of the authentic smooth L1 loss.
+        bins: number of unit regions of :math:`g \in [0, 1)`.
+        momentum: moving-average momentum of the bin counts; 0 for none.""" + _GHM_ARGS_DOC
+
+    mmdet_tot_is_weight_sum = True
+
+    def __init__(self,
+                 mu: float = 0.02,
+                 bins: int = 10,
+                 momentum: float = 0.0,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 num_levels: int = 5,
+                 sync_stats: Optional[bool] = None,
+                 mmdet_compat: bool = False,
+                 check_values: bool = True,
+                 check_finite: bool = False) -> None:
+        if mu <= 0:
+            raise ValueError(f'mu must be > 0, got {mu}')
+        super().__init__(bins, momentum, 1e3, num_levels, sync_stats, mmdet_compat, reduction,
+                         loss_weight, check_values, check_finite)
+        self.mu = float(mu)
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                label_weight: Optional[Tensor] = None,
+                avg_factor: Optional[Union[float, Tensor]] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """Args:
+            pred: ``(N, 4)`` (or any shape) regression outputs.
+            target: regression targets shaped like ``pred``.
+            label_weight: weights shaped like ``pred`` or ``(N,)``; 0 ignores an element.
+            avg_factor: accepted for the heads' sake and ignored (see ``reduction``).
+            reduction_override: 'none' | 'mean' | 'sum' for this call.
+        """
+        reduction = resolve_reduction(self.reduction, reduction_override, avg_factor)
+        if not pred.is_floating_point() or pred.dim() == 0:
+            raise ValueError(f'pred must be a floating point tensor with a batch dim, got '
+                             f'{pred.dtype} of shape {tuple(pred.shape)}')
+        if target.shape != pred.shape:
+            raise ValueError(f'target must have the shape of pred {tuple(pred.shape)}, got '
+                             f'{tuple(target.shape)}')
+        label_weight = broadcast_weight(label_weight, pred.shape)
+        check_input_values(weight=label_weight if self.check_values else None,
+                           pred=pred if self.check_finite else None)
+        diff = upcast(pred) - upcast(target)
+        loss = authentic_smooth_l1(diff, self.mu)
+        return self._harmonize(loss, asl1_gradient_norm(diff, self.mu), label_weight, reduction)
