@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .mentornet_curricula import NUM_EPOCHS
 from .mentornet_inputs import percentile_linear
 from .mentornet_net import MentorNetwork, evaluate_fit, train_mentor
 
@@ -69,7 +70,8 @@ def fit_data_driven(features: Tensor, targets: Tensor, net: Optional[MentorNetwo
     """Train a data-driven mentor on ``features`` (M, 4) with clean-label targets (M,) ∈ {0, 1}.
 
     Before training, the mentor's ``input_scale`` is set to ``1/std(ℓ)`` (detection losses are far
-    below the loss-unit scale the gates resolve) and its ``epoch_range`` to the epochs present.
+    below the loss-unit scale the gates resolve) and every epoch is mapped to the nearest epoch
+    present (:meth:`MentorNetwork.restrict_epochs`).
     A random ``holdout`` fraction is kept out; returns ``(net, metrics)`` with its ``accuracy``,
     ``mae`` and ``auc`` (and ``auc_pos``, over positives only, where the corruption lives).
     """
@@ -85,8 +87,7 @@ def fit_data_driven(features: Tensor, targets: Tensor, net: Optional[MentorNetwo
     with torch.no_grad():
         std = features[tr, 0].std()
         net.input_scale.fill_(1.0 / float(std) if std > 0 else 1.0)
-        epochs = features[:, 3].round().long()
-        net.epoch_range.copy_(torch.stack([epochs.min(), epochs.max()]))
+        net.restrict_epochs(features[:, 3].round().long().clamp(0, NUM_EPOCHS - 1))
     train_mentor(net, features[tr], targets[tr], steps, batch_size, lr, generator=gen)
     metrics = evaluate_fit(net, features[ts], targets[ts])
     with torch.no_grad():

@@ -67,7 +67,7 @@ def collect_dd_batch(model, data: dict, noise_type: str, noise_rate: float,
                      rng: np.random.Generator, neg_per_image: int = 256,
                      generator: torch.Generator = None) -> Dict[str, Tensor]:
     """DD records of one dataloader batch (see the module docstring): dict of (M,) CPU tensors
-    ``loss``, ``is_pos``, ``clean``."""
+    ``loss``, ``is_pos``, ``clean`` and ``index`` (image · anchors per image + anchor)."""
     data = model.data_preprocessor(data, False)
     samples = data['data_samples']
     metas = [s.metainfo for s in samples]
@@ -88,7 +88,7 @@ def collect_dd_batch(model, data: dict, noise_type: str, noise_rate: float,
     keep = torch.cat(keep)
     flat = lambda t: t.reshape(-1).cpu()[keep]  # noqa: E731
     return dict(loss=flat(loss).float(), is_pos=flat(labels) < head.num_classes,
-                clean=flat(labels) == flat(labels_true))
+                clean=flat(labels) == flat(labels_true), index=keep)
 
 
 __all__ = ['corrupt_instances', 'anchor_cls_losses', 'collect_dd_batch']

@@ -52,9 +52,10 @@ class MentorNetwork(nn.Module):
         epoch_embedding: the fixed (100, 5) epoch table.
         input_scale: factor applied to ℓ and diff first (1 for grid-fitted mentors; a
             data-driven mentor stores ``1/std(ℓ)`` of its training losses).
-        epoch_range: (2,) [lo, hi]; epochs are clamped into it. A data-driven mentor trained on
-            losses from a few checkpoints never saw other epochs' (random, fixed) codes; clamping
-            generalises the reference's ``fixed_epoch_after_burn_in``.
+        epoch_map: (100,) epoch → the epoch whose code is used (identity by default). A
+            data-driven mentor trained on losses from a few checkpoints never saw the other
+            epochs' (random, fixed) codes, so each epoch is mapped to the nearest one it saw —
+            a generalisation of the reference's ``fixed_epoch_after_burn_in`` clamp.
     """
 
     def __init__(self, label_embedding_size: int = 2, epoch_embedding_size: int = 5,
@@ -68,7 +69,7 @@ class MentorNetwork(nn.Module):
         table = (torch.rand(NUM_EPOCHS, epoch_embedding_size, generator=gen) * 2 - 1) * bound
         self.register_buffer('epoch_embedding', table)
         self.register_buffer('input_scale', torch.ones(()))
-        self.register_buffer('epoch_range', torch.tensor([0, NUM_EPOCHS - 1]))
+        self.register_buffer('epoch_map', torch.arange(NUM_EPOCHS))
         self.label_embedding = nn.Embedding(2, label_embedding_size)
         self.lstm = OneStepBiLSTMCell(2)
         self.fc1 = nn.Linear(label_embedding_size + epoch_embedding_size + 2, num_fc_nodes)
@@ -78,9 +79,16 @@ class MentorNetwork(nn.Module):
         features = features.float()
         x = features[:, :2] * self.input_scale
         y = features[:, 2].round().long().clamp(0, 1)
-        e = features[:, 3].round().long().clamp(int(self.epoch_range[0]), int(self.epoch_range[1]))
+        e = self.epoch_map[features[:, 3].round().long().clamp(0, NUM_EPOCHS - 1)]
         z = torch.cat([self.label_embedding(y), self.epoch_embedding[e], self.lstm(x)], dim=1)
         return self.fc2(torch.tanh(self.fc1(z))).squeeze(1)
+
+    @torch.no_grad()
+    def restrict_epochs(self, seen: Tensor) -> None:
+        """Map every epoch to the nearest epoch in ``seen`` (the lower one on a tie)."""
+        seen = seen.unique().sort().values.to(self.epoch_map.device)
+        dist = (torch.arange(NUM_EPOCHS, device=seen.device)[:, None] - seen[None, :]).abs()
+        self.epoch_map.copy_(seen[dist.argmin(1)])  # argmin returns the first, i.e. lower, tie
 
     def weights(self, features: Tensor) -> Tensor:
         """v = σ(logits) ∈ (0, 1)."""

@@ -1,0 +1,139 @@
+"""Train a data-driven MentorNet (MentorNet-DD) from a detector and the clean (meta) split.
+
+    python tools/train_mentornet_dd.py configs/retinanet_focal.py work_dirs/x/iter_500.pth \\
+        --out work_dirs/mentornet_dd/mentor.pth
+
+For every checkpoint given, the detector runs over the clean split; each batch's ground-truth labels
+are corrupted (uniform or pair-flip; by default the noise of the config's train benchmark) and
+every anchor's loss under the corrupted labels is recorded with the target 1[label still correct]
+(:mod:`mmreweight.weighting.mentornet_dd_data`). A MentorNet is fitted to tell the two apart
+(:func:`mmreweight.weighting.mentornet_dd.fit_data_driven`) and written to ``--out``; use it with
+``dict(type='mmreweight.MentorNetWeighter', curriculum='dd', mentor_checkpoint=<out>)``.
+
+Several checkpoints (e.g. early, middle and late in training) give the mentor several epochs;
+with one, the mentor sees that epoch only and clamps every other to it.
+"""
+import argparse
+import copy
+import os.path as osp
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner, load_checkpoint
+
+import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
+from mmreweight.registry import MODELS
+from mmreweight.weighting.mentornet_curricula import progress_to_epoch
+from mmreweight.weighting.mentornet_dd import dd_features, fit_data_driven, save_mentor
+from mmreweight.weighting.mentornet_dd_data import collect_dd_batch
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Train a data-driven MentorNet (MentorNet-DD)')
+    p.add_argument('config', help='detector config')
+    p.add_argument('checkpoints', nargs='+', help='detector checkpoint(s)')
+    p.add_argument('--out', required=True, help='where to write the mentor (.pth)')
+    p.add_argument('--progress', type=float, nargs='+',
+                   help='training progress in [0, 1] of each checkpoint (default: from its meta)')
+    p.add_argument('--dataloader', default=None,
+                   help="config key of the clean dataloader (default: 'meta_dataloader' if the "
+                        "config has one, else train_dataloader with dataset.split='meta')")
+    p.add_argument('--noise-type', choices=['uniform', 'pairflip'], default=None)
+    p.add_argument('--noise-rate', type=float, default=None)
+    p.add_argument('--percentile', type=float, default=0.7)
+    p.add_argument('--neg-per-image', type=int, default=256)
+    p.add_argument('--max-batches', type=int, default=None, help='per checkpoint')
+    p.add_argument('--steps', type=int, default=3000, help='mentor optimiser steps')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    return p.parse_args(argv)
+
+
+def clean_dataloader_cfg(cfg: Config, key=None) -> dict:
+    """The clean split's dataloader config, deterministic and without worker persistence."""
+    if key is not None or 'meta_dataloader' in cfg:
+        loader = copy.deepcopy(cfg[key or 'meta_dataloader'])
+    else:
+        loader = copy.deepcopy(cfg.train_dataloader)
+        if 'split' not in loader['dataset']:
+            raise ValueError('cannot derive the clean split from train_dataloader (its dataset '
+                             'has no `split`); name a dataloader of clean images with --dataloader')
+        loader['dataset']['split'] = 'meta'
+    loader.pop('batch_sampler', None)
+    loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    loader['persistent_workers'] = False
+    return loader
+
+
+def noise_settings(cfg: Config, noise_type=None, noise_rate=None):
+    """Explicit settings, else the train benchmark's noise, else uniform 0.2."""
+    bench = cfg.train_dataloader.get('dataset', {}).get('benchmark', None) or {}
+    if noise_type is None:
+        noise_type = bench.get('noise_type', 'none')
+        noise_type = 'uniform' if noise_type == 'none' else noise_type
+    if noise_rate is None:
+        noise_rate = float(bench.get('noise_rate', 0.0)) or 0.2
+    if not 0.0 < noise_rate < 1.0:
+        raise ValueError(f'--noise-rate must be in (0, 1), got {noise_rate}')
+    return noise_type, noise_rate
+
+
+def checkpoint_progress(cfg: Config, ckpt_meta: dict) -> float:
+    """Progress of a checkpoint: iter / max_iters, or epoch / max_epochs."""
+    train_cfg = cfg.get('train_cfg', {}) or {}
+    if 'max_iters' in train_cfg and 'iter' in ckpt_meta:
+        return min(float(ckpt_meta['iter']) / float(train_cfg['max_iters']), 1.0)
+    if 'max_epochs' in train_cfg and 'epoch' in ckpt_meta:
+        return min(float(ckpt_meta['epoch']) / float(train_cfg['max_epochs']), 1.0)
+    raise ValueError('cannot tell the checkpoint\'s training progress from its meta; '
+                     'give --progress')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.progress is not None and len(args.progress) != len(args.checkpoints):
+        raise ValueError('give one --progress value per checkpoint')
+    noise_type, noise_rate = noise_settings(cfg, args.noise_type, args.noise_rate)
+    rng = np.random.default_rng(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmreweight')):
+        loader = Runner.build_dataloader(clean_dataloader_cfg(cfg, args.dataloader),
+                                         seed=args.seed)
+        records = []
+        for k, path in enumerate(args.checkpoints):
+            model = MODELS.build(cfg.model)
+            ckpt = load_checkpoint(model, path, map_location='cpu')
+            progress = (args.progress[k] if args.progress is not None
+                        else checkpoint_progress(cfg, ckpt.get('meta', {})))
+            epoch = progress_to_epoch(progress)
+            model.to(args.device).eval()
+            for b, data in enumerate(loader):
+                if args.max_batches is not None and b >= args.max_batches:
+                    break
+                rec = collect_dd_batch(model, data, noise_type, noise_rate, rng,
+                                       args.neg_per_image, gen)
+                rec['epoch'] = torch.full_like(rec['loss'], epoch, dtype=torch.long)
+                records.append(rec)
+            print(f'{path}: progress {progress:.3f} (epoch {epoch}), '
+                  f'{sum(len(r["loss"]) for r in records)} anchors so far')
+
+    cat = {k: torch.cat([r[k] for r in records]) for k in records[0]}
+    feats = dd_features(cat['loss'], cat['is_pos'], cat['epoch'], args.percentile)
+    net, metrics = fit_data_driven(feats, cat['clean'].float(), steps=args.steps, seed=args.seed)
+    n_pos = int(cat['is_pos'].sum())
+    meta = dict(percentile=args.percentile, noise_type=noise_type, noise_rate=noise_rate,
+                config=osp.abspath(args.config), checkpoints=[osp.abspath(c) for c in args.checkpoints],
+                num_anchors=len(cat['loss']), num_positives=n_pos,
+                num_corrupted=int((~cat['clean']).sum()), metrics=metrics)
+    save_mentor(args.out, net, 'dd', meta)
+    print(f'held-out: accuracy {metrics["accuracy"]:.4f}, AUC {metrics["auc"]:.4f}, '
+          f'AUC over positives {metrics["auc_pos"]:.4f}; wrote {args.out}')
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
