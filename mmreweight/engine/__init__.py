@@ -6,3 +6,5 @@ install_safe_checkpoint_loading()
 
 __all__ = ['AutocastOptimWrapper', 'enable_amp', 'install_safe_checkpoint_loading',
            'load_checkpoint_file']
+from .meta_clean_split import CleanSplit, split_clean_indices  # noqa: F401,E402
+from .meta_hook import MetaReweightHook  # noqa: F401,E402

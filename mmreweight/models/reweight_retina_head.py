@@ -208,7 +208,9 @@ class ReweightRetinaHead(RetinaHead):
             progress=float(getattr(self.weighter, 'progress', 0.0)),
             extras=dict(head=self, cls_feats=cls_feats, feats=in_feats, targets=targets,
                         gt_noisy=targets.gt_noisy, num_images=len(batch_img_metas)))
-        weights = self.weighter(ctx)
+        # Meta computations run in full precision even when the training step is autocast.
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            weights = self.weighter(ctx)
         if weights.shape != per_anchor.shape:
             raise ValueError(f'{type(self.weighter).__name__} returned weights of shape '
                              f'{tuple(weights.shape)}, expected {tuple(per_anchor.shape)}.')

@@ -175,7 +175,9 @@ class ThetaView:
 
     def alignment(self, ctx: AnchorLossContext, v: Sequence[Tensor]) -> Tensor:
         r"""(N,) :math:`s_a = \langle \nabla_\theta \ell_a, v \rangle`."""
-        return (dloss_dlogits(ctx) * self.logit_tangent(ctx, v).to(ctx.logits.dtype)).sum(1)
+        grad, tangent = dloss_dlogits(ctx), self.logit_tangent(ctx, v)
+        dtype = torch.promote_types(grad.dtype, tangent.dtype)  # bf16 logits under autocast
+        return (grad.to(dtype) * tangent.to(dtype)).sum(1)
 
 
 class ClsOutTheta(ThetaView):
@@ -216,8 +218,8 @@ class ClsOutTheta(ThetaView):
 
     def logit_tangent(self, ctx, v):
         # z = W * f + b is linear in (W, b): its JVP along (V_W, V_b) is V_W * f + V_b.
-        feats = [f.detach() for f in ctx.extras['cls_feats']]
         conv = self.head.cls_out
+        feats = [f.detach().to(conv.weight.dtype) for f in ctx.extras['cls_feats']]
         vw, vb = self._weight_bias(
             v, lambda s: torch.zeros_like(conv.weight) if s == 'weight' else None)
         return self.head_flatten([conv._conv_forward(f, vw, vb) for f in feats])
@@ -255,7 +257,7 @@ class HeadTheta(ThetaView):
         return self._cls_loss_from_logits(logits)
 
     def logit_tangent(self, ctx, v):
-        feats = [x.detach() for x in ctx.extras['feats']]
+        feats = [x.detach().to(self.params[0].dtype) for x in ctx.extras['feats']]
         primals = tuple(p.detach() for p in self.params)
 
         def logits(*theta):
@@ -313,7 +315,7 @@ class AllTheta(ThetaView):
         if self._inputs is None:
             raise RuntimeError("theta='all' found no captured training images (the backbone's "
                                'forward pre-hook did not fire in training mode).')
-        images = self._inputs.detach()
+        images = self._inputs.detach().to(self.params[0].dtype)
         primals = tuple(p.detach() for p in self.params)
 
         def logits(*theta):
