@@ -113,21 +113,20 @@ def broadcast_weight(weight: Optional[Tensor], loss_shape: torch.Size) -> Option
 
 def check_input_values(*,
                  labels: Optional[Tensor] = None,
-                 num_classes: Optional[int] = None,
+                 max_label: Optional[int] = None,
                  binary: Optional[Tensor] = None,
                  weight: Optional[Tensor] = None,
                  pred: Optional[Tensor] = None) -> None:
     """Raise ValueError naming the argument if any given tensor holds a bad value.
 
-    Checks ``labels`` in ``[0, num_classes]``, float ``binary`` targets in ``[0, 1]``,
+    Checks ``labels`` in ``[0, max_label]``, float ``binary`` targets in ``[0, 1]``,
     ``weight`` >= 0 (NaN included) and ``pred`` finite. All checks are gathered into one tensor
     and copied to the host once.
     """
     checks: List[Tuple[Tensor, str]] = []
     if labels is not None:
-        checks.append((((labels < 0) | (labels > num_classes)).any(),
-                       f'target holds class indices outside [0, num_classes={num_classes}] '
-                       f'(index num_classes is background)'))
+        checks.append((((labels < 0) | (labels > max_label)).any(),
+                       f'target holds class indices outside [0, {max_label}]'))
     if binary is not None and binary.is_floating_point():
         checks.append((~((binary >= 0) & (binary <= 1)).all(),
                        'target of shape (N, C) must hold values in [0, 1]'))
@@ -183,7 +182,7 @@ def prepare_cls_inputs(pred: Tensor,
     weight = broadcast_weight(weight, pred.shape)
     check_input_values(
         labels=target if check_values and indices else None,
-        num_classes=pred.shape[1],
+        max_label=pred.shape[1],  # index C is background
         binary=targets if check_values and not indices else None,
         weight=weight if check_values else None,
         pred=pred if check_finite else None)
