@@ -20,7 +20,8 @@ embedding has two rows, and a class-free mentor transfers between datasets.
 State (checkpointed through ``state_dict``): the percentile moving average (``pct_ema.value``,
 ``pct_ema.initialised``) and the mentor network's parameters and buffers when a network is used.
 The moving average is updated only in training mode and when ``ctx.extras.get('update_state',
-True)`` is true (a hook sets it False on steps that must not count); otherwise λ is read only.
+True)`` is true (a hook sets it False on steps that must not count; under DDP it must agree on
+all ranks, as the update is a collective); otherwise λ is read only.
 """
 import warnings
 from typing import Dict, Optional
@@ -70,7 +71,7 @@ class MentorNetWeighter(AnchorWeighter):
             ``'dd'``; for a predefined curriculum, a network fitted to it replaces the closed form.
         fit_network: for a predefined curriculum, fit a MentorNet network to it on the synthetic
             grid at construction (the paper's MentorNet-PD) and use it instead of the closed form.
-        fit_steps: optimiser steps of that fit.
+        fit_steps: optimiser steps of that fit (its held-out metrics are in ``fit_metrics``).
         input_scale: overrides the network's factor on (ℓ, diff) (see :class:`MentorNetwork`).
     """
 
@@ -103,6 +104,7 @@ class MentorNetWeighter(AnchorWeighter):
 
         self.closed_form = None
         self.mentor_net = None
+        self.fit_metrics: Dict[str, float] = {}
         if curriculum != 'dd':
             # PD's own burn-in is the weighter's; without one it never forces 1 (epoch ≥ 0 > −1).
             self.closed_form = make_curriculum(
@@ -124,8 +126,11 @@ class MentorNetWeighter(AnchorWeighter):
             raise ValueError("curriculum 'dd' needs mentor_checkpoint=<file written by "
                              "tools/train_mentornet_dd.py>")
         elif fit_network:
-            self.mentor_net, fit = fit_to_curriculum(self.closed_form, steps=fit_steps)
-            self._scalars.update({f'mentornet_fit_{k}': v for k, v in fit.items()})
+            self.mentor_net, self.fit_metrics = fit_to_curriculum(self.closed_form,
+                                                                  steps=fit_steps)
+        if input_scale is not None and self.mentor_net is None:
+            raise ValueError('input_scale applies to a mentor network; the closed-form '
+                             f'{curriculum!r} curriculum has none')
         if self.mentor_net is not None:
             self.mentor_net.requires_grad_(False)  # the mentor is fixed while the detector trains
             if input_scale is not None:

@@ -70,10 +70,13 @@ class MentorNetwork(nn.Module):
         self.register_buffer('epoch_embedding', table)
         self.register_buffer('input_scale', torch.ones(()))
         self.register_buffer('epoch_map', torch.arange(NUM_EPOCHS))
-        self.label_embedding = nn.Embedding(2, label_embedding_size)
-        self.lstm = OneStepBiLSTMCell(2)
-        self.fc1 = nn.Linear(label_embedding_size + epoch_embedding_size + 2, num_fc_nodes)
-        self.fc2 = nn.Linear(num_fc_nodes, 1)
+        # Initialise from ``seed`` alone, leaving the global RNG as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.label_embedding = nn.Embedding(2, label_embedding_size)
+            self.lstm = OneStepBiLSTMCell(2)
+            self.fc1 = nn.Linear(label_embedding_size + epoch_embedding_size + 2, num_fc_nodes)
+            self.fc2 = nn.Linear(num_fc_nodes, 1)
 
     def forward(self, features: Tensor) -> Tensor:
         features = features.float()

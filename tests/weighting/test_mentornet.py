@@ -228,6 +228,7 @@ def test_state_dict_round_trip_restores_ema():
     (dict(example_dropout=1.0), 'example_dropout'), (dict(spcl_gamma=0.0), 'spcl_gamma'),
     (dict(curriculum='dd'), 'mentor_checkpoint'),
     (dict(curriculum='pd', mentor='dd'), 'disagree'),
+    (dict(curriculum='focal', input_scale=2.0), 'input_scale'),
 ])
 def test_option_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

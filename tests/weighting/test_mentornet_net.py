@@ -52,6 +52,15 @@ def test_network_shapes_and_clamped_epochs():
     assert at(10) == at(30) and at(50) == at(60) and at(30) != at(60)
 
 
+def test_network_init_depends_on_seed_only():
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a, b, c = MentorNetwork(seed=1), MentorNetwork(seed=1), MentorNetwork(seed=2)
+    assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.fc1.weight, c.fc1.weight)
+
+
 @pytest.mark.parametrize('name, steps', [('self_paced', 500), ('hem', 600), ('pd', 3000)])
 def test_fit_to_curriculum_accuracy(name, steps):
     net, metrics = fit_to_curriculum(make_curriculum(name), steps=steps, num_points=30_000)
