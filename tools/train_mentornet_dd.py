@@ -126,7 +126,8 @@ def main(argv=None):
     net, metrics = fit_data_driven(feats, cat['clean'].float(), steps=args.steps, seed=args.seed)
     n_pos = int(cat['is_pos'].sum())
     meta = dict(percentile=args.percentile, noise_type=noise_type, noise_rate=noise_rate,
-                config=osp.abspath(args.config), checkpoints=[osp.abspath(c) for c in args.checkpoints],
+                config=osp.abspath(args.config),
+                checkpoints=[osp.abspath(c) for c in args.checkpoints],
                 num_anchors=len(cat['loss']), num_positives=n_pos,
                 num_corrupted=int((~cat['clean']).sum()), metrics=metrics)
     save_mentor(args.out, net, 'dd', meta)

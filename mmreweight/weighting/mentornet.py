@@ -56,8 +56,9 @@ class MentorNetWeighter(AnchorWeighter):
     """Per-anchor MentorNet weights (see the module docstring for the computation).
 
     Args:
-        curriculum: ``'pd'`` (MentorNet-PD schedule, the default), ``'self_paced'``, ``'hem'``, ``'focal'``,
-            ``'spcl_linear'`` or ``'dd'`` (data-driven mentor from ``mentor_checkpoint``).
+        curriculum: ``'pd'`` (MentorNet-PD schedule, the default), ``'self_paced'``, ``'hem'``,
+            ``'focal'``, ``'spcl_linear'`` or ``'dd'`` (data-driven mentor from
+            ``mentor_checkpoint``).
         mentor: alias of ``curriculum`` (``mentor='dd'``); give one or the other.
         percentile: p of the percentile loss, in (0, 1). Reference: 0.7.
         ema: decay d of the percentile moving average, in [0, 1). Reference: 0.5.

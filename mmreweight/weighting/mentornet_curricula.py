@@ -12,6 +12,7 @@ MentorNet network is fitted to ("MentorNet-PD"), and they can be used directly a
 functions here are pure: tensors in, a new float tensor out, nothing is tracked by autograd.
 """
 import math
+from functools import partial
 from typing import Callable, Dict
 
 import torch
@@ -102,13 +103,14 @@ def make_curriculum(name: str, burn_in_epoch: int = 18, spcl_epoch: int = 90,
         raise ValueError(f'spcl_gamma must be > 0, got {spcl_gamma}')
     if focal_gamma < 0:
         raise ValueError(f'focal_gamma must be >= 0, got {focal_gamma}')
+    # partials rather than lambdas, so a weighter holding one can be pickled
     table: Dict[str, Curriculum] = {
         'self_paced': self_paced,
         'hem': hard_example_mining,
-        'focal': lambda l, d, y, e: focal(l, d, y, e, gamma=focal_gamma),
-        'spcl_linear': lambda l, d, y, e: spcl_linear(l, d, y, e, gamma=spcl_gamma),
-        'pd': lambda l, d, y, e: mentornet_pd(l, d, y, e, burn_in_epoch=burn_in_epoch,
-                                             spcl_epoch=spcl_epoch, gamma=spcl_gamma),
+        'focal': partial(focal, gamma=focal_gamma),
+        'spcl_linear': partial(spcl_linear, gamma=spcl_gamma),
+        'pd': partial(mentornet_pd, burn_in_epoch=burn_in_epoch, spcl_epoch=spcl_epoch,
+                      gamma=spcl_gamma),
     }
     if name not in table:
         raise ValueError(f'unknown MentorNet curriculum {name!r}; predefined ones are '

@@ -1,4 +1,4 @@
-"""MentorNet curricula, percentile moving average and MentorNetWeighter, against hand-computed values."""
+"""MentorNet curricula, percentile moving average and MentorNetWeighter vs hand-computed values."""
 import os
 import socket
 
@@ -233,6 +233,13 @@ def test_state_dict_round_trip_restores_ema():
 def test_option_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MentorNetWeighter(**kwargs)
+
+
+def test_weighter_pickles():
+    import pickle
+    w = pickle.loads(pickle.dumps(MentorNetWeighter(curriculum='pd', burn_in=None)))
+    out = w(make_ctx(list(range(11)), [C] * 11, progress=0.5))  # self-paced: 8 of 11 kept
+    assert out.tolist() == pytest.approx([11 / 8] * 8 + [0.0] * 3)
 
 
 def test_missing_mentor_file_is_a_clear_error(tmp_path):
