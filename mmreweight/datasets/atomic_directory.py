@@ -13,7 +13,7 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def staging_directory(target: str) -> Iterator[str]:
-    """A fresh empty directory next to ``target`` (same file system), removed on exit if still there.
+    """A fresh empty directory next to ``target`` (same file system), removed on exit if left.
 
     Its name starts with ``.<target name>.tmp-`` so it is hidden and recognisable; only a killed
     process (no chance to clean up) leaves one behind.

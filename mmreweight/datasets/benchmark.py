@@ -1,4 +1,4 @@
-"""Public API of the embedded benchmark: where a set lives, making it (atomically), reading it back."""
+"""Public API of the embedded benchmark: where a set lives, making it atomically, reading it."""
 import json
 import os
 from typing import Any, Dict, Mapping, Optional, Union

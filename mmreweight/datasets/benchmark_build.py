@@ -17,9 +17,9 @@ from .split_render import render_split
 
 #: written last; its presence marks a complete benchmark
 INFO_FILE = 'benchmark.json'
-LABEL_NOISE_POLICY = ('train only; exactly round(noise_rate * N) of the N train annotations, chosen '
-                      'uniformly without replacement, get a different label (uniform: any other '
-                      'class, uniformly; pairflip: c -> (c + 1) mod C)')
+LABEL_NOISE_POLICY = ('train only; exactly round(noise_rate * N) of the N train annotations, '
+                      'chosen uniformly without replacement, get a different label (uniform: any '
+                      'other class, uniformly; pairflip: c -> (c + 1) mod C)')
 IMBALANCE_POLICY = ('train only; class c gets a share of the train objects proportional to '
                     'imbalance_ratio ** (-c / (C - 1)) (Cui et al. 2019), the image count is kept')
 
@@ -96,6 +96,7 @@ def build_benchmark(cfg: BenchmarkConfig, source: ObjectSource, out_dir: str) ->
                    annotation_file(out_dir, split))
         split_info[split] = dict(
             images=len(images), objects=len(annotations), source_objects=len(pools[split]),
+            distinct_source_objects_used=int(np.unique(plan.source_index).size),
             image_ids=[int(plan.image_ids[0]), int(plan.image_ids[-1])],
             flipped=int((labels != plan.labels).sum()))
 

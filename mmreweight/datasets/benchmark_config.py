@@ -1,4 +1,4 @@
-"""Every parameter of an embedded detection benchmark, checked, with a readable deterministic name."""
+"""Every parameter of an embedded detection benchmark, validated, and its deterministic name."""
 import dataclasses
 import hashlib
 import json
@@ -80,10 +80,12 @@ class BenchmarkConfig:
 
     def _validate(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f'unknown source {self.source!r}; expected one of {", ".join(SOURCES)}')
+            raise ValueError(f'unknown source {self.source!r}; expected one of '
+                             f'{", ".join(SOURCES)}')
         if self.source == 'idx':
             if not self.idx_images or not self.idx_labels:
-                raise ValueError("source='idx' needs both idx_images and idx_labels (IDX file paths)")
+                raise ValueError("source='idx' needs both idx_images and idx_labels "
+                                 '(IDX file paths)')
         elif self.idx_images or self.idx_labels or self.class_names:
             raise ValueError("idx_images, idx_labels and class_names apply to source='idx' only, "
                              f'not source={self.source!r}')

@@ -118,7 +118,8 @@ class EmbeddedDetectionDataset(CocoDataset):
                            minlength=len(self.metainfo['classes']))
 
 
-def _kept_by_coco_dataset(ann: Dict[str, Any], img_info: Dict[str, Any], cat_ids: List[int]) -> bool:
+def _kept_by_coco_dataset(ann: Dict[str, Any], img_info: Dict[str, Any],
+                          cat_ids: List[int]) -> bool:
     """Whether mmdet 3.3's ``CocoDataset.parse_data_info`` keeps ``ann`` (its rules, verbatim)."""
     if ann.get('ignore', False):
         return False

