@@ -67,11 +67,13 @@ def _lrs(lr, n):
     return list(lr) if isinstance(lr, (list, tuple)) else [lr] * n
 
 
-def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clean) -> Tensor:
+def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clean,
+                           normalise: str = 'mean_one') -> Tensor:
     r"""L2RW as in Ren et al.'s PyTorch port: :math:`\epsilon = 0` (requires grad),
     :math:`\theta' = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a` (create_graph),
     :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over valid
-    anchors."""
+    anchors (``'mean_one'``) or over valid foreground and background anchors separately
+    (``'pos_neg'``)."""
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)
     eps = torch.zeros_like(losses, requires_grad=True)
@@ -80,9 +82,13 @@ def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clea
     clean_loss = functional(detector, new, detector_loss, *clean)
     raw = (-torch.autograd.grad(clean_loss, eps)[0]).clamp(min=0)
     valid = targets.label_weights > 0
-    raw = torch.where(valid, raw, torch.zeros_like(raw))
-    total = raw.sum()
-    return (raw * valid.sum() / (total + (total == 0).to(raw.dtype))).detach()
+    positive = targets.labels < detector.bbox_head.num_classes
+    groups = [valid] if normalise == 'mean_one' else [valid & positive, valid & ~positive]
+    weights = torch.zeros_like(raw)
+    for group in groups:
+        total = raw[group].sum()
+        weights[group] = raw[group] * group.sum() / (total + (total == 0).to(raw.dtype))
+    return weights.detach()
 
 
 def reference_mwnet_hypergrad(detector, vnet: nn.Module, theta_names: Sequence[str], lr, train,

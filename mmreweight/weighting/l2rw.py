@@ -24,6 +24,11 @@ DDP: :math:`g_c` is averaged over ranks (the clean loss is the mean of the ranks
 the training loss is) and :math:`N_\mathrm{valid}`, :math:`\sum \tilde w` are summed, so every rank
 produces the weights one process would for the concatenated batches.
 
+Early in training nearly every background anchor can have a negative alignment (the clean loss is
+dominated by the foreground), so mean one over all anchors puts the whole weight on the ~1% of
+positive anchors and multiplies the classification loss by ~100. ``normalise='pos_neg'`` keeps
+focal loss's foreground/background balance and reweights within each group.
+
 Between meta iterations (``interval > 1``) the last :math:`g_c` is reused.
 """
 import torch
@@ -33,6 +38,8 @@ from .base import AnchorLossContext
 from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, global_count_and_sum,
                         scatter_valid)
 
+NORMALISATIONS = ('mean_one', 'pos_neg')
+
 
 @MODELS.register_module()
 class L2RWWeighter(MetaAnchorWeighter):
@@ -40,10 +47,16 @@ class L2RWWeighter(MetaAnchorWeighter):
 
     Args:
         theta: ``'cls_out'`` (default), ``'head'`` or ``'all'``: the parameters of the inner step.
+        normalise: ``'mean_one'`` (default, over all valid anchors) or ``'pos_neg'`` (mean one over
+            the valid foreground anchors and, separately, over the background ones; a group whose
+            alignments are all <= 0 gets zero weights).
     """
 
-    def __init__(self, theta: str = 'cls_out') -> None:
+    def __init__(self, theta: str = 'cls_out', normalise: str = 'mean_one') -> None:
         super().__init__(theta)
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}.')
+        self.normalise = normalise
         self._direction = None  # alpha * g_c, one tensor per parameter of theta
 
     def prepare_clean(self, inputs, data_samples) -> None:
@@ -67,11 +80,21 @@ class L2RWWeighter(MetaAnchorWeighter):
         with torch.no_grad():
             align = self._view().alignment(ctx, self._direction)
         raw = align[valid].clamp(min=0)
-        count, total = global_count_and_sum(raw, int(valid.sum()))
-        weights = raw * count / (total + (total == 0).to(raw.dtype))
+        if self.normalise == 'mean_one':
+            groups = [torch.ones_like(raw, dtype=torch.bool)]
+        else:  # foreground and background anchors separately
+            positive = ctx.labels[valid] < ctx.num_classes
+            groups = [positive, ~positive]
+        weights = torch.zeros_like(raw)
+        for group in groups:
+            count, total = global_count_and_sum(raw[group], int(group.sum()))
+            weights[group] = raw[group] * count / (total + (total == 0).to(raw.dtype))
         self._scalars.update(meta_align_pos_frac=float((raw > 0).float().mean())
                              if raw.numel() else float('nan'))
         return scatter_valid(weights, valid).detach()
+
+    def extra_repr(self) -> str:
+        return f'theta={self.theta!r}, normalise={self.normalise!r}'
 
 
 __all__ = ['L2RWWeighter']

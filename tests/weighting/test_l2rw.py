@@ -17,8 +17,8 @@ def batches():
     return train, clean
 
 
-def run_l2rw(model, theta, lr, train, clean):
-    weighter = L2RWWeighter(theta).bind(model, lr=lr)
+def run_l2rw(model, theta, lr, train, clean, normalise='mean_one'):
+    weighter = L2RWWeighter(theta, normalise).bind(model, lr=lr)
     out = {}
     weighter.register_forward_hook(lambda mod, args, w: out.update(w=w))
     weighter.prepare_clean(*clean)
@@ -40,6 +40,16 @@ def test_weights_match_create_graph_reference(batches, theta, head_norm):
     # not a degenerate case: some anchors are dropped, weights vary, mean one over valid anchors
     assert 0 < float((ref == 0).float().mean()) < 0.5
     assert float(ref.std()) > 0.1
+
+
+def test_pos_neg_normalisation(batches):
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    weights, _, _ = run_l2rw(model, 'cls_out', 0.1, train, clean, normalise='pos_neg')
+    ref = reference_l2rw_weights(model, _names(model, 'cls_out'), 0.1, train, clean, 'pos_neg')
+    assert torch.allclose(weights, ref, atol=1e-5, rtol=0)
+    glob = reference_l2rw_weights(model, _names(model, 'cls_out'), 0.1, train, clean)
+    assert not torch.allclose(ref, glob, atol=1e-2)
 
 
 def _names(model, theta):

@@ -1,0 +1,33 @@
+# RetinaNet with per-anchor learning-to-reweight (L2RW, Ren et al. ICML'18) on the embedded
+# benchmark. Each iteration: the clean gradient g_c of the loss on a batch of the held-out 'meta'
+# split (clean, class-balanced) w.r.t. theta = the classification output conv; each anchor's weight
+# is max(0, <grad l_a, g_c>), mean one over valid anchors (mmreweight/weighting/l2rw.py).
+# theta='head' or 'all' moves more parameters in the look-ahead (slower; see tools/benchmark_meta.py).
+_base_ = ['./retinanet_focal.py']
+
+model = dict(bbox_head=dict(type='mmreweight.ReweightRetinaHead'))
+
+# Carry the benchmark's true noise flags to the head, so the log shows the mean weight of anchors
+# matched to noisy vs clean annotations (train/meta_w_noisy, train/meta_w_clean).
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='mmreweight.LoadCleanLabels'),
+    dict(type='mmreweight.PackDetInputsWithCleanLabels'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+clean_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(type='EmbeddedDetectionDataset', benchmark={{_base_.benchmark}}, split='meta',
+                 filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
+
+custom_hooks = [
+    dict(type='mmreweight.MetaReweightHook',
+         weighter=dict(type='mmreweight.L2RWWeighter', theta='cls_out'),
+         clean_dataloader=clean_dataloader, interval=1),
+]
