@@ -8,15 +8,15 @@ Both weight each element's loss by its harmonizing weight (see :mod:`.gradient_d
 Without momentum :math:`N` cancels and the loss is the average over non-empty bins of the mean
 loss inside each bin.
 """
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid
-from .focal import sigmoid_focal_loss
 from .gradient_density import (floor_binning_is_exact, ghm_edges, gradient_density,
                                harmonizing_weights)
 from .utils import (broadcast_weight, check_input_values, prepare_cls_inputs, resolve_reduction,
@@ -92,18 +92,19 @@ class _GHMLoss(ReweightLoss):
         if self.momentum > 0:
             self.register_buffer('acc_sum', torch.zeros(self.num_levels, self.bins))
 
-    def _harmonize(self, loss: Tensor, g: Tensor, weight: Optional[Tensor],
-                   reduction: str) -> Tensor:
-        """``loss`` (per element, float32) weighted by GHM and by ``weight``, then reduced."""
+    def _weights(self, g: Tensor, weight: Optional[Tensor],
+                 shape: torch.Size) -> Tuple[Tensor, Tensor]:
+        """Per-element weights (harmonizing weight times ``weight``) of elements with gradient
+        norms ``g``, and the divisor of the summed loss for 'mean'."""
         valid = None if weight is None else weight > 0
         with torch.no_grad():
             slot, counts = gradient_density(g, valid, self.edges, self._floor_exact)
             if valid is None:
-                tot = torch.full((), loss.numel(), dtype=torch.float32, device=loss.device)
+                tot = torch.full((), shape.numel(), dtype=torch.float32, device=g.device)
             elif self.mmdet_compat and self.mmdet_tot_is_weight_sum:
-                tot = weight.expand_as(loss).sum(dtype=torch.float32)
+                tot = weight.expand(shape).sum(dtype=torch.float32)
             else:
-                tot = valid.expand_as(loss).sum(dtype=torch.float32)
+                tot = valid.expand(shape).sum(dtype=torch.float32)
             world = 1
             if self.sync_stats or (self.sync_stats is None and _distributed()):
                 # every rank must see the same histogram, or ranks would weight alike
@@ -125,8 +126,7 @@ class _GHMLoss(ReweightLoss):
             ghm_weight = ghm_weight * weight  # a real weight, not just a mask (mmdet's use)
         # The sum over all ranks divided by the global N is the paper's loss of the global
         # batch; DDP averages gradients over ranks, hence N / world on each.
-        avg_factor = tot / world if reduction == 'mean' else None
-        return self.loss_weight * weight_reduce(loss, ghm_weight, reduction, avg_factor)
+        return ghm_weight, tot / world
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + 'acc_sum'
@@ -201,8 +201,12 @@ class GHMC(_GHMLoss):
         targets, weight = prepare_cls_inputs(pred, target, weight, self.check_values,
                                              self.check_finite)
         logits = upcast(pred)
-        loss = sigmoid_focal_loss(logits, targets, alpha=None, gamma=0.0)
-        return self._harmonize(loss, bce_gradient_norm(logits, targets), weight, reduction)
+        ghm_weight, tot = self._weights(bce_gradient_norm(logits, targets), weight, logits.shape)
+        # the weight inside BCE: one fused backward kernel, nothing else saved for it
+        loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), ghm_weight,
+                                                  reduction='none')
+        return self.loss_weight * weight_reduce(loss, None, reduction,
+                                                tot if reduction == 'mean' else None)
 
 
 @MODELS.register_module()
@@ -261,5 +265,7 @@ class GHMR(_GHMLoss):
         check_input_values(weight=label_weight if self.check_values else None,
                            pred=pred if self.check_finite else None)
         diff = upcast(pred) - upcast(target)
-        loss = authentic_smooth_l1(diff, self.mu)
-        return self._harmonize(loss, asl1_gradient_norm(diff, self.mu), label_weight, reduction)
+        ghm_weight, tot = self._weights(asl1_gradient_norm(diff, self.mu), label_weight,
+                                        diff.shape)
+        return self.loss_weight * weight_reduce(authentic_smooth_l1(diff, self.mu), ghm_weight,
+                                                reduction, tot if reduction == 'mean' else None)

@@ -74,7 +74,7 @@ def gradient_density(g: Tensor,
     bins = edges.numel() - 1
     slot = _floor_slot(g, bins) if floor_exact else _bucketize_slot(g, edges)
     if valid is not None:
-        slot.masked_fill_(~valid, bins)
+        slot = torch.where(valid, slot, bins)
     # index_add_ rather than bincount, which reads the maximum back to the host on CUDA
     ones = torch.ones((), device=g.device).expand(slot.numel())
     counts = torch.zeros(bins + 1, device=g.device).index_add_(0, slot.view(-1), ones)
