@@ -89,56 +89,40 @@ def build_pairs(names: List[str]) -> Dict[str, Dict[str, Callable]]:
     from mmdet.models.losses import GHMR as MMDetGHMR
     from mmdet.models.losses import FocalLoss as MMDetFocalLoss
 
-    from mmreweight.losses import GHMC, GHMR, CBFocalLoss, FocalLoss, count_fpn_levels
+    from mmreweight.losses import GHMC, GHMR, CBFocalLoss, FocalLoss
 
     counts = torch.randint(1, 10000, (NUM_CLASSES, ), generator=torch.Generator().manual_seed(1))
 
-    def cls_run(loss, per_level_weight: bool = True, level_aware: bool = False):
+    def per_level(loss, pred: str, target: str, weight: str) -> Callable:
+        """One call per level as a head makes them, then one backward through all of them."""
         def run(levels):
-            xs = [lv['logits'].detach().requires_grad_(True) for lv in levels]
-            ctx = count_fpn_levels(loss) if level_aware else _nullcontext()
-            with ctx:
-                total = sum(loss(x, lv['labels'], lv['label_weights'] if per_level_weight else None,
-                                 avg_factor=lv['avg_factor']) for x, lv in zip(xs, levels))
+            preds = [lv[pred].detach().requires_grad_(True) for lv in levels]
+            total = sum(loss(p, lv[target], lv[weight], avg_factor=lv['avg_factor'])
+                        for p, lv in zip(preds, levels))
             total.backward()
             return total.detach()
         return run
 
-    def box_run(loss, level_aware: bool = False):
-        def run(levels):
-            xs = [lv['box_pred'].detach().requires_grad_(True) for lv in levels]
-            ctx = count_fpn_levels(loss) if level_aware else _nullcontext()
-            with ctx:
-                total = sum(loss(x, lv['box_target'], lv['box_weights'], avg_factor=lv['avg_factor'])
-                            for x, lv in zip(xs, levels))
-            total.backward()
-            return total.detach()
-        return run
+    def cls(loss):
+        return per_level(loss, 'logits', 'labels', 'label_weights')
+
+    def box(loss):
+        return per_level(loss, 'box_pred', 'box_target', 'box_weights')
 
     table = {
-        'focal': dict(label='FocalLoss', ours=cls_run(FocalLoss()),
-                      mmdet=cls_run(MMDetFocalLoss(use_sigmoid=True))),
-        'ghmc': dict(label='GHMC (30 bins, momentum .75)',
-                     ours=cls_run(GHMC(bins=30, momentum=0.75)),
-                     mmdet=cls_run(MMDetGHMC(bins=30, momentum=0.75))),
+        'focal': dict(label='FocalLoss', ours=cls(FocalLoss()),
+                      mmdet=cls(MMDetFocalLoss(use_sigmoid=True))),
+        'ghmc': dict(label='GHMC (30 bins, momentum .75)', ours=cls(GHMC(bins=30, momentum=0.75)),
+                     mmdet=cls(MMDetGHMC(bins=30, momentum=0.75))),
         'ghmr': dict(label='GHMR (10 bins, momentum .7)',
-                     ours=box_run(GHMR(mu=0.02, bins=10, momentum=0.7)),
-                     mmdet=box_run(MMDetGHMR(mu=0.02, bins=10, momentum=0.7))),
-        # mmdet has no class-balanced loss: its FocalLoss with the same per-anchor weights
-        'cb_focal': dict(label='CBFocalLoss vs mmdet FocalLoss', ours=cls_run(
-            CBFocalLoss(NUM_CLASSES, class_counts=counts, alpha=0.25)),
-                         mmdet=cls_run(MMDetFocalLoss(use_sigmoid=True))),
+                     ours=box(GHMR(mu=0.02, bins=10, momentum=0.7)),
+                     mmdet=box(MMDetGHMR(mu=0.02, bins=10, momentum=0.7))),
+        # mmdet has no class-balanced loss; the reference is its focal loss without class weights
+        'cb_focal': dict(label='CBFocalLoss vs mmdet FocalLoss',
+                         ours=cls(CBFocalLoss(NUM_CLASSES, class_counts=counts, alpha=0.25)),
+                         mmdet=cls(MMDetFocalLoss(use_sigmoid=True))),
     }
     return {name: table[name] for name in names}
-
-
-class _nullcontext:
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ------------------------------------------------------------------------------ measurement

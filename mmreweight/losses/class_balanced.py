@@ -57,7 +57,8 @@ def class_balanced_weights(counts: Union[Tensor, Sequence[int]],
                          f'got {zero_count_policy!r}')
     counts = torch.as_tensor(counts).detach().cpu().double()
     if counts.dim() != 1 or counts.numel() == 0:
-        raise ValueError(f'counts must be a non-empty 1-D sequence, got shape {tuple(counts.shape)}')
+        raise ValueError(f'counts must be a non-empty 1-D sequence, got shape '
+                         f'{tuple(counts.shape)}')
     if not (torch.isfinite(counts).all() and (counts >= 0).all()):
         raise ValueError('counts must be finite and non-negative')
     seen = counts > 0

@@ -32,8 +32,7 @@ def check_reduction(reduction: str, name: str = 'reduction') -> str:
 
 def resolve_reduction(default: str, override: Optional[str],
                       avg_factor: Optional[Union[float, Tensor]]) -> str:
-    """The reduction of one call, with mmdet's rule that ``avg_factor`` only goes with 'mean'/'none'.
-    """
+    """The reduction of one call; like mmdet, ``avg_factor`` goes with 'mean' or 'none' only."""
     reduction = default if override is None else check_reduction(override, 'reduction_override')
     if avg_factor is not None and reduction == 'sum':
         raise ValueError('avg_factor can not be used with reduction="sum"')
