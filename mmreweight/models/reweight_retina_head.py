@@ -231,20 +231,22 @@ class ReweightRetinaHead(RetinaHead):
 def weight_stats(weights: Tensor, targets: FlatTargets) -> Dict[str, float]:
     """Scalars to log: mean weight of positive / negative anchors, fraction of zero weights (over
     valid anchors) and, when annotations carry a ``noisy`` flag, mean weight of anchors matched to
-    noisy vs clean annotations."""
+    noisy vs clean annotations. One device-to-host copy for all of them."""
     valid = targets.label_weights > 0
-    pos = valid & (targets.gt_noisy != NOT_POSITIVE)
-    neg = valid & (targets.gt_noisy == NOT_POSITIVE)
-
-    def mean(mask):
-        return float(weights[mask].mean()) if bool(mask.any()) else float('nan')
-
-    stats = dict(meta_w_pos=mean(pos), meta_w_neg=mean(neg),
-                 meta_w_zero_frac=float((weights[valid] == 0).float().mean())
-                 if bool(valid.any()) else float('nan'))
-    if bool((targets.gt_noisy == NOISY_POSITIVE).any() | (targets.gt_noisy == CLEAN_POSITIVE).any()):
-        stats['meta_w_noisy'] = mean(valid & (targets.gt_noisy == NOISY_POSITIVE))
-        stats['meta_w_clean'] = mean(valid & (targets.gt_noisy == CLEAN_POSITIVE))
+    flags = targets.gt_noisy
+    masks = dict(meta_w_pos=valid & (flags != NOT_POSITIVE),
+                 meta_w_neg=valid & (flags == NOT_POSITIVE),
+                 meta_w_noisy=valid & (flags == NOISY_POSITIVE),
+                 meta_w_clean=valid & (flags == CLEAN_POSITIVE))
+    w = weights.detach().float()
+    sums = [(w * m).sum() for m in masks.values()] + [((w == 0) & valid).sum().float()]
+    counts = [m.sum().float() for m in masks.values()] + [valid.sum().float()]
+    sums, counts = torch.stack(sums).tolist(), torch.stack(counts).tolist()
+    nan = float('nan')
+    stats = {k: s / c if c else nan for k, s, c in zip(masks, sums, counts)}
+    stats['meta_w_zero_frac'] = sums[-1] / counts[-1] if counts[-1] else nan
+    if not (counts[2] or counts[3]):  # no annotation noise flags in this batch
+        del stats['meta_w_noisy'], stats['meta_w_clean']
     return stats
 
 

@@ -97,6 +97,22 @@ def dloss_dlogits(ctx: AnchorLossContext) -> Tensor:
     return ctx.extras['dloss_dlogits']
 
 
+def unflatten_levels(flat: Tensor, feats: Sequence[Tensor], channels: int) -> List[Tensor]:
+    """Inverse of ``flatten_levels`` for conv outputs over ``feats``: (N, channels) ->
+    [(B, A*channels, H, W)], with A the anchors per position (N = B * sum_l H*W*A)."""
+    batch = feats[0].size(0)
+    sizes = [f.shape[-2:] for f in feats]
+    per_image = flat.reshape(batch, -1, channels)
+    anchors = per_image.size(1) // sum(h * w for h, w in sizes)
+    out, start = [], 0
+    for h, w in sizes:
+        n = h * w * anchors
+        level = per_image[:, start:start + n].reshape(batch, h, w, anchors * channels)
+        out.append(level.permute(0, 3, 1, 2).contiguous())
+        start += n
+    return out
+
+
 def clean_detector_loss(detector: nn.Module, inputs: Tensor, data_samples) -> Tensor:
     """The detector's total loss (the sum mmengine's ``parse_losses`` forms), weighter bypassed."""
     head = detector.bbox_head
@@ -201,6 +217,23 @@ class ClsOutTheta(ThetaView):
         conv = self.head.cls_out
         weight, bias = self._weight_bias(theta, lambda s: getattr(conv, s))
         return self.head_flatten([conv._conv_forward(f, weight, bias) for f in feats])
+
+    def train_grad(self, ctx, weights):
+        # grad_W sum_a w_a l_a / avg = conv-weight gradient of (w_a / avg) * dl_a/dz_a over the
+        # stored features: reuses dl/dz, no second backward through the loss and the graph.
+        conv = self.head.cls_out
+        feats = [f.detach().to(conv.weight.dtype) for f in ctx.extras['cls_feats']]
+        scale = (weights.detach() / (ctx.avg_factor + AVG_EPS)).to(conv.weight.dtype)
+        cotangent = unflatten_levels(dloss_dlogits(ctx).to(conv.weight.dtype) * scale[:, None],
+                                     feats, self.head.cls_out_channels)
+        grads = {}
+        if 'weight' in self._slots:
+            grads['weight'] = sum(torch.ops.aten.convolution_backward(
+                g, f, conv.weight, None, conv.stride, conv.padding, conv.dilation, False, [0, 0],
+                conv.groups, [False, True, False])[1] for f, g in zip(feats, cotangent))
+        if 'bias' in self._slots:
+            grads['bias'] = sum(g.sum((0, 2, 3)) for g in cotangent)
+        return [grads[s] for s in self._slots]
 
     def head_flatten(self, z):
         from mmreweight.models.reweight_retina_head import flatten_levels
@@ -339,4 +372,5 @@ def build_theta_view(detector: nn.Module, theta: str) -> ThetaView:
 
 
 __all__ = ['THETA_CHOICES', 'ThetaView', 'ClsOutTheta', 'HeadTheta', 'AllTheta', 'build_theta_view',
-           'call_with', 'preserved_buffers', 'dloss_dlogits', 'clean_detector_loss']
+           'call_with', 'preserved_buffers', 'dloss_dlogits', 'clean_detector_loss',
+           'unflatten_levels']

@@ -35,8 +35,8 @@ import torch
 
 from mmreweight.registry import MODELS
 from .base import AnchorLossContext
-from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, global_count_and_sum,
-                        scatter_valid)
+from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, cpu_flushed_denormals,
+                        global_count_and_sum, scatter_valid)
 
 NORMALISATIONS = ('mean_one', 'pos_neg')
 
@@ -59,6 +59,7 @@ class L2RWWeighter(MetaAnchorWeighter):
         self.normalise = normalise
         self._direction = None  # alpha * g_c, one tensor per parameter of theta
 
+    @cpu_flushed_denormals
     def prepare_clean(self, inputs, data_samples) -> None:
         """Compute :math:`\\alpha \\odot g_c` on a (preprocessed) clean batch."""
         view = self._view()
@@ -72,6 +73,7 @@ class L2RWWeighter(MetaAnchorWeighter):
         view.clean = None  # L2RW needs nothing else from the clean batch
         self._scalars = dict(meta_clean_loss=float(clean_loss.detach()))
 
+    @cpu_flushed_denormals
     def forward(self, ctx: AnchorLossContext) -> torch.Tensor:
         if self._direction is None:
             raise RuntimeError('L2RWWeighter has no clean gradient yet: prepare_clean() must run '

@@ -91,18 +91,18 @@ def hook_of(runner):
 
 
 def test_mwnet_trains_logs_and_resumes_exactly(tmp_path):
-    straight = make_runner(tmp_path / 'a', 4, mwnet_hook())
+    straight = make_runner(tmp_path / 'a', 3, mwnet_hook())
     straight.train()
     hook = hook_of(straight)
     vnet = copy.deepcopy(hook.weighter.vnet.state_dict())
     assert hook.weighter.last_hypergrad is not None
     for key in ('meta_w_pos', 'meta_w_neg', 'meta_w_zero_frac', 'meta_w_noisy', 'meta_w_clean',
-                'meta_clean_loss', 'meta_hypergrad_norm'):
+                'meta_clean_loss', 'meta_hypergrad_log10'):
         assert f'train/{key}' in straight.message_hub.log_scalars, key
     assert straight.model.bbox_head.weighter is None  # detached after training
 
     # the checkpoint carries the VNet and its optimizer (Adam moments)
-    ckpt = torch.load(tmp_path / 'a' / 'iter_4.pth', map_location='cpu', weights_only=False)
+    ckpt = torch.load(tmp_path / 'a' / 'iter_3.pth', map_location='cpu', weights_only=False)
     saved = ckpt[CHECKPOINT_KEY]
     assert saved['type'] == 'MetaWeightNetWeighter'
     for k, v in vnet.items():
@@ -110,9 +110,9 @@ def test_mwnet_trains_logs_and_resumes_exactly(tmp_path):
     assert saved['state']['optim_wrapper']['state'][0]['exp_avg'].abs().sum() > 0
     assert not any('vnet' in k for k in ckpt['state_dict'])  # not part of the detector
 
-    # two iterations, then resume for two more: same VNet, same Adam state, same detector
+    # two iterations, then resume for one more: same VNet, same Adam state, same detector
     make_runner(tmp_path / 'b', 2, mwnet_hook()).train()
-    resumed = make_runner(tmp_path / 'b', 4, mwnet_hook(), resume=True)
+    resumed = make_runner(tmp_path / 'b', 3, mwnet_hook(), resume=True)
     weighter = hook_of(resumed).weighter
     resumed.train()
     for k, v in vnet.items():
@@ -120,7 +120,7 @@ def test_mwnet_trains_logs_and_resumes_exactly(tmp_path):
     adam = weighter.optim_wrapper.optimizer.state_dict()['state']
     for i, s in saved['state']['optim_wrapper']['state'].items():
         assert torch.allclose(adam[i]['exp_avg'], s['exp_avg'], atol=1e-6)
-        assert int(adam[i]['step']) == int(s['step']) == 4
+        assert int(adam[i]['step']) == int(s['step']) == 3
     for (k, a), b in zip(resumed.model.state_dict().items(), straight.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
 
@@ -129,7 +129,7 @@ def test_l2rw_interval_and_forward_once(tmp_path):
     hook = dict(type='MetaReweightHook', weighter=dict(type='L2RWWeighter'), interval=2,
                 clean_dataloader=loader(dict(type='CleanSplit', part='clean', dataset=TOY,
                                              **SPLIT)))
-    runner = make_runner(tmp_path, 5, hook)
+    runner = make_runner(tmp_path, 4, hook)
     weighter = hook_of(runner).weighter
     calls = []
     prepare = weighter.prepare_clean
@@ -138,8 +138,8 @@ def test_l2rw_interval_and_forward_once(tmp_path):
     runner.model.backbone.register_forward_hook(
         lambda m, a, o: forwards.append(a[0].shape[0]) if torch.is_grad_enabled() else None)
     runner.train()
-    assert calls == [0, 2, 4]
-    assert len(forwards) == 5  # the training batch is forwarded once per iteration
+    assert calls == [0, 2]
+    assert len(forwards) == 4  # the training batch is forwarded once per iteration
     assert 'train/meta_align_pos_frac' in runner.message_hub.log_scalars
 
 

@@ -108,3 +108,50 @@ def test_vnet_and_errors():
     assert w.shape == (7, ) and bool(((w > 0) & (w < 1)).all())
     with pytest.raises(ValueError, match='normalise'):
         MetaWeightNetWeighter(normalise='sum_one')
+
+
+@pytest.mark.parametrize('theta', ['cls_out', 'all'])
+def test_meta_step_leaves_running_stats_alone(batches, theta):
+    """The look-ahead forwards (clean batch at theta and theta') do not move BN statistics."""
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64, head_norm='BN')
+    plain = copy.deepcopy(model)
+    plain.loss(*train)  # the one running-statistics update a training step makes
+    meta_step(model, theta, 'mean_one', 0.1, train, clean)
+    for (name, a), b in zip(model.named_buffers(), plain.buffers()):
+        assert torch.equal(a, b), name
+
+
+def test_bf16_autocast_training_step(batches):
+    """Under CPU autocast (--amp) the meta step runs in float32 and gives finite weights."""
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float32)
+    inputs, samples = train
+    clean_inputs, clean_samples = clean
+    weighter = MetaWeightNetWeighter().bind(model, lr=0.1)
+    weighter.prepare_clean(clean_inputs.float(), clean_samples)
+    model.bbox_head.weighter = weighter
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(inputs.float(), samples)
+    assert torch.isfinite(losses['loss_cls']) and weighter.last_hypergrad is not None
+    assert all(bool(torch.isfinite(g).all()) for g in weighter.last_hypergrad)
+
+
+def test_sorted_vnet_equals_dense_vnet():
+    """The O(N log h) evaluation gives the dense MLP's values and parameter gradients, including
+    units with zero input slope (active everywhere or nowhere)."""
+    torch.manual_seed(1)
+    vnet = VNet(100).double()
+    with torch.no_grad():
+        vnet.fc1.weight[:6] = 0
+        vnet.fc1.bias[:3] = 0.5   # active everywhere
+        vnet.fc1.bias[3:6] = -0.5  # never active
+    x = torch.rand(3000, dtype=torch.float64) * 4
+    cot = torch.randn(3000, dtype=torch.float64)
+    dense, fast = vnet(x), vnet.forward_sorted(x)
+    assert torch.allclose(dense, fast, atol=1e-14)
+    g_dense = torch.autograd.grad((dense * cot).sum(), list(vnet.parameters()))
+    g_fast = torch.autograd.grad((fast * cot).sum(), list(vnet.parameters()))
+    for a, b in zip(g_dense, g_fast):
+        assert torch.allclose(a, b, atol=1e-12)
+    assert float(g_dense[0][:3].abs().sum()) > 0  # the zero-slope units' gradient is checked
