@@ -6,6 +6,7 @@ _base_ = ['./retinanet_focal.py']
 
 model = dict(
     bbox_head=dict(
-        loss_cls=dict(_delete_=True, type='CBFocalLoss', num_classes={{_base_.num_classes}},
+        loss_cls=dict(_delete_=True, type='CBFocalLoss', use_sigmoid=True,
+                      num_classes={{_base_.num_classes}},
                       beta=0.9999, gamma=2.0, loss_type='focal', loss_weight=1.0)))
 custom_hooks = [dict(type='ClassCountsHook')]

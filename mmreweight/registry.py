@@ -46,9 +46,8 @@ DATA_SAMPLERS = Registry('data sampler', parent=MMDET_DATA_SAMPLERS, scope='mmre
                          locations=['mmreweight.datasets'])
 TRANSFORMS = Registry('transform', parent=MMDET_TRANSFORMS, scope='mmreweight',
                       locations=['mmreweight.datasets'])
-METRICS = Registry('metric', parent=MMDET_METRICS, scope='mmreweight',
-                   locations=['mmreweight.evaluation'])
-EVALUATOR = Registry('evaluator', parent=MMDET_EVALUATOR, scope='mmreweight',
-                     locations=['mmreweight.evaluation'])
-VISUALIZERS = Registry('visualizer', parent=MMDET_VISUALIZERS, scope='mmreweight',
-                       locations=['mmreweight.visualization'])
+# No metrics or visualizers of our own (mmdet's CocoMetric and DetLocalVisualizer serve): these
+# scopes exist so that default_scope='mmreweight' finds mmdet's through the parent.
+METRICS = Registry('metric', parent=MMDET_METRICS, scope='mmreweight')
+EVALUATOR = Registry('evaluator', parent=MMDET_EVALUATOR, scope='mmreweight')
+VISUALIZERS = Registry('visualizer', parent=MMDET_VISUALIZERS, scope='mmreweight')

@@ -9,8 +9,15 @@ Without --out the set goes where mmreweight.EmbeddedDetectionDataset looks for i
 $MMREWEIGHT_DATA_ROOT/<name>, else ~/.cache/mmreweight/benchmarks/<name>.
 """
 import argparse
+import os
 import sys
 import time
+
+# Run from a checkout, use the checkout's mmreweight (not an older installed copy); the copy that
+# `mim` runs from <site-packages>/mmreweight/.mim/tools has no package beside it and skips this.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
+    sys.path.insert(0, _REPO)
 
 from mmreweight.datasets import BenchmarkConfig, format_summary, make_benchmark
 from mmreweight.datasets.benchmark_config import NOISE_TYPES

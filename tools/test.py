@@ -4,9 +4,16 @@
     mim test mmreweight configs/retinanet_ghm.py --checkpoint work_dirs/retinanet_ghm/iter_1500.pth
 """
 import argparse
+import sys
 import json
 import os
 import os.path as osp
+
+# Run from a checkout, use the checkout's mmreweight (not an older installed copy); the copy that
+# `mim` runs from <site-packages>/mmreweight/.mim/tools has no package beside it and skips this.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
+    sys.path.insert(0, _REPO)
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS

@@ -5,13 +5,19 @@
 dataset_type = 'EmbeddedDetectionDataset'
 benchmark = dict(source='mnist', seed=0, noise_type='none', noise_rate=0.0, imbalance_ratio=1.0)
 
+# Canvases are already 128x128: Resize is an identity here but records the scale_factor that
+# mmdet's heads and CocoMetric expect. The clean-label transforms carry each annotation's true label
+# and noise flag to the head, so reweighting logs can compare weights on noisy vs clean annotations.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs'),
+    dict(type='LoadCleanLabels'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
+    dict(type='PackDetInputsWithCleanLabels'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     # 'instances' lets CocoMetric build its COCO ground truth from the dataset itself (ann_file=None)
     dict(type='PackDetInputs',

@@ -5,6 +5,7 @@ custom_imports = dict(imports=['mmreweight'], allow_failed_imports=False)
 
 model = dict(
     bbox_head=dict(
-        loss_cls=dict(_delete_=True, type='mmreweight.CBFocalLoss', num_classes=80, beta=0.999,
+        loss_cls=dict(_delete_=True, type='mmreweight.CBFocalLoss', use_sigmoid=True,
+                      num_classes=80, beta=0.999,
                       gamma=2.0, loss_type='focal', loss_weight=1.0)))
 custom_hooks = [dict(type='mmreweight.ClassCountsHook')]
