@@ -2,7 +2,8 @@
 # benchmark. Each iteration: the clean gradient g_c of the loss on a batch of the held-out 'meta'
 # split (clean, class-balanced) w.r.t. theta = the classification output conv; each anchor's weight
 # is max(0, <grad l_a, g_c>), mean one over valid anchors (mmreweight/weighting/l2rw.py).
-# theta='head' or 'all' moves more parameters in the look-ahead (slower; see tools/benchmark_meta.py).
+# theta='head' or 'all' moves more parameters in the look-ahead (slower, see
+# tools/benchmark_meta.py).
 _base_ = ['./retinanet_focal.py']
 
 model = dict(bbox_head=dict(type='mmreweight.ReweightRetinaHead'))

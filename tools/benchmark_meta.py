@@ -184,9 +184,10 @@ def peak_rss_bytes():
 
 def rss_growth(args, name):
     """Run ``name`` alone in a fresh process; return its max-RSS growth over 3 iterations."""
-    out = subprocess.run([sys.executable, __file__, '--rss-child', name, '--batch', str(args.batch),
-                          '--size', str(args.size), '--threads', str(args.threads),
-                          '--config', args.config], capture_output=True, text=True, check=True)
+    cmd = [sys.executable, __file__, '--rss-child', name, '--batch', str(args.batch), '--size',
+           str(args.size), '--threads', str(args.threads), '--config', args.config]
+    out = subprocess.run(cmd + (['--flush-denormal'] if args.flush_denormal else []),
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])['rss_growth']
 
 
@@ -207,9 +208,14 @@ def main():
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS)
     parser.add_argument('--rss', action='store_true', help='also measure max-RSS growth')
+    parser.add_argument('--flush-denormal', action='store_true',
+                        help='flush denormals for every method (mmreweight\'s meta weighters '
+                        'always do inside their computations; the references and plain do not)')
     parser.add_argument('--rss-child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
 
     if args.rss_child:
         model_classes = build_model(args.config)[1]
@@ -246,7 +252,8 @@ def main():
     base_t = statistics.median(times['plain']) if 'plain' in times else None
     base_m, base_r = peaks.get('plain'), rss.get('plain')
     print(f'# {args.batch} x {args.size}px, {torch.get_num_threads()} thread(s), '
-          f'torch {torch.__version__}, median of {args.iters} rounds; ratios vs plain')
+          f'torch {torch.__version__}, median of {args.iters} rounds; ratios vs plain'
+          + ('; denormals flushed everywhere' if args.flush_denormal else ''))
     header = '| method | time/iter (ms) | x plain | peak tensors (MiB) | x plain |'
     if rss:
         header += ' RSS growth (MiB) | x plain |'

@@ -16,7 +16,7 @@ The hook checks at ``before_train`` that no training image is in the clean set, 
 were configured.
 """
 import math
-from typing import Hashable, List, Optional, Sequence, Set, Union
+from typing import Hashable, List, Optional, Set, Union
 
 import numpy as np
 

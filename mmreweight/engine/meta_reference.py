@@ -71,8 +71,8 @@ def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clea
                            normalise: str = 'mean_one') -> Tensor:
     r"""L2RW as in Ren et al.'s PyTorch port: :math:`\epsilon = 0` (requires grad),
     :math:`\theta' = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a` (create_graph),
-    :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over valid
-    anchors (``'mean_one'``) or over valid foreground and background anchors separately
+    :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over
+    valid anchors (``'mean_one'``) or over valid foreground and background anchors separately
     (``'pos_neg'``)."""
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)

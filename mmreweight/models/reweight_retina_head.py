@@ -34,7 +34,7 @@ class FlatTargets:
     bbox_weights: Tensor  # (N, 4)
     anchors: Tensor  # (N, 4)
     avg_factor: float
-    gt_noisy: Tensor  # (N,) long, one of NOT_POSITIVE, CLEAN_POSITIVE, NOISY_POSITIVE, UNKNOWN_POSITIVE
+    gt_noisy: Tensor  # (N,) long: NOT_, CLEAN_, NOISY_ or UNKNOWN_POSITIVE
 
 
 def flatten_levels(per_level: Sequence[Tensor], channels: int) -> Tensor:
@@ -54,15 +54,15 @@ class ReweightRetinaHead(RetinaHead):
 
     .. math:: L_\mathrm{cls} = \frac{\sum_a m_a \ell_a}{\mathrm{avg\_factor} + \epsilon}
 
-    where :math:`m_a` are the (detached) weights returned by ``self.weighter`` — mean one over valid
-    anchors (label weight > 0) by the :class:`AnchorWeighter` convention — and
-    :math:`\epsilon` is mmdet's float32 eps. With no weighter, or :math:`m \equiv 1`, this is exactly
-    RetinaHead's loss (up to float summation order). The box loss is unchanged.
+    where :math:`m_a` are the (detached) weights returned by ``self.weighter`` — mean one over
+    valid anchors (label weight > 0) by the :class:`AnchorWeighter` convention — and
+    :math:`\epsilon` is mmdet's float32 eps. With no weighter, or :math:`m \equiv 1`, this is
+    exactly RetinaHead's loss (up to float summation order). The box loss is unchanged.
 
     The weighter is not a submodule (it must not enter the detector's ``state_dict``, optimizer or
     DDP reducer); the :class:`MetaReweightHook` attaches it and checkpoints it separately. During a
-    training forward the head keeps the classification-branch features (``retina_cls`` input) and its
-    input features per level, so weighters can take directional derivatives without a new forward.
+    training forward the head keeps the classification-branch features (``retina_cls`` input) and
+    its input features per level, so weighters can take directional derivatives without a new forward.
     """
 
     #: what :class:`MetaReweightHook` checks before attaching a weighter
@@ -184,7 +184,8 @@ class ReweightRetinaHead(RetinaHead):
             return loss
         raise TypeError(
             f'{type(self.loss_cls).__name__} with reduction_override="none" returned shape '
-            f'{tuple(loss.shape)}; per-anchor weighting needs (N, C) or (N,) for N={logits.size(0)}.')
+            f'{tuple(loss.shape)}; per-anchor weighting needs (N, C) or (N,), '
+            f'N={logits.size(0)}.')
 
     # ------------------------------------------------------------------ loss
     def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],

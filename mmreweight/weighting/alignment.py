@@ -29,7 +29,6 @@ from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import AnchorLossContext
@@ -136,8 +135,8 @@ class ThetaView:
     * :meth:`train_grad` returns :math:`\nabla_\theta \sum_a w_a \ell_a / \mathrm{avg\_factor}`.
 
     :math:`L_\mathrm{clean}` is the detector's loss on the clean batch (classification + box).
-    For ``cls_out`` and ``head`` only its classification part depends on :math:`\theta`, so only that
-    part is evaluated; for ``all`` the whole loss is.
+    For ``cls_out`` and ``head`` only its classification part depends on :math:`\theta`, so only
+    that part is evaluated; for ``all`` the whole loss is.
     """
 
     def __init__(self, detector: nn.Module) -> None:
@@ -159,7 +158,7 @@ class ThetaView:
         return [n for n, _ in named], [p for _, p in named]
 
     def leaves(self) -> List[Tensor]:
-        """Detached copies of :math:`\\theta` that require grad (gradients never touch ``.grad``)."""
+        """Detached copies of :math:`\\theta` that require grad (``.grad`` is never touched)."""
         return [p.detach().requires_grad_() for p in self.params]
 
     # -- clean side
@@ -302,7 +301,7 @@ class HeadTheta(ThetaView):
 
 class AllTheta(ThetaView):
     """theta = every trainable parameter the classification logits depend on (backbone, neck,
-    classification branch). The training images are captured by a forward pre-hook on the backbone."""
+    classification branch). A forward pre-hook on the backbone captures the training images."""
     choice = 'all'
 
     def _select(self):

@@ -1,7 +1,8 @@
 r"""Learning to reweight examples (Ren et al., ICML 2018), per anchor, without a look-ahead copy.
 
 L2RW perturbs the training loss by per-anchor weights :math:`\epsilon_a` and takes one SGD step,
-:math:`\theta'(\epsilon) = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a(\theta)`, then sets
+:math:`\theta'(\epsilon) = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a(\theta)`,
+then sets
 
 .. math:: \tilde w_a = \max\Big(0,\; -\frac{\partial L_\mathrm{clean}(\theta'(\epsilon))}
           {\partial \epsilon_a}\Big|_{\epsilon=0}\Big)

@@ -2,14 +2,14 @@ r"""Shared plumbing of the meta weighters (L2RW, Meta-Weight-Net): binding to a 
 learning rates of :math:`\theta`, DDP reductions and the global mean-one normalisation."""
 import functools
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from .alignment import THETA_CHOICES, ThetaView, build_theta_view
-from .base import AnchorLossContext, AnchorWeighter
+from .base import AnchorWeighter
 
 
 def world_size() -> int:
@@ -146,5 +146,5 @@ class MetaAnchorWeighter(AnchorWeighter):
         return f'theta={self.theta!r}'
 
 
-__all__ = ['MetaAnchorWeighter', 'flushed_denormals', 'cpu_flushed_denormals', 'world_size', 'all_reduce_mean_', 'all_reduce_sum_',
-           'global_count_and_sum', 'scatter_valid']
+__all__ = ['MetaAnchorWeighter', 'flushed_denormals', 'cpu_flushed_denormals', 'world_size',
+           'all_reduce_mean_', 'all_reduce_sum_', 'global_count_and_sum', 'scatter_valid']

@@ -23,9 +23,11 @@ momentum and weight decay are not unrolled) and descends the clean loss at the l
 The inner products are the alignments of :mod:`mmreweight.weighting.alignment` against
 :math:`g' = \nabla_\theta L_\mathrm{clean}(\theta')`, and the sum over anchors is a VJP through the
 VNet and the normalisation: no double backward through the network, and the loss need not be twice
-differentiable. Cost of a meta step with ``theta='cls_out'``: one conv-weight gradient
-(:math:`\nabla_\theta` of the weighted loss), one conv + backward over the clean batch's stored
-classification features (:math:`g'`), one conv over the training features (alignments).
+differentiable. Cost of a meta step with ``theta='cls_out'``: one conv-weight gradient over the
+training features (the look-ahead step, from the :math:`\partial \ell / \partial z` the alignments
+need anyway), one conv + loss backward + conv-weight gradient over the clean batch's stored
+classification features (:math:`g'`), one conv over the training features (alignments), and the
+VNet evaluated in :math:`O(N \log h)` (:meth:`VNet.forward_sorted`, exact).
 Then the VNet optimizer steps and the training loss uses :math:`w(\phi_\mathrm{new})` (detached).
 
 DDP: the look-ahead gradient and :math:`g'` are averaged over ranks (the losses are means of the
@@ -72,8 +74,8 @@ class VNet(nn.Module):
         where :math:`S_1 = \sum_{j \in J(x)} v_j a_j`, :math:`S_0 = \sum_{j \in J(x)} v_j c_j` over
         the active units :math:`J(x) = \{j: a_j x + c_j > 0\}`: units with :math:`a_j > 0` are
         active above their kink :math:`t_j = -c_j / a_j`, units with :math:`a_j < 0` below it, and
-        units with :math:`a_j = 0` when :math:`c_j > 0`. Sorting the kinks once, :math:`S_1, S_0` are
-        prefix sums looked up with ``searchsorted``; autograd differentiates the prefix sums.
+        units with :math:`a_j = 0` when :math:`c_j > 0`. Sorting the kinks once, :math:`S_1, S_0`
+        are prefix sums looked up with ``searchsorted``; autograd differentiates the prefix sums.
         """
         a, c = self.fc1.weight[:, 0], self.fc1.bias
         v, b2 = self.fc2.weight[0], self.fc2.bias[0]

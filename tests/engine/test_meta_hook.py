@@ -1,4 +1,4 @@
-"""MetaReweightHook inside a real mmengine Runner: training, logging, checkpoint round trip, errors."""
+"""MetaReweightHook in a real mmengine Runner: training, logging, checkpoint round trip, errors."""
 import copy
 
 import pytest
@@ -17,7 +17,7 @@ from mmreweight.registry import DATASETS
 
 @DATASETS.register_module(force=True)
 class ToyMetaDataset(BaseDataset):
-    """Random 64x64 images with 1-3 boxes of 3 classes; ``empty=True`` gives images without boxes."""
+    """Random 64x64 images with 1-3 boxes of 3 classes (none when ``empty=True``)."""
     METAINFO = dict(classes=('a', 'b', 'c'))
 
     def __init__(self, num=12, seed=0, empty=False, **kwargs):

@@ -1,4 +1,4 @@
-"""ReweightRetinaHead: uniform weights give RetinaHead's loss, weights enter as sum_a m_a l_a / avg."""
+"""ReweightRetinaHead: uniform weights give RetinaHead's loss; weights enter as sum m_a l_a / avg."""
 import pytest
 import torch
 from mmdet.models.utils import unpack_gt_instances
@@ -6,7 +6,7 @@ from mmdet.models.utils import unpack_gt_instances
 import mmreweight  # noqa: F401
 from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
 from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITIVE,
-                                                    NOT_POSITIVE, ReweightRetinaHead)
+                                                    NOT_POSITIVE)
 from mmreweight.weighting.base import AnchorWeighter
 
 
