@@ -8,16 +8,9 @@ _base_ = ['./retinanet_focal.py']
 
 model = dict(bbox_head=dict(type='mmreweight.ReweightRetinaHead'))
 
-# Carry the benchmark's true noise flags to the head, so the log shows the mean weight of anchors
-# matched to noisy vs clean annotations (train/meta_w_noisy, train/meta_w_clean).
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='mmreweight.LoadCleanLabels'),
-    dict(type='mmreweight.PackDetInputsWithCleanLabels'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-
+# The clean subset: the benchmark's held-out, class-balanced 'meta' split, with the training
+# pipeline. The base pipeline packs each annotation's noise flag, which the head uses to log the
+# mean weight of anchors matched to noisy vs clean annotations (train/meta_w_noisy, _clean).
 clean_dataloader = dict(
     batch_size=8,
     num_workers=1,
@@ -25,7 +18,8 @@ clean_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(type='EmbeddedDetectionDataset', benchmark={{_base_.benchmark}}, split='meta',
-                 filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
+                 filter_cfg=dict(filter_empty_gt=True, min_size=4),
+                 pipeline={{_base_.train_pipeline}}))
 
 custom_hooks = [
     dict(type='mmreweight.MetaReweightHook',
