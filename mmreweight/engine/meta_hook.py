@@ -35,9 +35,9 @@ class MetaReweightHook(Hook):
     * ``before_train``: check the head takes per-anchor weights, bind meta weighters to the
       unwrapped detector (:math:`\alpha` = the current learning rate of each meta parameter in
       ``runner.optim_wrapper``), build the clean dataloader and check it is disjoint from the
-      training set, and set ``head.weighter``.
-    * ``before_train_iter`` every ``interval`` iterations (of ``runner.iter``, so resuming keeps
-      the schedule): draw a clean batch, run the detector's data preprocessor on it and call
+      training set.
+    * ``before_train_iter`` from iteration ``begin`` on (unweighted loss before), every
+      ``interval`` iterations (of ``runner.iter``, so resuming keeps the schedule): draw a clean batch, run the detector's data preprocessor on it and call
       ``weighter.prepare_clean`` (L2RW computes :math:`g_c` here; MW-Net caches clean features and
       runs its meta step inside the head's loss). The training batch is forwarded once, by the
       normal ``train_step``; meta gradients use ``torch.autograd.grad`` only, never the model's
@@ -56,15 +56,20 @@ class MetaReweightHook(Hook):
             weighter ``needs_clean_batch``. See :mod:`mmreweight.engine.meta_clean_split` to split
             one off the training set.
         interval: meta step every ``interval`` iterations (>= 1).
+        begin: iteration from which the weighter is used (before it: RetinaHead's unweighted loss,
+            no meta steps). Per-anchor L2RW from a fresh RetinaNet drops nearly every background
+            anchor at first (see :mod:`mmreweight.weighting.l2rw`); a warm-up avoids that phase.
         theta: shortcut for the weighter's ``theta`` (``'cls_out'``, ``'head'``, ``'all'``).
     """
     priority = 'NORMAL'
 
     def __init__(self, weighter: Union[dict, torch.nn.Module],
                  clean_dataloader: Union[dict, DataLoader, None] = None, interval: int = 1,
-                 theta: Optional[str] = None) -> None:
+                 theta: Optional[str] = None, begin: int = 0) -> None:
         if not isinstance(interval, int) or interval < 1:
             raise ValueError(f'interval must be an integer >= 1, got {interval!r}')
+        if not isinstance(begin, int) or begin < 0:
+            raise ValueError(f'begin must be an integer >= 0, got {begin!r}')
         if theta is not None and isinstance(weighter, dict):
             weighter = dict(weighter, theta=theta)
         self.weighter = _build_weighter(weighter)
@@ -75,6 +80,8 @@ class MetaReweightHook(Hook):
                              "'meta' split, or mmreweight.CleanSplit).")
         self.clean_dataloader_cfg = clean_dataloader
         self.interval = interval
+        self.begin = begin
+        self._head = None
         self.clean_dataloader: Optional[DataLoader] = None
         self._clean_iter: Optional[Iterator] = None
         self._clean_epoch = 0
@@ -144,9 +151,9 @@ class MetaReweightHook(Hook):
                 f'MetaReweightHook: {type(self.weighter).__name__} '
                 f'(theta={getattr(self.weighter, "theta", None)!r}) with '
                 f'{len(self.clean_dataloader.dataset)} clean images, every {self.interval} '
-                'iteration(s)' + ('' if size is not None else
+                f'iteration(s) from iteration {self.begin}' + ('' if size is not None else
                                   '; datasets expose no image ids, overlap not checked'))
-            done = -(-runner.iter // self.interval)  # meta steps before a resumed iteration
+            done = self._meta_steps_before(runner.iter)
             if done:
                 # Like IterBasedTrainLoop does for training data: resume the clean stream where
                 # the interrupted run stopped.
@@ -154,11 +161,18 @@ class MetaReweightHook(Hook):
                                    'batches')
                 for _ in range(done):
                     self._next_clean()
-        head.weighter = self.weighter
+        self._head = head
+
+    def _meta_steps_before(self, iteration: int) -> int:
+        """Meta steps taken by iterations ``begin, begin + interval, ...`` before ``iteration``."""
+        return -(-max(iteration - self.begin, 0) // self.interval)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self.weighter.progress = runner.iter / max(runner.max_iters, 1)
-        if not self.needs_clean or runner.iter % self.interval:
+        if runner.iter < self.begin:
+            return
+        self._head.weighter = self.weighter
+        if not self.needs_clean or (runner.iter - self.begin) % self.interval:
             return
         detector = self._detector(runner)
         data = detector.data_preprocessor(self._next_clean(), True)
@@ -170,6 +184,8 @@ class MetaReweightHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         head = getattr(self._detector(runner), 'bbox_head', None)
+        if getattr(head, 'weighter', None) is not self.weighter:
+            return  # before `begin`
         scalars: Dict[str, float] = dict(getattr(head, 'last_weight_stats', {}))
         scalars.update(self.weighter.log_scalars())
         for key, value in scalars.items():

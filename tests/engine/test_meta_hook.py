@@ -126,19 +126,21 @@ def test_mwnet_trains_logs_and_resumes_exactly(tmp_path):
 
 
 def test_l2rw_interval_and_forward_once(tmp_path):
-    hook = dict(type='MetaReweightHook', weighter=dict(type='L2RWWeighter'), interval=2,
+    hook = dict(type='MetaReweightHook', weighter=dict(type='L2RWWeighter'), interval=2, begin=1,
                 clean_dataloader=loader(dict(type='CleanSplit', part='clean', dataset=TOY,
                                              **SPLIT)))
     runner = make_runner(tmp_path, 4, hook)
     weighter = hook_of(runner).weighter
-    calls = []
+    calls, weighted = [], []
     prepare = weighter.prepare_clean
     weighter.prepare_clean = lambda *a: (calls.append(runner.iter), prepare(*a))
+    weighter.register_forward_hook(lambda *a: weighted.append(runner.iter))
     forwards = []
     runner.model.backbone.register_forward_hook(
         lambda m, a, o: forwards.append(a[0].shape[0]) if torch.is_grad_enabled() else None)
     runner.train()
-    assert calls == [0, 2]
+    assert calls == [1, 3]  # from `begin`, every `interval`
+    assert weighted == [1, 2, 3]  # iteration 0 is RetinaHead's unweighted loss
     assert len(forwards) == 4  # the training batch is forwarded once per iteration
     assert 'train/meta_align_pos_frac' in runner.message_hub.log_scalars
 
@@ -164,6 +166,8 @@ def test_clean_split_is_seeded_balanced_and_disjoint():
 def test_bad_input_errors(tmp_path):
     with pytest.raises(ValueError, match='interval'):
         MetaReweightHook(weighter=dict(type='L2RWWeighter'), clean_dataloader={}, interval=0)
+    with pytest.raises(ValueError, match='begin'):
+        MetaReweightHook(weighter=dict(type='L2RWWeighter'), clean_dataloader={}, begin=-1)
     with pytest.raises(ValueError, match='clean subset'):
         MetaReweightHook(weighter=dict(type='MetaWeightNetWeighter'))
     # a stock head
