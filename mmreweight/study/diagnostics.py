@@ -1,0 +1,329 @@
+r"""Per-anchor diagnostics of a detector (trained, or freshly initialised): for a few training
+batches, each valid anchor's classification loss, the weight the config's method gives it, its
+label, positive flag and whether its matched annotation is noisy, plus GHM's gradient-density
+histogram of :math:`g = |\sigma(x) - t|` over valid elements. Nothing is updated: no optimizer
+step, GHM moving averages and MentorNet percentiles are read, not written, MW-Net takes no meta
+step; the detector is never saved.
+
+What "weight" and "loss" are, per method (the weight multiplies the loss in training):
+
+* focal: weight 1; loss = the focal loss.
+* GHM-C: the anchor's effective harmonizing weight :math:`\sum_c \beta_{ac} \ell_{ac} /
+  \sum_c \ell_{ac}` (each level's weights from its moving average, updated with this batch as
+  the loss would); loss = binary cross-entropy.
+* class-balanced focal: the weight of the anchor's class (background 1); loss = focal without
+  the class weight.
+* MetaReweightHook weighters (L2RW, Meta-Weight-Net, MentorNet): the weighter's output, called
+  by the head itself; loss = the head's per-anchor loss. L2RW gets a fresh clean batch for each
+  training batch, as in training.
+"""
+import itertools
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
+from mmdet.models.utils import unpack_gt_instances
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner, load_checkpoint, set_random_seed
+from torch import Tensor
+
+import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
+from mmreweight.engine.meta_hook import CHECKPOINT_KEY
+from mmreweight.losses import CBFocalLoss, GHMC, bce_gradient_norm, one_hot_targets
+from mmreweight.losses.gradient_density import (floor_binning_is_exact, ghm_edges,
+                                                gradient_density, harmonizing_weights)
+from mmreweight.models.level_aware_heads import LevelAwareLossMixin
+from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITIVE,
+                                                    NOT_POSITIVE, UNKNOWN_POSITIVE)
+from mmreweight.registry import HOOKS, MODELS
+from mmreweight.weighting.class_counts import count_instances_per_class
+
+#: GHM-C's number of bins in the paper and in configs/retinanet_ghm.py
+HIST_BINS = 30
+#: histograms kept: all valid elements, target-1 elements, and those of clean / noisy positives
+HISTOGRAMS = ('all', 'target1', 'target1_clean', 'target1_noisy')
+
+
+def density_histogram(g: Tensor, valid: Tensor, bins: int = HIST_BINS) -> np.ndarray:
+    """Counts of the valid elements' gradient norms in GHM-C's ``bins`` bins of [0, 1]."""
+    edges = ghm_edges(bins, 1.0 + 1e-6).to(g.device)
+    _, counts = gradient_density(g.float(), valid, edges, floor_binning_is_exact(edges))
+    return counts.cpu().numpy().astype(np.int64)
+
+
+def anchor_levels(shapes: List[torch.Size], num_base_priors: int) -> Tensor:
+    """(B * N,) FPN level of every anchor in the image-major order of ``flatten_levels``, from
+    the per-level feature shapes (B, C, H, W)."""
+    per_image = torch.cat([torch.full((s[-2] * s[-1] * num_base_priors, ), level,
+                                      dtype=torch.long)
+                           for level, s in enumerate(shapes)])
+    return per_image.repeat(shapes[0][0])
+
+
+def anchor_targets(head, cls_scores: List[Tensor], batch_gt_instances, batch_img_metas,
+                   batch_gt_instances_ignore=None) -> Dict[str, Tensor]:
+    """Labels, label weights and noise flags of every anchor (image-major, levels
+    concatenated) from mmdet's own ``get_targets``, for heads of any ``AnchorHead`` type.
+
+    ``gt_noisy`` uses :mod:`~mmreweight.models.reweight_retina_head`'s codes: not positive,
+    clean / noisy positive, or positive of an annotation without a noise flag.
+    """
+    device = cls_scores[0].device
+    featmap_sizes = [s.shape[-2:] for s in cls_scores]
+    anchor_list, valid_flag_list = head.get_anchors(featmap_sizes, batch_img_metas, device=device)
+    labels, label_weights, _, _, _, sampling = head.get_targets(
+        anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
+        batch_gt_instances_ignore, return_sampling_results=True)
+    flags = []
+    for i, result in enumerate(sampling):
+        # assignment ran on the anchors inside the image; map its indices back to all anchors
+        inside = anchor_inside_flags(torch.cat(anchor_list[i]), torch.cat(valid_flag_list[i]),
+                                     batch_img_metas[i]['img_shape'][:2],
+                                     head.train_cfg['allowed_border'])
+        index = inside.nonzero().squeeze(1)
+        flag = torch.full((inside.numel(), ), NOT_POSITIVE, dtype=torch.long, device=device)
+        pos = index[result.pos_inds]
+        noisy = batch_gt_instances[i].get('noisy', None)
+        if noisy is None:
+            flag[pos] = UNKNOWN_POSITIVE
+        else:
+            noisy = torch.as_tensor(noisy, device=device).bool()
+            flag[pos] = noisy[result.pos_assigned_gt_inds].long()
+        flags.append(flag)
+
+    def flat(per_level):  # per level (B, n_l) -> (B * N,)
+        return torch.cat(per_level, 1).reshape(-1)
+
+    return dict(labels=flat(labels), label_weights=flat(label_weights), gt_noisy=torch.cat(flags))
+
+
+def flatten_levels(per_level: List[Tensor], channels: int) -> Tensor:
+    """[(B, A*channels, H, W)] per level -> (B * N, channels), image-major."""
+    batch = per_level[0].size(0)
+    return torch.cat([t.permute(0, 2, 3, 1).reshape(batch, -1, channels) for t in per_level],
+                     1).reshape(-1, channels)
+
+
+def ghm_anchor_weights(loss_cls: GHMC, logits: Tensor, labels: Tensor, label_weights: Tensor,
+                       levels: Tensor, per_level_stats: bool):
+    """(per-anchor BCE loss, per-anchor effective GHM-C weight) as the loss would weight this
+    batch: each level's histogram, moving average updated with it (not stored)."""
+    num_classes = logits.shape[1]
+    targets = one_hot_targets(labels, num_classes)
+    valid = (label_weights > 0).unsqueeze(1).expand_as(logits)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.float(), targets.float(), reduction='none') * valid
+    beta = torch.zeros_like(bce)
+    for level in levels.unique().tolist():
+        rows = levels == level
+        g = bce_gradient_norm(logits[rows].float(), targets[rows])
+        slot, counts = gradient_density(g, valid[rows], loss_cls.edges, loss_cls._floor_exact)
+        tot = valid[rows].sum(dtype=torch.float32).clamp(min=1)
+        if loss_cls.momentum > 0:
+            row = level if per_level_stats and level < loss_cls.num_levels else 0
+            weight, _ = harmonizing_weights(slot, counts, tot, loss_cls.acc_sum[row],
+                                            loss_cls.momentum)
+        else:
+            weight, _ = harmonizing_weights(slot, counts, tot)
+        beta[rows] = weight * label_weights[rows].unsqueeze(1)
+    loss = bce.sum(1)
+    effective = (beta * bce).sum(1) / loss.clamp(min=torch.finfo(loss.dtype).tiny)
+    return loss, effective
+
+
+class _Capture:
+    """Stands in for the head's weighter: calls it and keeps what it saw and returned."""
+
+    def __init__(self, weighter) -> None:
+        self.weighter = weighter
+        self.last: Optional[Dict[str, Tensor]] = None
+
+    @property
+    def progress(self) -> float:
+        return getattr(self.weighter, 'progress', 0.0)
+
+    def __call__(self, ctx) -> Tensor:
+        weights = self.weighter(ctx)
+        self.last = dict(loss=ctx.loss.detach(), logits=ctx.logits.detach(), labels=ctx.labels,
+                         label_weights=ctx.label_weights, gt_noisy=ctx.extras['gt_noisy'],
+                         weights=weights.detach(),
+                         shapes=[f.shape for f in ctx.extras['cls_feats']])
+        return weights
+
+
+def _meta_hook_cfg(cfg: Config) -> Optional[dict]:
+    for hook in cfg.get('custom_hooks', None) or []:
+        if 'weighter' in hook:
+            return hook
+    return None
+
+
+class AnchorDiagnostics:
+    """Loads a detector from a config and a checkpoint (or ``'init'``: freshly initialised with
+    ``seed``) and dumps per-anchor arrays for training batches (see the module docstring)."""
+
+    def __init__(self, cfg: Config, checkpoint: str, seed: int = 0, device: str = 'cpu') -> None:
+        self.cfg, self.seed, self.device = cfg, seed, device
+        self.scope = cfg.get('default_scope', 'mmreweight')
+        with DefaultScope.overwrite_default_scope(self.scope):
+            set_random_seed(seed)
+            self.model = MODELS.build(cfg.model)
+            self.ckpt: Dict[str, Any] = {}
+            if checkpoint == 'init':
+                self.model.init_weights()
+            else:
+                self.ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu')
+            self.model.to(device).train()  # batch statistics in BN, as training sees the batch
+            self.head = self.model.bbox_head
+            self.loss_cls = self.head.loss_cls
+            self.hook = self.clean_iter = None
+            hook_cfg = _meta_hook_cfg(cfg)
+            if hook_cfg is not None:
+                self._setup_weighter(hook_cfg)
+        self.method = (type(self.hook.weighter).__name__ if self.hook is not None else
+                       'GHMC' if isinstance(self.loss_cls, GHMC) else
+                       'CBFocalLoss' if isinstance(self.loss_cls, CBFocalLoss) else 'none')
+
+    def _setup_weighter(self, hook_cfg: dict) -> None:
+        self.hook = HOOKS.build(hook_cfg)
+        weighter = self.hook.weighter
+        saved = self.ckpt.get(CHECKPOINT_KEY)
+        if saved is not None and saved['type'] == type(weighter).__name__:
+            if hasattr(weighter, 'load_meta_state_dict'):
+                weighter.load_meta_state_dict(saved['state'])
+            else:
+                weighter.load_state_dict(saved['state']['weighter'])
+        weighter.to(self.device).eval()  # e.g. MentorNet reads, does not move, its percentiles
+        meta = self.ckpt.get('meta', {})
+        max_iters = self.cfg.train_cfg.get('max_iters')
+        weighter.progress = (min(meta.get('iter', 0) / max_iters, 1.0) if max_iters else 0.0)
+        if hasattr(weighter, 'bind'):
+            # one inner learning rate for theta: it cancels in L2RW's normalisation, and MW-Net
+            # takes no meta step here
+            weighter.bind(self.model, lr=float(self.cfg.optim_wrapper.optimizer.lr))
+        if self.hook.needs_clean:
+            loader = Runner.build_dataloader(self.hook.clean_dataloader_cfg, seed=self.seed)
+            self.clean_iter = itertools.cycle(loader)
+        self.head.weighter = _Capture(weighter)
+
+    def _weighter_batch(self, inputs, samples) -> Dict[str, Tensor]:
+        if self.clean_iter is not None:
+            clean = self.model.data_preprocessor(next(self.clean_iter), True)
+            self.hook.weighter.prepare_clean(clean['inputs'], clean['data_samples'])
+        self.model.loss(inputs, samples)  # the head calls the weighter (captured) in its loss
+        got = dict(self.head.weighter.last)
+        return dict(got, levels=anchor_levels(got.pop('shapes'), self.head.num_base_priors))
+
+    @torch.no_grad()
+    def _loss_batch(self, inputs, samples) -> Dict[str, Tensor]:
+        cls_scores, _ = self.head(self.model.extract_feat(inputs))
+        gts, ignores, metas = unpack_gt_instances(samples)
+        t = anchor_targets(self.head, cls_scores, gts, metas, ignores)
+        logits = flatten_levels(cls_scores, self.head.cls_out_channels)
+        levels = anchor_levels([s.shape for s in cls_scores], self.head.num_base_priors)
+        if isinstance(self.loss_cls, GHMC):
+            loss, weights = ghm_anchor_weights(self.loss_cls, logits, t['labels'],
+                                               t['label_weights'], levels,
+                                               isinstance(self.head, LevelAwareLossMixin))
+        else:
+            loss = self.loss_cls(logits, t['labels'], t['label_weights'],
+                                 reduction_override='none')
+            loss = loss.sum(1) if loss.dim() == 2 else loss
+            if isinstance(self.loss_cls, CBFocalLoss):
+                weights = self.loss_cls.class_weights.to(loss.device)[t['labels']]
+                loss = loss / weights  # the loss the class weight multiplies
+            else:
+                weights = torch.ones_like(loss)
+        weights = torch.where(t['label_weights'] > 0, weights, torch.zeros_like(weights))
+        return dict(t, loss=loss, logits=logits, weights=weights, levels=levels)
+
+    def batch(self, data) -> Dict[str, Any]:
+        """Per-anchor arrays of the valid anchors of one training batch, and its histograms."""
+        with DefaultScope.overwrite_default_scope(self.scope):
+            data = self.model.data_preprocessor(data, True)
+            inputs, samples = data['inputs'], data['data_samples']
+            out = (self._weighter_batch(inputs, samples) if self.hook is not None
+                   else self._loss_batch(inputs, samples))
+        labels, logits = out['labels'], out['logits'].float()
+        num_classes = logits.shape[1]
+        valid = out['label_weights'] > 0
+        pos = valid & (labels >= 0) & (labels < num_classes)
+        targets = one_hot_targets(labels, num_classes)
+        g = bce_gradient_norm(logits, targets)
+        elem_valid = valid.unsqueeze(1).expand_as(g)
+        noisy = out['gt_noisy']
+        hists = {
+            'all': density_histogram(g, elem_valid),
+            'target1': density_histogram(g, elem_valid & targets),
+            'target1_clean': density_histogram(
+                g, elem_valid & targets & (noisy == CLEAN_POSITIVE).unsqueeze(1)),
+            'target1_noisy': density_histogram(
+                g, elem_valid & targets & (noisy == NOISY_POSITIVE).unsqueeze(1)),
+        }
+        arrays = dict(loss=out['loss'][valid].detach().float(),
+                      weight=out['weights'][valid].detach().float(), label=labels[valid],
+                      pos=pos[valid], noisy=noisy[valid], level=out['levels'][valid])
+        return dict({k: v.cpu().numpy() for k, v in arrays.items()}, hists=hists)
+
+    def run(self, batches: int, max_negatives: Optional[int] = 20000) -> Dict[str, np.ndarray]:
+        """Dump ``batches`` training batches; keep every positive and at most
+        ``max_negatives`` random negatives (their fraction kept is ``neg_keep_frac``)."""
+        with DefaultScope.overwrite_default_scope(self.scope):
+            loader = Runner.build_dataloader(self.cfg.train_dataloader, seed=self.seed)
+        if isinstance(self.loss_cls, CBFocalLoss) and not self.loss_cls.has_counts:
+            # an untrained model: count the training set as ClassCountsHook would
+            self.loss_cls.set_class_counts(
+                count_instances_per_class(loader.dataset, self.loss_cls.num_classes))
+        parts = [self.batch(data) for data in itertools.islice(loader, batches)]
+        if not parts:
+            raise ValueError('the training dataloader gave no batch')
+        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != 'hists'}
+        neg = np.flatnonzero(~cat['pos'])
+        keep_frac = 1.0
+        if max_negatives is not None and len(neg) > max_negatives:
+            rng = np.random.default_rng(self.seed)
+            drop = np.setdiff1d(neg, rng.choice(neg, max_negatives, replace=False))
+            keep_frac = max_negatives / len(neg)
+            cat = {k: np.delete(v, drop) for k, v in cat.items()}
+        out = dict(cat, loss=cat['loss'].astype(np.float32), weight=cat['weight'].astype(np.float32),
+                   label=cat['label'].astype(np.int16), noisy=cat['noisy'].astype(np.int8),
+                   level=cat['level'].astype(np.int8), neg_keep_frac=np.float64(keep_frac))
+        for name in HISTOGRAMS:
+            out[f'hist_{name}'] = np.sum([p['hists'][name] for p in parts], axis=0)
+        out['hist_edges'] = ghm_edges(HIST_BINS, 1.0).numpy()
+        if isinstance(self.loss_cls, CBFocalLoss):
+            out['cb_class_counts'] = self.loss_cls.class_counts.cpu().numpy()
+            out['cb_class_weights'] = self.loss_cls.class_weights[:-1].cpu().numpy()
+        if isinstance(self.loss_cls, GHMC) and self.loss_cls.momentum > 0:
+            out['ghm_acc_sum'] = self.loss_cls.acc_sum.cpu().numpy()
+        return out
+
+
+def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    """Mean weight of negatives and of clean / noisy positives, the fraction of (near-)zero
+    weights, and how well the weights rank clean above noisy positives (ROC AUC of the weight
+    as a clean-vs-noisy score: 0.5 = blind, 1 = every clean positive above every noisy one)."""
+    from mmreweight.weighting.mentornet_dd import roc_auc
+    w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
+    clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
+
+    def mean(mask):
+        return float(w[mask].mean()) if mask.any() else None
+
+    out = dict(anchors=int(len(w)), positives=int(pos.sum()), noisy_positives=int(noisy_pos.sum()),
+               mean_weight_neg=mean(~pos), mean_weight_pos_clean=mean(clean_pos),
+               mean_weight_pos_noisy=mean(noisy_pos),
+               zero_weight_frac=float((w < 1e-3).mean()) if len(w) else None,
+               mean_loss_pos_clean=float(dump['loss'][clean_pos].mean()) if clean_pos.any() else None,
+               mean_loss_pos_noisy=float(dump['loss'][noisy_pos].mean()) if noisy_pos.any() else None)
+    if clean_pos.any() and noisy_pos.any():
+        sel = clean_pos | noisy_pos
+        out['auc_weight_clean_vs_noisy'] = roc_auc(torch.from_numpy(w[sel].astype(np.float64)),
+                                                   torch.from_numpy(clean_pos[sel]))
+    return out
+
+
+__all__ = ['HIST_BINS', 'HISTOGRAMS', 'density_histogram', 'anchor_levels', 'anchor_targets',
+           'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics', 'summarize']

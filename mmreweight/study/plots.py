@@ -1,0 +1,108 @@
+"""Matplotlib figures of the study and of the per-anchor diagnostics (written to files)."""
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mmreweight.models.reweight_retina_head import CLEAN_POSITIVE, NOISY_POSITIVE  # noqa: E402
+
+#: loss below this is drawn at it (log axis)
+LOSS_FLOOR = 1e-6
+
+
+def weight_vs_loss(ax, dump: Mapping[str, np.ndarray], title: str = '',
+                   max_negatives: int = 3000, seed: int = 0) -> None:
+    """Scatter of per-anchor weight against loss: a sample of negatives in grey, positives
+    matched to clean annotations in blue and to noisy ones in red."""
+    loss = np.maximum(dump['loss'], LOSS_FLOOR)
+    weight, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
+    neg = np.flatnonzero(~pos)
+    if len(neg) > max_negatives:
+        neg = np.random.default_rng(seed).choice(neg, max_negatives, replace=False)
+    ax.scatter(loss[neg], weight[neg], s=2, c='0.7', alpha=0.4, label=f'negative (sample)',
+               rasterized=True)
+    groups = [('positive, clean annotation', pos & (noisy == CLEAN_POSITIVE), 'tab:blue'),
+              ('positive, noisy annotation', pos & (noisy == NOISY_POSITIVE), 'tab:red'),
+              ('positive, no flag', pos & (noisy != CLEAN_POSITIVE) & (noisy != NOISY_POSITIVE),
+               'tab:green')]
+    for label, mask, colour in groups:
+        if mask.any():
+            ax.scatter(loss[mask], weight[mask], s=4, c=colour, alpha=0.5,
+                       label=f'{label} ({int(mask.sum())})', rasterized=True)
+    ax.set_xscale('log')
+    ax.set_xlabel('per-anchor loss')
+    ax.set_ylabel('weight')
+    ax.set_title(title, fontsize=9)
+
+
+def gradient_density(ax, curves: Sequence[Tuple[str, np.ndarray]], edges: np.ndarray,
+                     title: str = '', normalise: bool = True) -> None:
+    """Step curves of gradient-norm histograms (``curves``: label, counts) on a log axis; as
+    fractions of each curve's total when ``normalise``."""
+    for label, counts in curves:
+        counts = np.asarray(counts, dtype=float)
+        total = counts.sum()
+        if total == 0:
+            continue
+        values = counts / total if normalise else counts
+        ax.stairs(np.maximum(values, 1e-12), edges, label=label)
+    ax.set_yscale('log')
+    ax.set_xlabel(r'gradient norm $g = |\sigma(x) - t|$')
+    ax.set_ylabel('fraction of valid elements' if normalise else 'elements')
+    ax.set_title(title, fontsize=9)
+
+
+def class_weights(ax, classes: Sequence[str], series: Sequence[Tuple[str, np.ndarray]],
+                  title: str = '') -> None:
+    """Grouped bars of per-class weights, one group per class, one bar per series."""
+    x = np.arange(len(classes))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label)
+    ax.set_xticks(x, classes, rotation=45 if max(len(c) for c in classes) > 2 else 0,
+                  ha='right' if max(len(c) for c in classes) > 2 else 'center', fontsize=8)
+    ax.axhline(1.0, color='0.5', lw=0.8, ls='--')
+    ax.set_ylabel('class-balanced weight')
+    ax.set_title(title, fontsize=9)
+
+
+def grouped_bars(ax, groups: Sequence[str], series: Sequence[str],
+                 means: Mapping[Tuple[str, str], float], stds: Mapping[Tuple[str, str], float],
+                 ylabel: str, title: str = '') -> None:
+    """Bars of ``means[(group, series)]`` with ``stds`` as error bars (missing cells empty)."""
+    x = np.arange(len(groups))
+    width = 0.8 / max(len(series), 1)
+    for i, name in enumerate(series):
+        m = [means.get((g, name), np.nan) for g in groups]
+        s = [stds.get((g, name), np.nan) for g in groups]
+        s = [0.0 if v is None or np.isnan(v) else v for v in s]
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, m, width, yerr=s, capsize=2, label=name)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+
+
+def save(fig, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
+    """A figure with ``n`` axes in rows of ``ncols`` (unused axes hidden); (fig, flat axes)."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             squeeze=False)
+    flat: List = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+__all__ = ['weight_vs_loss', 'gradient_density', 'class_weights', 'grouped_bars', 'save',
+           'subplots']

@@ -1,0 +1,74 @@
+"""Per-anchor diagnostics of a detector: loss, weight, label, positive and noisy flags.
+
+    python tools/diagnose.py configs/retinanet_l2rw.py work_dirs/l2rw/iter_1500.pth --out diag/
+    python tools/diagnose.py configs/retinanet_ghm.py init --out diag_init/   # untrained
+
+Runs ``--batches`` training batches through the detector without updating anything and writes
+to ``--out``: ``diagnostics.npz`` (per valid anchor: loss, weight, label, pos, noisy, level;
+every positive and a sample of negatives, ``neg_keep_frac``; GHM gradient-density histograms
+``hist_*`` over ``hist_edges``; class-balanced weights or GHM moving averages when the loss has
+them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``. What "weight"
+means for each method is in :mod:`mmreweight.study.diagnostics`.
+"""
+import argparse
+import json
+import os
+import sys
+
+# Run from a checkout, use the checkout's mmreweight (not an older installed copy).
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
+    sys.path.insert(0, _REPO)
+
+import numpy as np  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from mmreweight.study import plots  # noqa: E402
+from mmreweight.study.diagnostics import AnchorDiagnostics, summarize  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Per-anchor loss / weight diagnostics')
+    p.add_argument('config')
+    p.add_argument('checkpoint', help="checkpoint file, or 'init' for a freshly initialised model")
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--batches', type=int, default=4, help='training batches to run')
+    p.add_argument('--max-negatives', type=int, default=20000,
+                   help='negatives kept in the dump (all positives are kept)')
+    p.add_argument('--seed', type=int, default=None,
+                   help="data order and 'init' weights (default: the config's seed)")
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    seed = args.seed if args.seed is not None else int(cfg.get('randomness', {}).get('seed', 0))
+    diag = AnchorDiagnostics(cfg, args.checkpoint, seed=seed)
+    dump = diag.run(args.batches, args.max_negatives)
+    os.makedirs(args.out, exist_ok=True)
+    np.savez_compressed(os.path.join(args.out, 'diagnostics.npz'), method=diag.method, **dump)
+    summary = dict(config=os.path.abspath(args.config), checkpoint=args.checkpoint,
+                   method=diag.method, batches=args.batches, seed=seed, **summarize(dump))
+    with open(os.path.join(args.out, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    fig, (ax, ) = plots.subplots(1, size=(6, 4.5))
+    plots.weight_vs_loss(ax, dump, f'{name}: {diag.method} weights, {args.batches} batches')
+    ax.legend(fontsize=7, markerscale=3)
+    plots.save(fig, os.path.join(args.out, 'weight_vs_loss.png'))
+    fig, (ax, ) = plots.subplots(1, size=(6, 4.5))
+    plots.gradient_density(ax, [(key, dump[f'hist_{key}']) for key in
+                                ('all', 'target1', 'target1_clean', 'target1_noisy')],
+                           dump['hist_edges'], f'{name}: gradient density (30 bins)')
+    ax.legend(fontsize=7)
+    plots.save(fig, os.path.join(args.out, 'gradient_density.png'))
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == '__main__':
+    main()
