@@ -67,6 +67,24 @@ def test_mim_train_and_test_from_another_folder(tmp_path, env):
     assert 'Average Precision' in log  # pycocotools' summary table
 
 
+@pytest.mark.parametrize('config', ['retinanet_l2rw.py', 'retinanet_mwnet.py',
+                                    'retinanet_mentornet.py', 'retinanet_cb_focal.py'])
+def test_mim_trains_and_evaluates_each_method(config, tmp_path, env):
+    """Two iterations and a COCO evaluation of each reweighting config through `mim train`."""
+    if not MIM.exists():
+        pytest.skip('mim is not installed in this environment')
+    opts = _tiny_options(2) + ['model.test_cfg.score_thr=0.0']
+    if 'l2rw' in config or 'mwnet' in config:  # the clean (meta) split has its own dataloader
+        opts += [f'custom_hooks.0.clean_dataloader.dataset.benchmark.{k}={v}'
+                 for k, v in TINY.items()]
+        opts += ['custom_hooks.0.clean_dataloader.num_workers=0',
+                 'custom_hooks.0.clean_dataloader.persistent_workers=False']
+    log = _run([MIM, 'train', 'mmreweight', config, '--work-dir', tmp_path / 'work',
+                '--cfg-options', *opts], cwd=tmp_path, env=env)
+    assert 'coco/bbox_mAP' in log
+    assert (tmp_path / 'work' / 'iter_2.pth').exists()
+
+
 def test_train_resume_continues_from_checkpoint(tmp_path, env):
     work = tmp_path / 'work'
     train = [sys.executable, REPO / 'tools' / 'train.py', REPO / 'configs' / 'retinanet_ghm.py',
