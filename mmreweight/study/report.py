@@ -1,0 +1,447 @@
+"""The study's report: mean ± std over seeds of each run's result.json, which methods beat focal
+loss clearly, the measured cost, and figures from the results and the diagnostics dumps."""
+import glob
+import json
+import math
+import os
+import statistics
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .plan import CONDITIONS, METHODS, SOURCES, STUDY_FILE
+
+METRICS = ('mAP', 'AP50', 'rare_AP')
+CHECKPOINTS = ('best', 'last')
+#: conditions whose rare-class AP is reported (balanced sets have no rare classes)
+LONG_TAIL = tuple(c for c, spec in CONDITIONS.items() if spec['imbalance_ratio'] > 1)
+NOISY = tuple(c for c, spec in CONDITIONS.items() if spec['noise_type'] != 'none')
+#: "clearly better": mean difference above this many seed-to-seed standard deviations
+MARGIN_STDS = 2.0
+Key = Tuple[str, str, str]  # source, condition, method
+
+
+def load_results(study_dir: str) -> List[Dict[str, Any]]:
+    results = []
+    for path in sorted(glob.glob(os.path.join(study_dir, '*', 'result.json'))):
+        with open(path) as f:
+            result = json.load(f)
+        result['_dir'] = os.path.dirname(path)
+        results.append(result)
+    return results
+
+
+def load_settings(study_dir: str) -> Dict[str, Any]:
+    path = os.path.join(study_dir, STUDY_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)['settings']
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """Mean and sample standard deviation (None with fewer than two values); NaNs dropped."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float('nan'), None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def aggregate(results: Sequence[Dict[str, Any]]) -> Dict[Key, Dict[str, Any]]:
+    """(source, condition, method) -> seeds and (mean, std) of each checkpoint's metrics."""
+    groups: Dict[Key, List[Dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[(r['source'], r['condition'], r['method'])].append(r)
+    table = {}
+    for key, runs in groups.items():
+        cell: Dict[str, Any] = dict(seeds=sorted(r['seed'] for r in runs), runs=runs)
+        for ckpt in CHECKPOINTS:
+            cell[ckpt] = {m: mean_std([r[ckpt][m] for r in runs]) for m in METRICS}
+        table[key] = cell
+    return table
+
+
+def _order(values, known) -> List[str]:
+    return [v for v in known if v in values] + sorted(v for v in values if v not in known)
+
+
+def fmt(stat: Tuple[float, Optional[float]]) -> str:
+    mean, std = stat
+    if math.isnan(mean):
+        return '–'
+    return f'{mean:.3f}' if std is None else f'{mean:.3f} ± {std:.3f}'
+
+
+def results_table(table: Dict[Key, Dict[str, Any]], source: str) -> str:
+    """One markdown table per source: a row per condition and method."""
+    keys = [k for k in table if k[0] == source]
+    conditions = _order({k[1] for k in keys}, CONDITIONS)
+    methods = _order({k[2] for k in keys}, METHODS)
+    show_rare = any(c in LONG_TAIL for c in conditions)
+    head = ['condition', 'method', 'seeds', 'mAP (best)', 'mAP (last)', 'AP50 (best)',
+            'AP50 (last)'] + (['rare-3 AP (best)', 'rare-3 AP (last)'] if show_rare else [])
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for condition in conditions:
+        for method in methods:
+            cell = table.get((source, condition, method))
+            if cell is None:
+                continue
+            row = [condition, method, str(len(cell['seeds']))]
+            for metric in ('mAP', 'AP50'):
+                row += [fmt(cell[ckpt][metric]) for ckpt in CHECKPOINTS]
+            if show_rare:
+                row += ([fmt(cell[ckpt]['rare_AP']) for ckpt in CHECKPOINTS]
+                        if condition in LONG_TAIL else ['–', '–'])
+            lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def compare_to_focal(table: Dict[Key, Dict[str, Any]], metric: str = 'mAP',
+                     ckpt: str = 'best', baseline: str = 'focal'
+                     ) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
+    """Per (source, condition): each method's mean difference to ``baseline`` and whether it is
+    beyond ``MARGIN_STDS`` seed-to-seed standard deviations (the larger of the two methods'
+    stds). With one seed there is no std and no verdict."""
+    out: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for (source, condition, method), cell in table.items():
+        base = table.get((source, condition, baseline))
+        if method == baseline or base is None:
+            continue
+        (m, s), (mb, sb) = cell[ckpt][metric], base[ckpt][metric]
+        if math.isnan(m) or math.isnan(mb):
+            continue
+        diff = m - mb
+        if s is None or sb is None:
+            verdict, threshold = 'no verdict (1 seed)', None
+        else:
+            threshold = MARGIN_STDS * max(s, sb)
+            verdict = ('beats focal' if diff > threshold else
+                       'worse than focal' if diff < -threshold else 'within noise')
+        out.setdefault((source, condition), []).append(
+            dict(method=method, diff=diff, threshold=threshold, verdict=verdict))
+    for rows in out.values():
+        rows.sort(key=lambda r: -r['diff'])
+    return out
+
+
+def comparison_text(comparisons, metric: str, ckpt: str) -> str:
+    lines = []
+    for (source, condition) in sorted(comparisons, key=lambda k: (
+            _order([k[0]], SOURCES), list(CONDITIONS).index(k[1]) if k[1] in CONDITIONS else 99)):
+        rows = comparisons[(source, condition)]
+        winners = [r['method'] for r in rows if r['verdict'] == 'beats focal']
+        detail = ', '.join(
+            f"{r['method']} {r['diff']:+.3f}"
+            + (f" (2σ = {r['threshold']:.3f})" if r['threshold'] is not None else '')
+            for r in rows)
+        verdict = (', '.join(winners) if winners else
+                   'none (one seed: no std to compare with)' if rows and
+                   rows[0]['threshold'] is None else 'none')
+        lines.append(f'- **{source} / {condition}** ({metric}, {ckpt} checkpoint): beats focal '
+                     f'by > {MARGIN_STDS:g}σ: {verdict}. Differences: {detail}.')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------- cost
+def cost_by_method(results: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """Mean per-run wall and CPU seconds by method, and the CPU seconds of the training loop
+    alone: mmengine's median logged seconds per iteration times the iterations, scaled by the
+    training process's CPU / wall ratio (wall time counts waiting on a shared machine)."""
+    groups: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[r['method']].append(r)
+    out = {}
+    for method, runs in groups.items():
+        loop_cpu, per_iter = [], []
+        for r in runs:
+            train = r['timings'].get('train')
+            if train and r.get('train_s_per_iter'):
+                ratio = min(train['cpu_s'] / max(train['wall_s'], 1e-9), 1.0)
+                loop_cpu.append(r['train_s_per_iter'] * r['settings']['iters'] * ratio)
+                per_iter.append(r['train_s_per_iter'] * ratio)
+        out[method] = dict(runs=len(runs), iters=runs[0]['settings']['iters'],
+                           wall_s=statistics.fmean(r['wall_s'] for r in runs),
+                           cpu_s=statistics.fmean(r['cpu_s'] for r in runs),
+                           loop_cpu_s=statistics.fmean(loop_cpu) if loop_cpu else 0.0,
+                           cpu_s_per_iter=statistics.median(per_iter) if per_iter else float('nan'))
+    return out
+
+
+def extrapolate(costs: Dict[str, Dict[str, float]], iters: int) -> Tuple[Dict[str, float],
+                                                                         List[str]]:
+    """Estimated CPU seconds per run of each method at ``iters`` iterations (the training loop
+    scaled linearly, start-up, validation, tests and diagnostics as measured) and the methods
+    estimated from another one."""
+    per_run, guessed = {}, []
+    for method in METHODS:
+        if method in costs:
+            c = costs[method]
+        elif method == 'mentornet_dd' and 'mentornet_pd' in costs:
+            c = costs['mentornet_pd']  # the same training; its mentor fit is not counted
+            guessed.append(method)
+        else:
+            continue
+        fixed = c['cpu_s'] - c['loop_cpu_s']
+        per_run[method] = fixed + c['loop_cpu_s'] * iters / c['iters']
+    return per_run, guessed
+
+
+def cost_text(results: Sequence[Dict[str, Any]], study_iters: Sequence[int]) -> str:
+    costs = cost_by_method(results)
+    if not costs:
+        return ''
+    lines = ['| method | runs | iterations | CPU s / iteration | training-loop CPU s | '
+             'run CPU s | run wall s |', '|---|---|---|---|---|---|---|']
+    for method in _order(costs, METHODS):
+        c = costs[method]
+        lines.append(f"| {method} | {c['runs']} | {c['iters']} | {c['cpu_s_per_iter']:.3f} | "
+                     f"{c['loop_cpu_s']:.0f} | {c['cpu_s']:.0f} | {c['wall_s']:.0f} |")
+    n = len(CONDITIONS) * len(SOURCES)
+    lines.append('')
+    for iters in study_iters:
+        per_run, guessed = extrapolate(costs, iters)
+        if not per_run:
+            continue
+        per_seed = sum(per_run.values()) * n
+        missing = [m for m in METHODS if m not in per_run]
+        lines.append(
+            f'- **{iters} iterations**: about {per_seed / 3600:.1f} core-hours per seed for the '
+            f'{len(per_run)} methods x {len(CONDITIONS)} conditions x {len(SOURCES)} sources, '
+            f'{3 * per_seed / 3600:.1f} core-hours for 3 seeds '
+            f'({3 * per_seed / 3600 / 2:.1f} h with `--jobs 2` on two free cores)'
+            + (f'; {", ".join(guessed)} estimated from mentornet_pd' if guessed else '')
+            + (f'; not measured: {", ".join(missing)}' if missing else '') + '.')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------- figures
+def _dump(run: Dict[str, Any], which: str = 'last') -> Optional[Dict[str, np.ndarray]]:
+    rel = (run.get('diagnostics') or {}).get(which)
+    if not rel or rel.startswith('failed'):
+        return None
+    path = os.path.join(run['_dir'], rel, 'diagnostics.npz')
+    if not os.path.isfile(path):
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _first_seed(table, key) -> Optional[Dict[str, Any]]:
+    cell = table.get(key)
+    return min(cell['runs'], key=lambda r: r['seed']) if cell else None
+
+
+def figure_map(table, out_dir: str) -> Optional[str]:
+    from . import plots
+    sources = _order({k[0] for k in table}, SOURCES)
+    if not sources:
+        return None
+    fig, axes = plots.subplots(len(sources) * 2, ncols=2, size=(7.5, 3.6))
+    for i, source in enumerate(sources):
+        keys = [k for k in table if k[0] == source]
+        conditions = _order({k[1] for k in keys}, CONDITIONS)
+        methods = _order({k[2] for k in keys}, METHODS)
+        for j, ckpt in enumerate(CHECKPOINTS):
+            ax = axes[2 * i + j]
+            means = {(k[1], k[2]): table[k][ckpt]['mAP'][0] for k in keys}
+            stds = {(k[1], k[2]): table[k][ckpt]['mAP'][1] for k in keys}
+            plots.grouped_bars(ax, conditions, methods, means, stds, 'test COCO mAP',
+                               f'{source}: {ckpt} checkpoint (bars: mean, error: std over seeds)')
+        axes[2 * i].legend(fontsize=7, ncol=2)
+    return plots.save(fig, os.path.join(out_dir, 'map_by_method.png'))
+
+
+def figure_weights(table, out_dir: str) -> List[str]:
+    """Weight vs loss of every reweighting method, one figure per (source, condition) with noisy
+    labels (clean conditions if there are none), first seed."""
+    from . import plots
+    written = []
+    conditions = {k[1] for k in table}
+    shown = [c for c in NOISY if c in conditions] or [c for c in ('clean', ) if c in conditions]
+    for source in _order({k[0] for k in table}, SOURCES):
+        for condition in shown:
+            panels = []
+            for method in METHODS:
+                run = _first_seed(table, (source, condition, method))
+                dump = _dump(run) if run else None
+                if dump is not None and str(dump['method']) != 'none':
+                    panels.append((method, run, dump))
+            if not panels:
+                continue
+            fig, axes = plots.subplots(len(panels), ncols=3)
+            for ax, (method, run, dump) in zip(axes, panels):
+                summary = _summary(run)
+                note = ''
+                if summary.get('auc_weight_clean_vs_noisy') is not None:
+                    note = (f"\nmean w: clean pos {summary['mean_weight_pos_clean']:.2f}, noisy pos "
+                            f"{summary['mean_weight_pos_noisy']:.2f}, AUC "
+                            f"{summary['auc_weight_clean_vs_noisy']:.2f}")
+                plots.weight_vs_loss(ax, dump, f'{method} ({dump["method"]}){note}')
+                if method in ('ghm', ):
+                    ax.set_yscale('log')
+            axes[0].legend(fontsize=6, markerscale=3)
+            name = f'weight_vs_loss_{source}_{condition}.png'
+            written.append(plots.save(fig, os.path.join(out_dir, name)))
+    return written
+
+
+def _summary(run: Dict[str, Any], which: str = 'last') -> Dict[str, Any]:
+    rel = (run.get('diagnostics') or {}).get(which)
+    path = os.path.join(run['_dir'], rel or '', 'summary.json')
+    if not rel or not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def figure_ghm_density(table, out_dir: str) -> Optional[str]:
+    from . import plots
+    panels = []
+    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1]))):
+        if key[2] != 'ghm':
+            continue
+        run = _first_seed(table, key)
+        init, last = _dump(run, 'init'), _dump(run, 'last')
+        if init is not None and last is not None:
+            panels.append((key, init, last))
+    if not panels:
+        return None
+    fig, axes = plots.subplots(len(panels), ncols=3)
+    for ax, ((source, condition, _), init, last) in zip(axes, panels):
+        curves = [('before training, all', init['hist_all']),
+                  ('after training, all', last['hist_all']),
+                  ('after, target-1 clean', last['hist_target1_clean'])]
+        if last['hist_target1_noisy'].sum():
+            curves.append(('after, target-1 noisy', last['hist_target1_noisy']))
+        plots.gradient_density(ax, curves, last['hist_edges'],
+                               f'GHM-C run, {source} / {condition}')
+    axes[0].legend(fontsize=7)
+    return plots.save(fig, os.path.join(out_dir, 'ghm_gradient_density.png'))
+
+
+def figure_cb_weights(table, out_dir: str) -> Optional[str]:
+    from . import plots
+    sources = [s for s in _order({k[0] for k in table}, SOURCES)
+               if any(k[0] == s and k[2] == 'cb_focal' for k in table)]
+    if not sources:
+        return None
+    fig, axes = plots.subplots(len(sources), ncols=1, size=(8, 3.6))
+    drawn = False
+    for ax, source in zip(axes, sources):
+        series, classes = [], None
+        for condition in CONDITIONS:
+            run = _first_seed(table, (source, condition, 'cb_focal'))
+            dump = _dump(run) if run else None
+            if dump is None or 'cb_class_weights' not in dump:
+                continue
+            classes = run['classes']
+            ratio = CONDITIONS[condition]['imbalance_ratio']
+            series.append((f'{condition} (imbalance {ratio:g})', dump['cb_class_weights']))
+        if series:
+            plots.class_weights(ax, classes, series,
+                                f'{source}: class-balanced weights (beta from the config)')
+            ax.legend(fontsize=7)
+            drawn = True
+    return plots.save(fig, os.path.join(out_dir, 'cb_class_weights.png')) if drawn else None
+
+
+def diagnostics_table(table) -> str:
+    """Mean weight of positives matched to clean vs noisy annotations (first seed)."""
+    lines = ['| source / condition | method | weight: negatives | clean positives | '
+             'noisy positives | AUC clean > noisy | zero-weight fraction |',
+             '|---|---|---|---|---|---|---|']
+    found = False
+    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES),
+                                            list(CONDITIONS).index(k[1]),
+                                            list(METHODS).index(k[2]))):
+        source, condition, method = key
+        if condition not in NOISY:
+            continue
+        s = _summary(_first_seed(table, key))
+        if not s or s.get('method') == 'none':
+            continue
+        found = True
+
+        def f(v):
+            return '–' if v is None else f'{v:.3f}'
+
+        lines.append(f"| {source} / {condition} | {method} ({s['method']}) | "
+                     f"{f(s.get('mean_weight_neg'))} | {f(s.get('mean_weight_pos_clean'))} | "
+                     f"{f(s.get('mean_weight_pos_noisy'))} | "
+                     f"{f(s.get('auc_weight_clean_vs_noisy'))} | {f(s.get('zero_weight_frac'))} |")
+    return '\n'.join(lines) if found else ''
+
+
+# ---------------------------------------------------------------------------------- the report
+def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
+                 note: str = '', study_iters: Sequence[int] = ()) -> str:
+    results = load_results(study_dir)
+    if not results:
+        raise FileNotFoundError(f'no result.json under {study_dir}')
+    os.makedirs(out_dir, exist_ok=True)
+    settings = load_settings(study_dir) or results[0]['settings']
+    table = aggregate(results)
+    seeds = sorted({r['seed'] for r in results})
+    figures = dict(map=figure_map(table, out_dir), weights=figure_weights(table, out_dir),
+                   ghm=figure_ghm_density(table, out_dir), cb=figure_cb_weights(table, out_dir))
+
+    md = [f'# {title}', '']
+    if note:
+        md += [note, '']
+    md += [f'- {len(results)} runs from `{os.path.basename(os.path.abspath(study_dir))}`, '
+           f'seeds {seeds}, {settings["iters"]} training iterations each (batch 8), '
+           f'{settings.get("val_evals", "?")} validations per run.',
+           '- **best**: the checkpoint with the highest val COCO mAP, evaluated on test; '
+           '**last**: the final checkpoint on test. mean ± sample std over seeds (no ± with one '
+           'seed).',
+           '- **rare-3 AP**: mean test AP of the 3 classes with the fewest training annotations '
+           '(long-tailed conditions only).', '']
+    if settings.get('benchmark_overrides'):
+        md += [f'- benchmark overrides: `{settings["benchmark_overrides"]}`', '']
+    for source in _order({k[0] for k in table}, SOURCES):
+        md += [f'## {source}', '', results_table(table, source), '']
+    md += ['## Which methods beat focal loss',
+           '',
+           f'A method "beats focal" in a condition when its mean exceeds focal\'s by more than '
+           f'{MARGIN_STDS:g}x the seed-to-seed std (the larger of the two). ', '',
+           comparison_text(compare_to_focal(table, 'mAP', 'best'), 'mAP', 'best'),
+           comparison_text(compare_to_focal(table, 'mAP', 'last'), 'mAP', 'last')]
+    lt = {k: v for k, v in compare_to_focal(table, 'rare_AP', 'best').items()
+          if k[1] in LONG_TAIL}
+    if lt:
+        md += [comparison_text(lt, 'rare-3 AP', 'best')]
+    md += ['', '![test mAP per method and condition](map_by_method.png)', '']
+    diag = diagnostics_table(table)
+    if diag or figures['weights']:
+        md += ['## Learned weights on clean vs noisy annotations', '',
+               f'From `tools/diagnose.py` on the last checkpoint '
+               f'({settings.get("diag_batches", "?")} training batches, first seed): '
+               'per valid anchor, the weight the method gives it and its loss. Positives are '
+               'coloured by whether their matched annotation\'s label was flipped.', '']
+        if diag:
+            md += [diag, '']
+        md += [f'![weight vs loss]({os.path.basename(p)})' for p in figures['weights']] + ['']
+    if figures['ghm']:
+        md += ['## GHM gradient density before and after training', '',
+               'Histogram of g = |sigmoid(x) - t| over valid elements (30 bins), at '
+               'initialisation and for the trained GHM-C detector.', '',
+               '![GHM gradient density](ghm_gradient_density.png)', '']
+    if figures['cb']:
+        md += ['## Class-balanced weights', '',
+               '![class-balanced weights per class](cb_class_weights.png)', '']
+    cost = cost_text(results, sorted({settings['iters'], *study_iters}))
+    if cost:
+        md += ['## Cost', '',
+               'Measured per run (CPU seconds of its processes: training with validation, test '
+               'of best and last, diagnostics, MentorNet-DD\'s mentor; one thread each). '
+               'Extrapolations scale training linearly with iterations and keep the rest.', '',
+               cost, '']
+    path = os.path.join(out_dir, 'README.md')
+    with open(path, 'w') as f:
+        f.write('\n'.join(md))
+    return path
+
+
+__all__ = ['load_results', 'aggregate', 'mean_std', 'results_table', 'compare_to_focal',
+           'cost_by_method', 'extrapolate', 'write_report']

@@ -1,0 +1,132 @@
+"""Per-anchor diagnostics: histograms, GHM weights, anchor targets and noise flags, and the
+whole dump on freshly initialised detectors (nothing is trained)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmdet.structures.bbox import HorizontalBoxes  # noqa: F401  (mmdet's box types registered)
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+
+from mmreweight.losses import GHMC, count_fpn_levels, frozen_loss_statistics
+from mmreweight.models.reweight_retina_head import NOISY_POSITIVE, NOT_POSITIVE
+from mmreweight.registry import MODELS
+from mmreweight.study import diagnostics as diag
+from mmreweight.study import plan
+from mmreweight.study.execute import parse_cfg_options
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+TINY = dict(train_images=16, val_images=8, test_images=8, meta_images=8)
+
+
+def test_density_histogram_counts_valid_elements_in_30_bins():
+    g = torch.rand(500, 10)
+    valid = torch.rand(500, 1) > 0.3
+    counts = diag.density_histogram(g, valid.expand_as(g))
+    expected, _ = np.histogram(g[valid.expand_as(g)].numpy(), bins=np.arange(31) / 30)
+    assert counts.tolist() == expected.tolist()
+
+
+def test_ghm_anchor_weights_reproduce_the_ghm_loss():
+    torch.manual_seed(0)
+    loss = GHMC(bins=30, momentum=0.75, num_levels=3)
+    loss.acc_sum.copy_(torch.rand(3, 30) * 100 + 1)
+    n, c = 600, 10
+    logits, labels = torch.randn(n, c) * 3, torch.randint(0, c + 1, (n, ))
+    label_weights = (torch.rand(n) > 0.1).float()
+    levels = torch.arange(n) * 3 // n  # 3 levels, in order, as the head calls the loss
+    per_anchor_bce, weights = diag.ghm_anchor_weights(loss, logits, labels, label_weights,
+                                                      levels, per_level_stats=True)
+    acc_before = loss.acc_sum.clone()
+    with count_fpn_levels(loss), frozen_loss_statistics(loss):
+        expected = sum(loss(logits[levels == lv], labels[levels == lv],
+                            label_weights[levels == lv], reduction_override='sum')
+                       for lv in range(3))
+    torch.testing.assert_close((weights * per_anchor_bce).sum(), expected, rtol=1e-5, atol=1e-4)
+    assert torch.equal(loss.acc_sum, acc_before)  # read, not written
+
+
+def _head(kind: str):
+    cfg = Config.fromfile(str(CONFIGS / 'retinanet_focal.py'))
+    head_cfg = dict(cfg.model.bbox_head, type=kind, train_cfg=cfg.model.train_cfg)
+    with DefaultScope.overwrite_default_scope('mmreweight'):
+        return MODELS.build(head_cfg)
+
+
+def test_anchor_targets_and_noise_flags_match_the_reweighting_head():
+    torch.manual_seed(0)
+    plain, reweight = _head('RetinaHead'), _head('mmreweight.ReweightRetinaHead')
+    sizes = [16, 8, 4]
+    scores = [torch.randn(2, 9 * 10, s, s) for s in sizes]
+    metas = [dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128),
+                  scale_factor=(1.0, 1.0))] * 2
+    gts = []
+    for boxes, labels, noisy in (([[10, 10, 40, 44], [60, 70, 100, 110]], [3, 7], [True, False]),
+                                 ([[20, 30, 60, 60]], [1], [False])):
+        inst = InstanceData()
+        inst.bboxes = torch.tensor(boxes, dtype=torch.float32)
+        inst.labels = torch.tensor(labels)
+        inst.noisy = torch.tensor(noisy)
+        gts.append(inst)
+    mine = diag.anchor_targets(plain, scores, gts, metas)
+    theirs = reweight.flat_targets([s.shape[-2:] for s in scores], gts, metas)
+    assert torch.equal(mine['labels'], theirs.labels)
+    assert torch.equal(mine['label_weights'], theirs.label_weights)
+    assert torch.equal(mine['gt_noisy'], theirs.gt_noisy)
+    assert (mine['gt_noisy'] == NOISY_POSITIVE).any() and (mine['gt_noisy'] == 0).any()
+    assert ((mine['gt_noisy'] != NOT_POSITIVE) == (mine['labels'] < 10)).all()
+    levels = diag.anchor_levels([s.shape for s in scores], 9)
+    assert levels.shape == mine['labels'].shape
+    assert levels[:16 * 16 * 9].eq(0).all() and levels[16 * 16 * 9].item() == 1
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('MMREWEIGHT_DATA_ROOT', str(root))
+        yield root
+
+
+def _tiny_cfg(method):
+    run = plan.Run(method, 'uniform40', 'mnist', 0)
+    cfg = Config.fromfile(str(CONFIGS / run.config))
+    options = plan.run_cfg_options(run, cfg.to_dict(), plan.StudySettings(2, 1, TINY))
+    cfg.merge_from_dict(parse_cfg_options(options))
+    cfg.train_dataloader.batch_size = 4
+    for hook in cfg.get('custom_hooks', []):
+        if 'clean_dataloader' in hook:
+            hook.clean_dataloader.batch_size = 4
+    return cfg
+
+
+# one weighter (L2RW: the clean batch path) stands for the others, to keep the tests short
+@pytest.mark.parametrize('method', ['focal', 'ghm', 'cb_focal', 'l2rw'])
+def test_dump_of_an_initialised_detector(method, tiny_data):
+    d = diag.AnchorDiagnostics(_tiny_cfg(method), 'init', seed=0)
+    dump = d.run(batches=1, max_negatives=None)
+    n = len(dump['loss'])
+    assert all(len(dump[k]) == n for k in ('weight', 'label', 'pos', 'noisy', 'level'))
+    assert dump['neg_keep_frac'] == 1.0
+    assert np.isfinite(dump['loss']).all() and (dump['weight'] >= 0).all()
+    pos = dump['pos']
+    assert pos.any() and ((dump['noisy'] != NOT_POSITIVE) == pos).all()
+    # every valid anchor's 10 elements are in the histogram
+    assert dump['hist_all'].sum() == n * 10
+    assert dump['hist_target1'].sum() == pos.sum()
+    assert dump['hist_target1_clean'].sum() + dump['hist_target1_noisy'].sum() == pos.sum()
+    if method == 'focal':
+        assert d.method == 'none' and (dump['weight'] == 1).all()
+    elif method == 'cb_focal':
+        weights = np.append(dump['cb_class_weights'], 1.0)  # background weight 1
+        np.testing.assert_allclose(dump['weight'], weights[dump['label']], rtol=1e-6)
+    elif method == 'ghm':
+        assert d.method == 'GHMC' and dump['ghm_acc_sum'].shape[1] == 30
+        assert (dump['weight'] > 0).all()
+    else:  # weighters: mean one over valid anchors (all kept here)
+        assert d.method.endswith('Weighter')
+        assert dump['weight'].mean() == pytest.approx(1.0, rel=1e-4)
+    summary = diag.summarize(dump)
+    assert summary['positives'] == pos.sum() and summary['anchors'] == n

@@ -1,0 +1,155 @@
+"""Study planning: the grid, run ids, --only filters, dependencies, cfg-options, resume."""
+import json
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from mmreweight.study import plan
+from mmreweight.study.execute import parse_cfg_options
+from mmreweight.study.plan import Run, StudySettings
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+
+
+def test_grid_is_the_full_product_with_unique_ids():
+    runs = plan.grid()
+    assert len(runs) == 7 * 5 * 2 * 3
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert runs[0].seed == 0 and runs[-1].seed == 2  # seed-major
+    for run in runs:
+        assert Run.from_id(run.run_id) == run
+
+
+def test_run_id_and_benchmark():
+    run = Run('l2rw', 'uniform40', 'fashion_mnist', 2)
+    assert run.run_id == 'fashion_mnist-uniform40-l2rw-s2'
+    assert run.config == 'retinanet_l2rw.py'
+    assert run.benchmark() == dict(source='fashion_mnist', seed=2, noise_type='uniform',
+                                   noise_rate=0.4, imbalance_ratio=1.0)
+    assert Run('focal', 'lt100', 'mnist', 0).benchmark(dict(train_images=16)) == dict(
+        source='mnist', seed=0, noise_type='none', noise_rate=0.0, imbalance_ratio=100.0,
+        train_images=16)
+    assert Run('focal', 'pairflip40', 'mnist', 0).benchmark()['noise_type'] == 'pairflip'
+
+
+@pytest.mark.parametrize('bad', [dict(method='sgd'), dict(condition='noisy'),
+                                 dict(source='cifar'), dict(seed=-1)])
+def test_bad_runs_are_refused(bad):
+    args = dict(dict(method='focal', condition='clean', source='mnist', seed=0), **bad)
+    with pytest.raises(ValueError):
+        Run(**args)
+
+
+def test_parse_only():
+    assert plan.parse_only('method=focal,method=ghm,condition=clean') == dict(
+        method={'focal', 'ghm'}, condition={'clean'})
+    assert plan.parse_only('method=focal|l2rw, seed=1') == dict(method={'focal', 'l2rw'},
+                                                                 seed={'1'})
+    for bad in ('methods=focal', 'method=sgd', 'seed=x', 'method', ''):
+        with pytest.raises(ValueError):
+            plan.parse_only(bad)
+
+
+def test_select_unions_specs_and_adds_dependencies_first():
+    runs = plan.grid(seeds=[0])
+    picked = plan.select(runs, ['method=ghm,condition=clean,source=mnist',
+                                'method=mentornet_dd,condition=lt50,source=mnist'])
+    assert [r.run_id for r in picked] == ['mnist-clean-ghm-s0', 'mnist-lt50-focal-s0',
+                                          'mnist-lt50-mentornet_dd-s0']
+    assert plan.select(runs) == plan.with_dependencies(runs)
+    # a dependency already in the list is not repeated and comes first
+    both = plan.with_dependencies([Run('mentornet_dd', 'clean', 'mnist', 0),
+                                   Run('focal', 'clean', 'mnist', 0)])
+    assert [r.method for r in both] == ['focal', 'mentornet_dd']
+
+
+def test_pilot_selection():
+    runs = plan.select(plan.grid(sources=['mnist'], seeds=[0]), [
+        'method=focal|ghm|cb_focal|l2rw|mwnet|mentornet_pd,condition=clean|uniform40',
+        'method=focal|cb_focal,condition=lt50'])
+    assert len(runs) == 14
+
+
+def test_format_option_round_trips_through_dict_action():
+    items = dict(a=0.4, b='none', c='uniform', d=[450, 540], e=False, f=50.0, g='coco/bbox_mAP')
+    parsed = parse_cfg_options([plan.format_option(k, v) for k, v in items.items()])
+    assert parsed == items
+    for bad in ('a,b', 'True', 'None', '12'):
+        with pytest.raises(ValueError):
+            plan.format_option('k', bad)
+
+
+def _effective(run, settings, mentor=None):
+    cfg = Config.fromfile(str(CONFIGS / run.config))
+    options = plan.run_cfg_options(run, cfg.to_dict(), settings, mentor)
+    cfg.merge_from_dict(parse_cfg_options(options))
+    return cfg
+
+
+@pytest.mark.parametrize('method', plan.METHODS)
+def test_cfg_options_set_one_benchmark_everywhere(method, tmp_path):
+    run = Run(method, 'pairflip40', 'fashion_mnist', 1)
+    settings = StudySettings(iters=600, benchmark_overrides=dict(train_images=16))
+    cfg = _effective(run, settings, tmp_path / 'mentor.pth')
+    paths = plan.find_key_paths(cfg.to_dict(), 'benchmark')
+    assert {'train_dataloader.dataset', 'val_dataloader.dataset',
+            'test_dataloader.dataset'} <= set(paths)
+    if method in ('l2rw', 'mwnet'):
+        assert 'custom_hooks.0.clean_dataloader.dataset' in paths
+    for path in paths:
+        node = cfg
+        for part in filter(None, path.split('.')):
+            node = node[int(part)] if part.isdigit() else node[part]
+        assert dict(node['benchmark']) == run.benchmark(settings.benchmark_overrides), path
+    assert cfg.randomness.seed == 1
+    for loader in ['train_dataloader', 'val_dataloader', 'test_dataloader']:
+        assert cfg[loader].num_workers == 0 and cfg[loader].persistent_workers is False
+    for hook in cfg.get('custom_hooks', []):
+        if 'clean_dataloader' in hook:
+            assert hook.clean_dataloader.num_workers == 0
+    if method == 'mentornet_dd':
+        assert cfg.custom_hooks[0].weighter.mentor_checkpoint == str(tmp_path / 'mentor.pth')
+
+
+def test_cfg_options_schedule():
+    cfg = _effective(Run('focal', 'clean', 'mnist', 0), StudySettings(iters=600, val_evals=4))
+    assert cfg.train_cfg.max_iters == 600 and cfg.train_cfg.val_interval == 150
+    warmup, steps = cfg.param_scheduler
+    assert warmup.end == 100  # warm-up kept
+    assert steps.end == 600 and steps.milestones == [450, 540]  # 0.75 and 0.9 of the run
+    ckpt = cfg.default_hooks.checkpoint
+    assert (ckpt.interval, ckpt.max_keep_ckpts, ckpt.save_best, ckpt.rule) == (
+        300, 2, 'coco/bbox_mAP', 'greater')
+    tiny = _effective(Run('focal', 'clean', 'mnist', 0), StudySettings(iters=2, val_evals=4))
+    assert tiny.param_scheduler[0].end == 2  # a warm-up longer than the run is clamped
+    assert tiny.train_cfg.val_interval == 1 and tiny.default_hooks.checkpoint.interval == 1
+
+
+def test_mentornet_dd_needs_its_mentor():
+    cfg = Config.fromfile(str(CONFIGS / 'retinanet_mentornet_dd.py')).to_dict()
+    with pytest.raises(ValueError, match='mentor'):
+        plan.run_cfg_options(Run('mentornet_dd', 'clean', 'mnist', 0), cfg, StudySettings(10))
+
+
+def test_resume_skips_runs_with_a_result(tmp_path):
+    runs = plan.grid(methods=['focal', 'ghm'], conditions=['clean'], sources=['mnist'],
+                     seeds=[0])
+    assert plan.pending(str(tmp_path), runs) == runs
+    done = Path(plan.result_path(str(tmp_path), runs[0]))
+    done.parent.mkdir(parents=True)
+    done.write_text('{}')
+    assert plan.is_done(str(tmp_path), runs[0])
+    assert plan.pending(str(tmp_path), runs) == runs[1:]
+
+
+def test_study_settings_are_recorded_and_checked(tmp_path):
+    settings = StudySettings(iters=600)
+    plan.check_study_settings(str(tmp_path), settings)
+    stored = json.loads((tmp_path / plan.STUDY_FILE).read_text())['settings']
+    assert stored['iters'] == 600
+    plan.check_study_settings(str(tmp_path), StudySettings(iters=600))  # same: fine
+    with pytest.raises(ValueError, match='iters'):
+        plan.check_study_settings(str(tmp_path), StudySettings(iters=1000))
+    with pytest.raises(ValueError):
+        StudySettings(iters=0)

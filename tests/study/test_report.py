@@ -1,0 +1,128 @@
+"""The report from hand-made result.json files and diagnostics dumps (nothing trains)."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mmreweight.study import report
+from mmreweight.study.plan import Run
+
+CLASSES = [str(i) for i in range(10)]
+
+
+def _result(method, condition, seed, m_best, m_last, rare=0.1, iters=600):
+    run = Run(method, condition, 'mnist', seed)
+
+    def ckpt(m):
+        return dict(mAP=m, AP50=m + 0.2, AP75=m, rare_AP=rare, empty=False,
+                    per_class_AP={c: m for c in CLASSES})
+
+    return dict(run_id=run.run_id, method=method, condition=condition, source='mnist',
+                seed=seed, settings=dict(iters=iters, val_evals=4, diag_batches=4),
+                classes=CLASSES, best=ckpt(m_best), last=ckpt(m_last),
+                diagnostics=dict(last='diagnostics'),
+                timings=dict(train=dict(wall_s=200.0, cpu_s=100.0),
+                             test_last=dict(wall_s=10.0, cpu_s=8.0)),
+                train_s_per_iter=0.25, wall_s=210.0, cpu_s=108.0)
+
+
+def _dump(method_name, noisy_frac=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    n = 400
+    pos = rng.random(n) < 0.2
+    noisy = np.where(pos, (rng.random(n) < noisy_frac).astype(np.int8), -1).astype(np.int8)
+    weight = np.where(noisy == 1, 0.2, 1.0).astype(np.float32)  # noisy positives down-weighted
+    hist = rng.integers(0, 100, 30)
+    return dict(method=method_name, loss=rng.random(n).astype(np.float32), weight=weight,
+                label=np.where(pos, 3, 10).astype(np.int16), pos=pos, noisy=noisy,
+                level=np.zeros(n, np.int8), neg_keep_frac=1.0, hist_all=hist,
+                hist_target1=hist // 2, hist_target1_clean=hist // 3,
+                hist_target1_noisy=hist // 6, hist_edges=np.arange(31) / 30,
+                cb_class_weights=np.linspace(0.2, 3, 10), cb_class_counts=np.arange(10) + 1)
+
+
+def _write(study, result, dumps=('diagnostics', )):
+    from mmreweight.study.diagnostics import summarize
+    run_dir = study / result['run_id']
+    run_dir.mkdir(parents=True)
+    for name in dumps:
+        (run_dir / name).mkdir()
+        dump = _dump('L2RWWeighter' if result['method'] == 'l2rw' else 'GHMC')
+        np.savez(run_dir / name / 'diagnostics.npz', **dump)
+        (run_dir / name / 'summary.json').write_text(json.dumps(
+            dict(method=str(dump['method']), **summarize(dump))))
+    result = dict(result, diagnostics={('last' if n == 'diagnostics' else 'init'): n
+                                       for n in dumps})
+    (run_dir / 'result.json').write_text(json.dumps(result))
+
+
+@pytest.fixture
+def study(tmp_path):
+    study = tmp_path / 'study'
+    for seed, (f, g, worse) in enumerate([(0.50, 0.60, 0.30), (0.52, 0.61, 0.31),
+                                          (0.51, 0.62, 0.29)]):
+        _write(study, _result('focal', 'uniform40', seed, f, f - 0.01))
+        _write(study, _result('ghm', 'uniform40', seed, g, g), ('diagnostics', 'diag_init'))
+        _write(study, _result('mwnet', 'uniform40', seed, f + 0.005, f))  # within noise
+        _write(study, _result('cb_focal', 'uniform40', seed, worse, worse))
+    _write(study, _result('l2rw', 'uniform40', 0, 0.9, 0.9))  # one seed: no verdict
+    _write(study, _result('focal', 'lt50', 0, 0.4, 0.4, rare=0.05))
+    _write(study, _result('cb_focal', 'lt50', 0, 0.41, 0.4, rare=0.2))
+    # the GHM init dump is named like tools/study.py names it
+    for seed in range(3):
+        run_dir = study / f'mnist-uniform40-ghm-s{seed}'
+        res = json.loads((run_dir / 'result.json').read_text())
+        res['diagnostics'] = dict(last='diagnostics', init='diag_init')
+        (run_dir / 'result.json').write_text(json.dumps(res))
+    (study / 'study.json').write_text(json.dumps(dict(settings=dict(
+        iters=600, val_evals=4, diag_batches=4, benchmark_overrides={}))))
+    return study
+
+
+def test_aggregate_mean_and_sample_std(study):
+    table = report.aggregate(report.load_results(str(study)))
+    cell = table[('mnist', 'uniform40', 'focal')]
+    assert cell['seeds'] == [0, 1, 2]
+    mean, std = cell['best']['mAP']
+    assert mean == pytest.approx(0.51) and std == pytest.approx(0.01)
+    assert table[('mnist', 'uniform40', 'l2rw')]['best']['mAP'] == (pytest.approx(0.9), None)
+    assert report.mean_std([1.0, float('nan'), 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+
+
+def test_compare_to_focal_uses_twice_the_larger_std(study):
+    table = report.aggregate(report.load_results(str(study)))
+    rows = {r['method']: r for r in report.compare_to_focal(table)[('mnist', 'uniform40')]}
+    assert rows['ghm']['verdict'] == 'beats focal'
+    assert rows['ghm']['threshold'] == pytest.approx(0.02)
+    assert rows['mwnet']['verdict'] == 'within noise'
+    assert rows['cb_focal']['verdict'] == 'worse than focal'
+    assert rows['l2rw']['verdict'] == 'no verdict (1 seed)'
+    assert list(rows) == ['l2rw', 'ghm', 'mwnet', 'cb_focal']  # by difference
+
+
+def test_cost_extrapolation_scales_the_training_loop_only(study):
+    costs = report.cost_by_method(report.load_results(str(study)))
+    # loop CPU: 0.25 s/iter * 600 iters * (100 CPU s / 200 wall s)
+    assert costs['focal']['loop_cpu_s'] == pytest.approx(75.0)
+    per_run, guessed = report.extrapolate(costs, 1200)
+    assert per_run['focal'] == pytest.approx(108.0 - 75.0 + 150.0)
+    assert 'mentornet_dd' not in per_run and guessed == []
+
+
+def test_report_writes_markdown_and_figures(study, tmp_path):
+    out = tmp_path / 'docs'
+    path = report.write_report(str(study), str(out), 'Pilot', note='**1-seed pilot**',
+                               study_iters=[1000])
+    text = open(path).read()
+    assert text.startswith('# Pilot') and '**1-seed pilot**' in text
+    assert '| uniform40 | focal | 3 | 0.510 ± 0.010 |' in text
+    assert '| lt50 | cb_focal | 1 | 0.410 | 0.400 | 0.610 | 0.600 | 0.200 | 0.200 |' in text
+    assert 'beats focal by > 2σ: ghm' in text
+    assert '1000 iterations' in text
+    for name in ('map_by_method.png', 'weight_vs_loss_mnist_uniform40.png',
+                 'ghm_gradient_density.png', 'cb_class_weights.png'):
+        assert (out / name).stat().st_size > 1000, name
+        assert f']({name})' in text
+    # the weights table: noisy positives down-weighted in the fake dumps
+    assert '| mnist / uniform40 | l2rw (L2RWWeighter) |' in text
