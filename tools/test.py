@@ -15,12 +15,10 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
     sys.path.insert(0, _REPO)
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
 import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
-from mmreweight.engine.distributed import setup_cpu_distributed, uses_cpu_distributed
+from mmreweight.engine.runner_config import build_runner, load_run_config
 
 
 def parse_args():
@@ -43,23 +41,13 @@ def main():
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
         cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpDetResults', out_file_path=args.out)]
-    if uses_cpu_distributed(cfg.launcher):
-        setup_cpu_distributed(cfg)
-
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     metrics = runner.test()
     if args.metrics_out and runner.rank == 0:
         os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)

@@ -7,7 +7,6 @@
 import argparse
 import os
 import sys
-import os.path as osp
 
 # Run from a checkout, use the checkout's mmreweight (not an older installed copy); the copy that
 # `mim` runs from <site-packages>/mmreweight/.mim/tools has no package beside it and skips this.
@@ -15,12 +14,10 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
     sys.path.insert(0, _REPO)
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
 import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
-from mmreweight.engine.distributed import setup_cpu_distributed, uses_cpu_distributed
+from mmreweight.engine.runner_config import build_runner, load_run_config
 
 
 def parse_args():
@@ -42,14 +39,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         from mmreweight.engine.amp import enable_amp
         enable_amp(cfg)
@@ -57,10 +47,7 @@ def main():
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    if uses_cpu_distributed(cfg.launcher):
-        setup_cpu_distributed(cfg)
-
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     runner.train()
 
 
