@@ -18,7 +18,7 @@ import importlib
 import os
 import os.path as osp
 import pickle
-import zipfile
+import re
 from typing import Any, List
 
 import numpy as np
@@ -27,6 +27,11 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 TRUST_ENV = 'MMREWEIGHT_TRUST_CHECKPOINTS'
+# What torch's weights-only unpickler says when a well-formed pickle needs a type it does not
+# allow. Anything else it raises (an unknown opcode, a string too long, ...) means the bytes are
+# not a checkpoint, and full unpickling would not help: that is reported as corruption.
+_NEEDS_MORE_TYPES = re.compile(r'GLOBAL|allowlist|unrecognized function|is blocked|'
+                               r'must be imported')
 
 
 def _history_buffer_reduce(self: HistoryBuffer):
@@ -59,15 +64,24 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if not _NEEDS_MORE_TYPES.search(str(err)):
+            raise _corrupt(filename, err) from err
         if os.environ.get(TRUST_ENV) == '1':
             return torch.load(filename, map_location=map_location, weights_only=False)
         raise RuntimeError(
             f'checkpoint {filename} holds objects outside the safe allow-list of mmengine '
             f'checkpoint types ({err}). If you trust this file, set {TRUST_ENV}=1 to load it '
             'with full unpickling.') from err
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as err:
-        raise RuntimeError(f'checkpoint {filename} is corrupt or truncated and cannot be '
-                           f'loaded: {err}') from err
+    except Exception as err:  # noqa: B902
+        # The weights-only unpickler runs no code from the file, so whatever else it raises
+        # (BadZipFile, EOFError, and on random bytes IndexError, AssertionError, ...) is about
+        # the file's bytes.
+        raise _corrupt(filename, err) from err
+
+
+def _corrupt(filename: str, err: Exception) -> RuntimeError:
+    return RuntimeError(f'checkpoint {filename} is corrupt or truncated and cannot be loaded: '
+                        f'{type(err).__name__}: {err}')
 
 
 def install_safe_checkpoint_loading() -> None:
