@@ -37,6 +37,7 @@ def parse_args(argv=None):
                    help='negatives kept in the dump (all positives are kept)')
     p.add_argument('--seed', type=int, default=None,
                    help="data order and 'init' weights (default: the config's seed)")
+    p.add_argument('--name', help='title of the figures (default: the config\'s name)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
@@ -56,7 +57,7 @@ def main(argv=None):
     with open(os.path.join(args.out, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
 
-    name = os.path.splitext(os.path.basename(args.config))[0]
+    name = args.name or os.path.splitext(os.path.basename(args.config))[0]
     fig, (ax, ) = plots.subplots(1, size=(6, 4.5))
     plots.weight_vs_loss(ax, dump, f'{name}: {diag.method} weights, {args.batches} batches')
     ax.legend(fontsize=7, markerscale=3)

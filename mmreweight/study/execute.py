@@ -24,7 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .plan import (Run, StudySettings, is_done, result_path, run_cfg_options, run_dir,
                    write_json_atomic)
-from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes
+from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes, val_curve
 
 #: the environment of every step: one core each, so --jobs N uses N cores
 SINGLE_THREAD_ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1',
@@ -177,7 +177,8 @@ class RunExecutor:
         if not os.path.isfile(os.path.join(out, 'diagnostics.npz')):
             try:
                 self.step(name, [self.ctx.python, self.tool('diagnose.py'), config, ckpt,
-                                 '--out', out, '--batches', batches, '--seed', self.run.seed])
+                                 '--out', out, '--batches', batches, '--seed', self.run.seed,
+                                 '--name', f'{self.run.run_id} ({os.path.basename(ckpt)})'])
             except StepFailed as err:
                 self.ctx.log(f'warning: {err}')
                 return f'failed: {err}'
@@ -227,7 +228,9 @@ class RunExecutor:
             config=os.path.join('configs', self.run.config), effective_config='config.py',
             cfg_options=options, benchmark=dict(bench, name=info['name']),
             classes=list(info['classes']), train_class_counts=train_counts, rare_classes=rare,
-            best=evaluations['best'], last=evaluations['last'], diagnostics=diagnostics,
+            best=evaluations['best'], last=evaluations['last'],
+            val_curve=val_curve(os.path.join(self.dir, 'logs', 'train.log')),
+            diagnostics=diagnostics,
             timings=self.timings,
             train_s_per_iter=train_seconds_per_iter(os.path.join(self.dir, 'logs', 'train.log')),
             wall_s=round(sum(t['wall_s'] for t in self.timings.values()), 1),

@@ -42,14 +42,18 @@ def gradient_density(ax, curves: Sequence[Tuple[str, np.ndarray]], edges: np.nda
                      title: str = '', normalise: bool = True) -> None:
     """Step curves of gradient-norm histograms (``curves``: label, counts) on a log axis; as
     fractions of each curve's total when ``normalise``."""
+    low = np.inf
     for label, counts in curves:
         counts = np.asarray(counts, dtype=float)
         total = counts.sum()
         if total == 0:
             continue
         values = counts / total if normalise else counts
-        ax.stairs(np.maximum(values, 1e-12), edges, label=label)
+        low = min(low, values[values > 0].min())
+        ax.stairs(np.where(values > 0, values, np.nan), edges, label=label)  # empty bins: gaps
     ax.set_yscale('log')
+    if np.isfinite(low):
+        ax.set_ylim(bottom=low / 2)
     ax.set_xlabel(r'gradient norm $g = |\sigma(x) - t|$')
     ax.set_ylabel('fraction of valid elements' if normalise else 'elements')
     ax.set_title(title, fontsize=9)

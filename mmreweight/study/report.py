@@ -252,6 +252,37 @@ def figure_map(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'map_by_method.png'))
 
 
+def run_val_curve(run: Dict[str, Any]) -> List[Tuple[int, float]]:
+    """The run's val mAP during training (from its result, else from its training log)."""
+    from .results import val_curve
+    if run.get('val_curve') is not None:
+        return [tuple(p) for p in run['val_curve']]
+    log = os.path.join(run['_dir'], 'logs', 'train.log')
+    return val_curve(log) if os.path.isfile(log) else []
+
+
+def figure_val_curves(table, out_dir: str) -> Optional[str]:
+    """Val mAP against iteration, one panel per (source, condition), a line per method (first
+    seed): whether the schedule is long enough for the methods to converge."""
+    from . import plots
+    panels = sorted({k[:2] for k in table}, key=lambda k: (
+        _order([k[0]], SOURCES), list(CONDITIONS).index(k[1]) if k[1] in CONDITIONS else 99))
+    if not panels:
+        return None
+    fig, axes = plots.subplots(len(panels), ncols=3)
+    for ax, (source, condition) in zip(axes, panels):
+        for method in METHODS:
+            run = _first_seed(table, (source, condition, method))
+            curve = run_val_curve(run) if run else []
+            if curve:
+                ax.plot(*zip(*curve), marker='o', ms=3, label=method)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('val COCO mAP')
+        ax.set_title(f'{source} / {condition}', fontsize=9)
+    axes[0].legend(fontsize=7)
+    return plots.save(fig, os.path.join(out_dir, 'val_map_curves.png'))
+
+
 def figure_weights(table, out_dir: str) -> List[str]:
     """Weight vs loss of every reweighting method, one figure per (source, condition) with noisy
     labels (clean conditions if there are none), first seed."""
@@ -383,7 +414,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     settings = load_settings(study_dir) or results[0]['settings']
     table = aggregate(results)
     seeds = sorted({r['seed'] for r in results})
-    figures = dict(map=figure_map(table, out_dir), weights=figure_weights(table, out_dir),
+    figures = dict(map=figure_map(table, out_dir), curves=figure_val_curves(table, out_dir),
+                   weights=figure_weights(table, out_dir),
                    ghm=figure_ghm_density(table, out_dir), cb=figure_cb_weights(table, out_dir))
 
     md = [f'# {title}', '']
@@ -412,6 +444,9 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     if lt:
         md += [comparison_text(lt, 'rare-3 AP', 'best')]
     md += ['', '![test mAP per method and condition](map_by_method.png)', '']
+    if figures['curves']:
+        md += ['Val mAP during training (first seed; a validation without any detection counts '
+               'as 0):', '', '![val mAP during training](val_map_curves.png)', '']
     diag = diagnostics_table(table)
     if diag or figures['weights']:
         md += ['## Learned weights on clean vs noisy annotations', '',

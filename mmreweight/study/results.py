@@ -2,7 +2,7 @@
 rarest classes of the training set and their mean AP."""
 import math
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 #: how many of the rarest training classes the rare-class AP averages
 NUM_RARE = 3
@@ -47,4 +47,32 @@ def best_checkpoint_iter(path: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-__all__ = ['NUM_RARE', 'rarest_classes', 'checkpoint_metrics', 'best_checkpoint_iter']
+_TRAIN_ITER = re.compile(r'Iter\(train\) \[\s*(\d+)/\d+\]')
+_VAL_MAP = re.compile(r'Iter\(val\) .*coco/bbox_mAP: ([0-9.]+)')
+_VAL_EMPTY = 'results of the whole dataset is empty'
+
+
+def val_curve(train_log: str) -> List[Tuple[int, float]]:
+    """(iteration, val COCO mAP) of every validation during training, from the training log
+    (each validation follows the last logged training iteration). A validation without any
+    detection logs an error, then mmengine repeats the previous metrics: it counts as 0, as
+    COCO scores an empty result."""
+    curve: Dict[int, float] = {}
+    empty, current = set(), 0
+    with open(train_log) as f:
+        for line in f:
+            match = _TRAIN_ITER.search(line)
+            if match:
+                current = int(match.group(1))
+            elif _VAL_EMPTY in line:
+                curve[current] = 0.0
+                empty.add(current)
+            else:
+                match = _VAL_MAP.search(line)
+                if match and current not in empty:
+                    curve[current] = float(match.group(1))
+    return sorted(curve.items())
+
+
+__all__ = ['NUM_RARE', 'rarest_classes', 'checkpoint_metrics', 'best_checkpoint_iter',
+           'val_curve']

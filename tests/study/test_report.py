@@ -21,7 +21,7 @@ def _result(method, condition, seed, m_best, m_last, rare=0.1, iters=600):
     return dict(run_id=run.run_id, method=method, condition=condition, source='mnist',
                 seed=seed, settings=dict(iters=iters, val_evals=4, diag_batches=4),
                 classes=CLASSES, best=ckpt(m_best), last=ckpt(m_last),
-                diagnostics=dict(last='diagnostics'),
+                diagnostics=dict(last='diagnostics'), val_curve=[[300, m_best / 2], [600, m_best]],
                 timings=dict(train=dict(wall_s=200.0, cpu_s=100.0),
                              test_last=dict(wall_s=10.0, cpu_s=8.0)),
                 train_s_per_iter=0.25, wall_s=210.0, cpu_s=108.0)
@@ -120,7 +120,7 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     assert '| lt50 | cb_focal | 1 | 0.410 | 0.400 | 0.610 | 0.600 | 0.200 | 0.200 |' in text
     assert 'beats focal by > 2σ: ghm' in text
     assert '1000 iterations' in text
-    for name in ('map_by_method.png', 'weight_vs_loss_mnist_uniform40.png',
+    for name in ('map_by_method.png', 'val_map_curves.png', 'weight_vs_loss_mnist_uniform40.png',
                  'ghm_gradient_density.png', 'cb_class_weights.png'):
         assert (out / name).stat().st_size > 1000, name
         assert f']({name})' in text

@@ -6,7 +6,8 @@ import time
 from mmreweight.study import plan
 from mmreweight.study.execute import schedule, train_seconds_per_iter
 from mmreweight.study.plan import Run
-from mmreweight.study.results import best_checkpoint_iter, checkpoint_metrics, rarest_classes
+from mmreweight.study.results import (best_checkpoint_iter, checkpoint_metrics, rarest_classes,
+                                      val_curve)
 
 FOCAL, DD = Run('focal', 'clean', 'mnist', 0), Run('mentornet_dd', 'clean', 'mnist', 0)
 GHM, L2RW = Run('ghm', 'clean', 'mnist', 0), Run('l2rw', 'clean', 'mnist', 0)
@@ -87,3 +88,16 @@ def test_best_checkpoint_iter_and_logged_iteration_time(tmp_path):
         f'time: {t}  data_time: 0.0070  loss: 1.7' for i, t in enumerate([0.1, 0.3, 0.2], 1)))
     assert train_seconds_per_iter(str(log)) == 0.2
     assert train_seconds_per_iter(str(tmp_path / 'missing.log')) is None
+
+
+def test_val_curve_from_the_training_log(tmp_path):
+    log = tmp_path / 'train.log'
+    log.write_text("""\
+INFO - Iter(train) [150/600]  lr: 1e-2  time: 0.1  loss: 1.7
+ERROR - coco_metric.py - compute_metrics - 465 - The testing results of the whole dataset is empty.
+INFO - Iter(val) [19/19]    coco/0_precision: 0.0  coco/bbox_mAP: 0.0300  coco/bbox_mAP_50: 0.1
+INFO - Iter(train) [300/600]  lr: 1e-2  time: 0.1  loss: 1.2
+INFO - Iter(val) [19/19]    coco/0_precision: 0.2  coco/bbox_mAP: 0.2500  coco/bbox_mAP_50: 0.5
+""")
+    # the empty validation counts as 0, not as the stale metrics mmengine repeats after it
+    assert val_curve(str(log)) == [(150, 0.0), (300, 0.25)]
