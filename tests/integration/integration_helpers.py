@@ -109,6 +109,20 @@ class InterruptHook(Hook):
             raise Interrupted(f'stopped after iteration {self.at}')
 
 
+@HOOKS.register_module(force=True)
+class PoisonLogitsHook(Hook):
+    """Makes the classification output non-finite from iteration ``at`` on (the hook runs after
+    the runner's weight init, which would undo a change made before ``train()``)."""
+
+    def __init__(self, at=1):
+        self.at = at
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.at:
+            with torch.no_grad():
+                runner.model.bbox_head.retina_cls.bias[0] = float('inf')
+
+
 def add_hooks(cfg: Config, *hooks: dict) -> Config:
     cfg = copy.deepcopy(cfg)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + list(hooks)

@@ -22,9 +22,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from integration_helpers import add_hooks, build_runner, tiny_cfg
-from mmengine.hooks import Hook
-
-from mmreweight.registry import HOOKS
 
 pytestmark = pytest.mark.slow
 
@@ -262,19 +259,6 @@ def test_unknown_component_name_is_a_key_error_naming_it(where, name, tmp_path):
 
 
 # --------------------------------------------------------------------------- values
-@HOOKS.register_module(force=True)
-class PoisonLogitsHook(Hook):
-    """Makes the classification output non-finite from iteration ``at`` (after weight init)."""
-
-    def __init__(self, at=1):
-        self.at = at
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter == self.at:
-            with torch.no_grad():
-                runner.model.bbox_head.retina_cls.bias[0] = float('inf')
-
-
 @pytest.mark.parametrize('config', ['retinanet_focal.py', 'retinanet_ghm.py',
                                     'retinanet_cb_focal.py'])
 def test_non_finite_logits_with_check_finite(config, tmp_path, data_root):
