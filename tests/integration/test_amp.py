@@ -1,7 +1,6 @@
 """Every method trains under ``--amp`` (bf16 autocast on the CPU) with finite losses, and the
 losses keep their statistics in float32. The long run is ``tools/soak.py --amp``."""
 import math
-import os
 
 import pytest
 import torch
@@ -15,18 +14,6 @@ pytestmark = pytest.mark.slow
 ITERS = 10
 METHODS = ['retinanet_focal.py', 'retinanet_ghm.py', 'retinanet_cb_focal.py',
            'retinanet_l2rw.py', 'retinanet_mwnet.py', 'retinanet_mentornet.py']
-
-
-@pytest.fixture(scope='module', autouse=True)
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data')
-    old = os.environ.get('MMREWEIGHT_DATA_ROOT')
-    os.environ['MMREWEIGHT_DATA_ROOT'] = str(root)
-    yield root
-    if old is None:
-        del os.environ['MMREWEIGHT_DATA_ROOT']
-    else:
-        os.environ['MMREWEIGHT_DATA_ROOT'] = old
 
 
 def amp_runner(config, work_dir, iters=ITERS):

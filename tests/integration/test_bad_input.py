@@ -35,18 +35,6 @@ PLAIN_PIPELINE = [
 ]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data')
-    old = os.environ.get('MMREWEIGHT_DATA_ROOT')
-    os.environ['MMREWEIGHT_DATA_ROOT'] = str(root)
-    yield root
-    if old is None:
-        del os.environ['MMREWEIGHT_DATA_ROOT']
-    else:
-        os.environ['MMREWEIGHT_DATA_ROOT'] = old
-
-
 def write_coco(root: Path, name: str, objects_per_image, categories=CLASSES,
                write_images=True) -> str:
     """A COCO file ``<root>/<name>.json`` with one 64x64 image per entry of
@@ -185,9 +173,10 @@ def test_clean_subset_overlapping_the_training_set(tmp_path, data_root):
 
 # xfail(raises=Failed): only the pytest.fail() below counts as the known failure; any other error
 # (a broken test) still fails.
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='mmdet 3.3 CocoDataset.parse_data_info (and '
-                   'EmbeddedDetectionDataset, which keeps its rules) silently drops annotations '
-                   'whose category_id is not in the class list')
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
+                   reason='mmdet 3.3 CocoDataset.parse_data_info (and EmbeddedDetectionDataset, '
+                   'which keeps its rules) silently drops annotations whose category_id is not '
+                   'in the class list')
 def test_annotation_with_unknown_category_is_an_error(tmp_path, data_root):
     ann = write_coco(tmp_path / 'coco', 'train', [[1], [2, 99], [3]])
     cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=3), ann)
@@ -203,9 +192,10 @@ def test_annotation_with_unknown_category_is_an_error(tmp_path, data_root):
     pytest.fail('category_id 99 was dropped without an error')
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='nothing compares the dataset classes with the head\'s '
-                   'num_classes: label == num_classes is the background index, so the 4th '
-                   'class trains as background without an error')
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
+                   reason="nothing compares the dataset's classes with the head's num_classes: "
+                   'label == num_classes is the background index, so the 4th class trains as '
+                   'background without an error')
 def test_more_dataset_classes_than_the_head_has_is_an_error(tmp_path, data_root):
     ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [3], [4]],
                      categories=CLASSES + ('d',))

@@ -17,8 +17,8 @@ import os
 
 import pytest
 import torch
-from integration_helpers import (InterruptHook, Interrupted, RecordBatchesHook, add_hooks,
-                                 build_runner, find_hook, tensors_close, tiny_cfg)
+from integration_helpers import (Interrupted, RecordBatchesHook, add_hooks, build_runner,
+                                 find_hook, tensors_close, tiny_cfg)
 
 from mmreweight.engine.checkpoint import load_checkpoint_file
 from mmreweight.engine.meta_hook import CHECKPOINT_KEY, MetaReweightHook
@@ -27,18 +27,6 @@ pytestmark = pytest.mark.slow
 
 N = 4
 ATOL = 1e-6
-
-
-@pytest.fixture(scope='module', autouse=True)
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data')
-    old = os.environ.get('MMREWEIGHT_DATA_ROOT')
-    os.environ['MMREWEIGHT_DATA_ROOT'] = str(root)
-    yield root
-    if old is None:
-        del os.environ['MMREWEIGHT_DATA_ROOT']
-    else:
-        os.environ['MMREWEIGHT_DATA_ROOT'] = old
 
 
 def _record_clean_batches(runner, log):
