@@ -86,8 +86,9 @@ class SoakMonitor(Hook):
 
     priority = 'LOWEST'
 
-    def __init__(self, every: int = 50):
+    def __init__(self, every: int = 50, on_sample=None):
         self.every = every
+        self.on_sample = on_sample  # called after each sample (to write partial results)
         self.samples: List[dict] = []
         self.nonfinite: Dict[str, int] = {}
         self.first_nonfinite: Optional[int] = None
@@ -100,6 +101,8 @@ class SoakMonitor(Hook):
                                  rss_mib=round((rss['main'] + rss['children']) / 1024, 2),
                                  rss_main_mib=round(rss['main'] / 1024, 2),
                                  workers=rss['workers'], losses=losses))
+        if self.on_sample is not None:
+            self.on_sample()
 
     def before_train(self, runner) -> None:
         self._t0 = time.perf_counter()
@@ -193,25 +196,32 @@ def run(args, extra_hooks=()) -> dict:
         import torch
         torch.set_num_threads(args.threads)
     cfg = soak_config(args)
+    out = args.out or os.path.join(cfg.work_dir, 'soak.json')
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    state = dict(error=None, finished=False)
+
+    def write() -> dict:
+        # rewritten at every sample, so an interrupted soak leaves what it measured
+        result = dict(config=args.config, iters=args.iters, amp=args.amp,
+                      optim_wrapper=cfg.optim_wrapper.get('type'), **state,
+                      summary=monitor.summary(), samples=monitor.samples)
+        with open(out, 'w') as f:
+            json.dump(result, f, indent=1)
+        return result
+
     runner = build_runner(cfg)
-    monitor = SoakMonitor(args.every)
+    monitor = SoakMonitor(args.every, on_sample=write)
     runner.register_hook(monitor)
     for hook in extra_hooks:
         runner.register_hook(hook)
-    error = None
     try:
         runner.train()
-    except Exception as err:  # report what was measured up to the failure, then re-raise
-        error = f'{type(err).__name__}: {err}'
+        state['finished'] = True
+    except BaseException as err:  # report what was measured up to the failure, then re-raise
+        state['error'] = f'{type(err).__name__}: {err}'
         raise
     finally:
-        result = dict(config=args.config, iters=args.iters, amp=args.amp,
-                      optim_wrapper=cfg.optim_wrapper.get('type'), error=error,
-                      summary=monitor.summary(), samples=monitor.samples)
-        out = args.out or os.path.join(cfg.work_dir, 'soak.json')
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, 'w') as f:
-            json.dump(result, f, indent=1)
+        result = write()
         s = result['summary']
         print(f'soak {args.config} ({"bf16 autocast" if args.amp else "fp32"}): '
               f'{s["iterations"]} iterations, {s["seconds_per_iter"]} s/iter; RSS start '

@@ -44,7 +44,7 @@ def test_soak_counts_non_finite_losses(tmp_path, monkeypatch):
     result = json.loads(out.read_text())
     assert result['summary'] == returned['summary']
     summary = result['summary']
-    assert summary['iterations'] == 4
+    assert summary['iterations'] == 4 and result['finished'] and result['error'] is None
     assert [s['iter'] for s in result['samples']] == [0, 2, 4]
     assert summary['first_nonfinite_iter'] == 3  # the third iteration (runner.iter == 2)
     assert summary['nonfinite_by_key']['loss_cls'] == 2
