@@ -287,9 +287,10 @@ class AnchorDiagnostics:
             drop = np.setdiff1d(neg, rng.choice(neg, max_negatives, replace=False))
             keep_frac = max_negatives / len(neg)
             cat = {k: np.delete(v, drop) for k, v in cat.items()}
-        out = dict(cat, loss=cat['loss'].astype(np.float32), weight=cat['weight'].astype(np.float32),
-                   label=cat['label'].astype(np.int16), noisy=cat['noisy'].astype(np.int8),
-                   level=cat['level'].astype(np.int8), neg_keep_frac=np.float64(keep_frac))
+        out = dict(cat, loss=cat['loss'].astype(np.float32),
+                   weight=cat['weight'].astype(np.float32), label=cat['label'].astype(np.int16),
+                   noisy=cat['noisy'].astype(np.int8), level=cat['level'].astype(np.int8),
+                   neg_keep_frac=np.float64(keep_frac))
         for name in HISTOGRAMS:
             out[f'hist_{name}'] = np.sum([p['hists'][name] for p in parts], axis=0)
         out['hist_edges'] = ghm_edges(HIST_BINS, 1.0).numpy()
@@ -309,15 +310,15 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
     clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
 
-    def mean(mask):
-        return float(w[mask].mean()) if mask.any() else None
+    def mean(mask, values=w):
+        return float(values[mask].mean()) if mask.any() else None
 
     out = dict(anchors=int(len(w)), positives=int(pos.sum()), noisy_positives=int(noisy_pos.sum()),
                mean_weight_neg=mean(~pos), mean_weight_pos_clean=mean(clean_pos),
                mean_weight_pos_noisy=mean(noisy_pos),
                zero_weight_frac=float((w < 1e-3).mean()) if len(w) else None,
-               mean_loss_pos_clean=float(dump['loss'][clean_pos].mean()) if clean_pos.any() else None,
-               mean_loss_pos_noisy=float(dump['loss'][noisy_pos].mean()) if noisy_pos.any() else None)
+               mean_loss_pos_clean=mean(clean_pos, dump['loss']),
+               mean_loss_pos_noisy=mean(noisy_pos, dump['loss']))
     if clean_pos.any() and noisy_pos.any():
         sel = clean_pos | noisy_pos
         out['auc_weight_clean_vs_noisy'] = roc_auc(torch.from_numpy(w[sel].astype(np.float64)),

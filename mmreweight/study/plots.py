@@ -1,5 +1,5 @@
 """Matplotlib figures of the study and of the per-anchor diagnostics (written to files)."""
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Sequence, Tuple
 
 import matplotlib
 
@@ -22,7 +22,7 @@ def weight_vs_loss(ax, dump: Mapping[str, np.ndarray], title: str = '',
     neg = np.flatnonzero(~pos)
     if len(neg) > max_negatives:
         neg = np.random.default_rng(seed).choice(neg, max_negatives, replace=False)
-    ax.scatter(loss[neg], weight[neg], s=2, c='0.7', alpha=0.4, label=f'negative (sample)',
+    ax.scatter(loss[neg], weight[neg], s=2, c='0.7', alpha=0.4, label='negative (sample)',
                rasterized=True)
     groups = [('positive, clean annotation', pos & (noisy == CLEAN_POSITIVE), 'tab:blue'),
               ('positive, noisy annotation', pos & (noisy == NOISY_POSITIVE), 'tab:red'),
@@ -82,8 +82,9 @@ def grouped_bars(ax, groups: Sequence[str], series: Sequence[str],
     for i, name in enumerate(series):
         m = [means.get((g, name), np.nan) for g in groups]
         s = [stds.get((g, name), np.nan) for g in groups]
-        s = [0.0 if v is None or np.isnan(v) else v for v in s]
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, m, width, yerr=s, capsize=2, label=name)
+        s = [np.nan if v is None else v for v in s]  # one seed: no error bar
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, m, width,
+               yerr=None if np.isnan(s).all() else s, capsize=2, label=name)
     ax.set_xticks(x, groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

@@ -305,8 +305,8 @@ def figure_weights(table, out_dir: str) -> List[str]:
                 summary = _summary(run)
                 note = ''
                 if summary.get('auc_weight_clean_vs_noisy') is not None:
-                    note = (f"\nmean w: clean pos {summary['mean_weight_pos_clean']:.2f}, noisy pos "
-                            f"{summary['mean_weight_pos_noisy']:.2f}, AUC "
+                    note = (f"\nmean w: clean pos {summary['mean_weight_pos_clean']:.2f}, "
+                            f"noisy pos {summary['mean_weight_pos_noisy']:.2f}, AUC "
                             f"{summary['auc_weight_clean_vs_noisy']:.2f}")
                 plots.weight_vs_loss(ax, dump, f'{method} ({dump["method"]}){note}')
                 if method in ('ghm', ):
@@ -347,7 +347,7 @@ def figure_ghm_density(table, out_dir: str) -> Optional[str]:
             curves.append(('after, target-1 noisy', last['hist_target1_noisy']))
         plots.gradient_density(ax, curves, last['hist_edges'],
                                f'GHM-C run, {source} / {condition}')
-    axes[0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     return plots.save(fig, os.path.join(out_dir, 'ghm_gradient_density.png'))
 
 

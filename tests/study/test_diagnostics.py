@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmdet.structures.bbox import HorizontalBoxes  # noqa: F401  (mmdet's box types registered)
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
