@@ -6,7 +6,9 @@ rebuilds the dataloader and draws (and drops) ``runner.iter`` batches before tra
 runner's ``randomness.seed``, saved in the checkpoint and checked on resume), the pipeline has no
 random transform, and ``num_workers=0``, so the resumed run sees the same batches 3..N as the
 straight one. The test records the batches of both runs and checks this rather than assuming it.
-(A pipeline with random augmentation would NOT match: torch's global RNG is not checkpointed.)
+Not covered: random augmentations (these configs have none). No RNG state is checkpointed; they
+would match only as far as re-seeding at start-up and replaying the skipped batches reproduces
+the same draws.
 
 MetaReweightHook resumes its clean stream the same way (it draws the batches of the meta steps
 already taken); the clean batches are recorded too.
