@@ -27,10 +27,15 @@ def main(argv=None):
     p.add_argument('--out', default=os.path.join(_REPO, 'docs', 'study'))
     p.add_argument('--title', default='Reweighting study')
     p.add_argument('--note', default='', help='a paragraph under the title (markdown)')
+    p.add_argument('--note-file', help='markdown file whose text goes under the title')
     p.add_argument('--cost-iters', type=int, nargs='*', default=[],
                    help='also extrapolate the full study\'s cost to these schedules')
     args = p.parse_args(argv)
-    path = write_report(args.study_dir, args.out, args.title, args.note, args.cost_iters)
+    note = args.note
+    if args.note_file:
+        with open(args.note_file) as f:
+            note = '\n\n'.join(filter(None, [note, f.read().strip()]))
+    path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters)
     print(f'wrote {path}')
 
 

@@ -117,8 +117,10 @@ class RunExecutor:
 
     # ---------------------------------------------------------------- steps
     def mentor(self) -> Optional[str]:
-        """MentorNet-DD: fit the mentor from the focal run's half-way and final checkpoints on
-        the clean meta split (tools/train_mentornet_dd.py)."""
+        """MentorNet-DD: fit the mentor on the clean meta split from the regular checkpoints the
+        focal run kept (tools/train_mentornet_dd.py): its last one and the one before, which is
+        the half-way one or, when a new best val mAP was saved after it, that iteration's (mmengine
+        re-saves a regular checkpoint with the best, and keeps two)."""
         if self.run.method != 'mentornet_dd':
             return None
         path = os.path.join(self.dir, 'mentor.pth')
@@ -126,13 +128,12 @@ class RunExecutor:
             return path
         (dep, ) = self.run.dependencies
         dep_dir = os.path.abspath(run_dir(self.ctx.study_dir, dep))
-        iters = self.ctx.settings.iters
-        ckpts = [os.path.join(dep_dir, 'work', f'iter_{i}.pth')
-                 for i in sorted({max(iters // 2, 1), iters})]
-        missing = [c for c in ckpts if not os.path.isfile(c)]
-        if missing:
-            raise StepFailed(f'{self.run.run_id}: the {dep.run_id} checkpoints {missing} are '
-                             'missing (its run must finish first)')
+        last = os.path.join(dep_dir, 'work', f'iter_{self.ctx.settings.iters}.pth')
+        if not os.path.isfile(last):
+            raise StepFailed(f'{self.run.run_id}: {last} is missing (the {dep.run_id} run must '
+                             'finish first)')
+        ckpts = sorted(glob.glob(os.path.join(dep_dir, 'work', 'iter_*.pth')),
+                       key=lambda p: int(re.search(r'iter_(\d+)\.pth$', p).group(1)))
         # the focal run's effective config: its benchmark's clean meta split and noise setting
         self.step('mentor', [self.ctx.python, self.tool('train_mentornet_dd.py'),
                              os.path.join(dep_dir, 'config.py'), *ckpts, '--out', path,

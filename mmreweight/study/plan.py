@@ -296,8 +296,8 @@ def benchmark_options(cfg: Mapping, bench: Mapping[str, Any]) -> List[str]:
 
 def schedule_options(cfg: Mapping, iters: int, val_evals: int) -> List[str]:
     """A schedule of ``iters`` iterations: the config's step milestones rescaled to it, warm-up
-    kept (clamped to the run), ``val_evals`` validations, checkpoints at the half and the end
-    (MentorNet-DD's mentor reads both), and the best checkpoint by COCO mAP on val."""
+    kept (clamped to the run), ``val_evals`` validations, regular checkpoints at the half and the
+    end (two kept; MentorNet-DD's mentor reads them) and the best one by COCO mAP on val."""
     base_iters = int(cfg['train_cfg']['max_iters'])
     opts = [format_option('train_cfg.max_iters', iters),
             format_option('train_cfg.val_interval', max(iters // val_evals, 1))]
