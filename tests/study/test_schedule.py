@@ -3,6 +3,8 @@ import math
 import threading
 import time
 
+import pytest
+
 from mmreweight.study import plan
 from mmreweight.study.execute import schedule, train_seconds_per_iter
 from mmreweight.study.plan import Run
@@ -101,3 +103,23 @@ INFO - Iter(val) [19/19]    coco/0_precision: 0.2  coco/bbox_mAP: 0.2500  coco/b
 """)
     # the empty validation counts as 0, not as the stale metrics mmengine repeats after it
     assert val_curve(str(log)) == [(150, 0.0), (300, 0.25)]
+
+
+def test_mentornet_dd_mentor_step_reads_the_focal_runs_kept_checkpoints(tmp_path):
+    from mmreweight.study.execute import RunExecutor, StepFailed, StudyContext
+    ctx = StudyContext(study_dir=str(tmp_path), repo='/repo', settings=plan.StudySettings(600))
+    executor = RunExecutor(DD, ctx)
+    calls = []
+    executor.step = lambda name, cmd: calls.append((name, [str(c) for c in cmd]))
+    work = tmp_path / FOCAL.run_id / 'work'
+    work.mkdir(parents=True)
+    with pytest.raises(StepFailed, match='must finish first'):
+        executor.mentor()
+    for name in ('iter_600.pth', 'iter_450.pth', 'best_coco_bbox_mAP_iter_600.pth'):
+        (work / name).write_bytes(b'')
+    assert executor.mentor().endswith('mentor.pth')
+    (name, cmd), = calls
+    assert name == 'mentor' and cmd[1] == '/repo/tools/train_mentornet_dd.py'
+    assert cmd[2] == str(tmp_path / FOCAL.run_id / 'config.py')
+    assert cmd[3:5] == [str(work / 'iter_450.pth'), str(work / 'iter_600.pth')]
+    assert RunExecutor(FOCAL, ctx).mentor() is None
