@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: make the digits benchmark, train RetinaNet with focal loss and
-# with GHM-C/GHM-R through `mim train`, evaluate each on the test split with mmdet's CocoMetric through
-# `mim test`, and print the COCO table. Run after tools/setup_env.sh (the README's command does both).
+# The main job on the embedded default: make the digits benchmark, train RetinaNet (focal loss) through
+# `mim train`, evaluate it on the test split with mmdet's CocoMetric through `mim test`, and print the
+# COCO table. Run after tools/setup_env.sh (the README's command does both). Other configs, e.g.
 #   DEMO_CONFIGS="retinanet_focal retinanet_ghm retinanet_cb_focal" bash tools/demo.sh
+# (GHM does not learn on this benchmark with the demo schedule yet: see README, "Known problems").
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export PATH="$repo/.venv/bin:$PATH"
-configs=${DEMO_CONFIGS:-"retinanet_focal retinanet_ghm"}
+configs=${DEMO_CONFIGS:-"retinanet_focal"}
 out=${DEMO_WORK_DIR:-work_dirs/demo}
 mkdir -p "$out"
 
