@@ -453,7 +453,10 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                f'From `tools/diagnose.py` on the last checkpoint '
                f'({settings.get("diag_batches", "?")} training batches, first seed): '
                'per valid anchor, the weight the method gives it and its loss. Positives are '
-               'coloured by whether their matched annotation\'s label was flipped.', '']
+               'coloured by whether their matched annotation\'s label was flipped. Each method '
+               'has its own scale: L2RW, MW-Net and MentorNet weights have mean one over valid '
+               'anchors, GHM-C\'s are harmonizing weights N / (n S_b) (effective per anchor), '
+               'CB-focal\'s the class weight (background 1), focal\'s 1.', '']
         if diag:
             md += [diag, '']
         md += [f'![weight vs loss]({os.path.basename(p)})' for p in figures['weights']] + ['']
