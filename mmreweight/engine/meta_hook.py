@@ -4,16 +4,32 @@ import math
 from typing import Dict, Iterator, Optional, Union
 
 import torch
+from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
-from mmengine.registry import DefaultScope
+from mmengine.registry import DATASETS, DefaultScope
 from torch.utils.data import DataLoader
 
 from mmreweight.registry import HOOKS, MODELS
+from .dataset_check_hook import check_classes_fit_heads
 from .meta_clean_split import check_disjoint
 
 CHECKPOINT_KEY = 'meta_reweight'
+EMPTY_CLEAN_SUBSET = ('MetaReweightHook: the clean subset is empty (no image left after the '
+                      "dataset's filter_cfg, e.g. filter_empty_gt drops images without "
+                      'annotations); it must hold annotated images')
+
+
+def _builds_empty_dataset(cfg) -> bool:
+    """Whether dataset config ``cfg``, built without serialisation, has no item (False when it
+    cannot be built that way, e.g. a dataset builder that takes no ``serialize_data``)."""
+    if not isinstance(cfg, dict):
+        return False
+    try:
+        return len(DATASETS.build(dict(cfg, serialize_data=False))) == 0
+    except Exception:  # noqa: BLE001 - only a positive answer matters here
+        return False
 
 
 def _build_weighter(cfg):
@@ -113,17 +129,59 @@ class MetaReweightHook(Hook):
         return lrs
 
     def _next_clean(self):
-        while True:
-            if self._clean_iter is None:
-                sampler = getattr(self.clean_dataloader, 'sampler', None)
-                if hasattr(sampler, 'set_epoch'):
-                    sampler.set_epoch(self._clean_epoch)
-                self._clean_epoch += 1
-                self._clean_iter = iter(self.clean_dataloader)
+        if self._clean_iter is not None:
             try:
                 return next(self._clean_iter)
             except StopIteration:
                 self._clean_iter = None
+        sampler = getattr(self.clean_dataloader, 'sampler', None)
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(self._clean_epoch)
+        self._clean_epoch += 1
+        self._clean_iter = iter(self.clean_dataloader)
+        try:
+            return next(self._clean_iter)
+        except StopIteration:  # a whole pass without a batch: waiting would never end
+            self._clean_iter = None
+            raise ValueError(
+                f'MetaReweightHook: the clean dataloader of process {get_rank()} yields no batch '
+                f'(its shard of the {len(self.clean_dataloader.dataset)} clean images is empty '
+                'or smaller than batch_size with drop_last=True)') from None
+
+    def _build_clean_dataloader(self, runner) -> DataLoader:
+        cfg = self.clean_dataloader_cfg
+        if isinstance(cfg, DataLoader):
+            return cfg
+        try:
+            return runner.build_dataloader(cfg, seed=runner.seed)
+        except ValueError as err:
+            # mmengine serialises a dataset when building it and fails on an empty one ('need at
+            # least one array to concatenate') before any size check could run.
+            if _builds_empty_dataset(cfg.get('dataset')):
+                raise ValueError(EMPTY_CLEAN_SUBSET) from err
+            raise
+
+    def _check_clean_dataloader(self, loader) -> None:
+        """Every process must get clean batches of its own: raise the same error on every rank
+        (the dataset size is the same everywhere; batch counts are all-reduced) instead of
+        leaving one rank waiting for a batch while the others wait in the meta all-reduce."""
+        size, world = len(loader.dataset), get_world_size()
+        if size == 0:
+            raise ValueError(EMPTY_CLEAN_SUBSET)
+        if size < world:
+            raise ValueError(f'MetaReweightHook: the clean subset has {size} images for {world} '
+                             'processes; each process needs clean images of its own (use more '
+                             'clean images or fewer processes)')
+        try:
+            batches = len(loader)
+        except TypeError:  # a sampler without a length: nothing to check ahead
+            return
+        fewest = torch.tensor([batches], dtype=torch.int64)
+        all_reduce(fewest, op='min')
+        if int(fewest) == 0:
+            raise ValueError(f'MetaReweightHook: a process gets no clean batch from the '
+                             f'{size} clean images (batch_size {loader.batch_size}, drop_last '
+                             f'{getattr(loader, "drop_last", None)}, {world} processes)')
 
     # ------------------------------------------------------------------ hook points
     def before_run(self, runner) -> None:
@@ -141,11 +199,9 @@ class MetaReweightHook(Hook):
         if hasattr(self.weighter, 'bind'):
             self.weighter.bind(detector, lr=self._lr_fn(runner))
         if self.needs_clean:
-            cfg = self.clean_dataloader_cfg
-            self.clean_dataloader = cfg if isinstance(cfg, DataLoader) else \
-                runner.build_dataloader(cfg, seed=runner.seed)
-            if len(self.clean_dataloader.dataset) == 0:
-                raise ValueError('MetaReweightHook: the clean subset is empty.')
+            self.clean_dataloader = self._build_clean_dataloader(runner)
+            self._check_clean_dataloader(self.clean_dataloader)
+            check_classes_fit_heads(self.clean_dataloader.dataset, detector, 'clean subset')
             size = check_disjoint(runner.train_dataloader.dataset, self.clean_dataloader.dataset)
             runner.logger.info(
                 f'MetaReweightHook: {type(self.weighter).__name__} '

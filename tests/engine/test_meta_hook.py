@@ -183,3 +183,24 @@ def test_bad_input_errors(tmp_path):
     empty['clean_dataloader'] = loader(dict(type='ToyMetaDataset', num=4, seed=7, empty=True))
     with pytest.raises(ValueError, match='empty clean batch'):
         make_runner(tmp_path / 'c', 1, empty).train()
+    # fewer clean images than one batch, with drop_last: no batch would ever come
+    starved = mwnet_hook()
+    starved['clean_dataloader'] = dict(loader(dict(type='ToyMetaDataset', num=1, seed=7)),
+                                       drop_last=True)
+    with pytest.raises(ValueError, match=r'a process gets no clean batch from the 1 clean '
+                       r'images \(batch_size 2, drop_last True, 1 processes\)'):
+        make_runner(tmp_path / 'd', 1, starved).train()
+    # a clean subset whose class list is not the head's
+    other_classes = mwnet_hook()
+    other_classes['clean_dataloader'] = loader(dict(type='ToyMetaDataset', num=4, seed=7,
+                                                    metainfo=dict(classes=('a', 'b'))))
+    with pytest.raises(ValueError, match=r'the clean subset \(ToyMetaDataset\) has 2 classes'):
+        make_runner(tmp_path / 'e', 1, other_classes).train()
+
+
+def test_next_clean_refuses_to_wait_for_a_loader_without_batches():
+    hook = MetaReweightHook(weighter=dict(type='L2RWWeighter'), clean_dataloader={})
+    hook.clean_dataloader = Runner.build_dataloader(
+        dict(loader(dict(type='ToyMetaDataset', num=1)), drop_last=True), seed=0)
+    with pytest.raises(ValueError, match='yields no batch'):
+        hook._next_clean()

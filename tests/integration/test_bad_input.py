@@ -150,17 +150,13 @@ def test_clean_subset_empty_after_filtering_unserialized(tmp_path, data_root):
     assert_nothing_written(tmp_path / 'work', data_root)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="with mmengine's default serialize_data=True an empty dataset fails "
-                   "inside BaseDataset._serialize_data ('need at least one array to "
-                   "concatenate') before MetaReweightHook's 'clean subset is empty' check runs")
 def test_clean_subset_empty_after_filtering(tmp_path, data_root):
+    """mmengine fails serialising an empty dataset ('need at least one array to concatenate');
+    the hook answers with what is wrong instead."""
     cfg = _clean_from_coco(tmp_path, [[], [], []])  # the configs' default: serialize_data=True
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match='clean subset is empty'):
         train(cfg)
     assert_nothing_written(tmp_path / 'work', data_root)
-    if 'clean subset is empty' not in str(err.value):
-        pytest.fail(f'unclear error for an empty clean subset: {err.value}')
 
 
 def test_clean_subset_overlapping_the_training_set(tmp_path, data_root):
@@ -171,52 +167,50 @@ def test_clean_subset_overlapping_the_training_set(tmp_path, data_root):
     assert_nothing_written(tmp_path / 'work', data_root)
 
 
-# xfail(raises=Failed): only the pytest.fail() below counts as the known failure; any other error
-# (a broken test) still fails.
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason='mmdet 3.3 CocoDataset.parse_data_info (and EmbeddedDetectionDataset, '
-                   'which keeps its rules) silently drops annotations whose category_id is not '
-                   'in the class list')
 def test_annotation_with_unknown_category_is_an_error(tmp_path, data_root):
+    """mmdet's CocoDataset drops a box whose category_id the file does not declare;
+    DatasetCheckHook (in the configs' default_hooks) refuses the file, naming the id."""
     ann = write_coco(tmp_path / 'coco', 'train', [[1], [2, 99], [3]])
     cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=3), ann)
-    try:
-        runner = train(cfg)
-    except Exception as err:  # the wanted behaviour: an error naming the category id
-        assert '99' in str(err)
-        return
-    # what happens instead: the box of category 99 is gone, training goes on
+    with pytest.raises(ValueError, match=r"1 annotation\(s\) have a category_id its "
+                       r"'categories' does not declare: \[99\] \(e.g. in image 2\)"):
+        train(cfg)
+    assert_nothing_written(tmp_path / 'work', data_root)
+
+
+def test_declared_categories_outside_the_class_list_are_a_subset(tmp_path, data_root):
+    """Selecting classes with metainfo (mmdet's way to train on a subset) stays allowed: boxes of
+    declared but unselected categories are left out, as mmdet does."""
+    ann = write_coco(tmp_path / 'coco', 'train', [[1], [2, 4], [3]], categories=CLASSES + ('d',))
+    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=3), ann)
+    runner = train(cfg)
     boxes = sum(len(runner.train_dataloader.dataset.get_data_info(i)['instances'])
                 for i in range(3))
-    assert boxes == 3
-    pytest.fail('category_id 99 was dropped without an error')
+    assert runner.iter == 1 and boxes == 3
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="nothing compares the dataset's classes with the head's num_classes: "
-                   'label == num_classes is the background index, so the 4th class trains as '
-                   'background without an error')
-def test_more_dataset_classes_than_the_head_has_is_an_error(tmp_path, data_root):
+@pytest.mark.parametrize('dataset_classes', [CLASSES + ('d',), CLASSES[:2]])
+def test_dataset_classes_must_match_the_heads_num_classes(tmp_path, data_root, dataset_classes):
+    """One class more than the head trains it as background (label num_classes); one fewer
+    leaves an output untrained: both are refused before training."""
     ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [3], [4]],
                      categories=CLASSES + ('d',))
     cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=4), ann)
-    cfg.train_dataloader.dataset.metainfo = dict(classes=CLASSES + ('d',))  # 4 classes, head 3
-    try:
-        runner = train(cfg)
-    except ValueError as err:  # the wanted behaviour
-        assert 'num_classes' in str(err) or 'class' in str(err)
-        return
-    assert runner.iter == 1  # what happens instead: 'd' (label 3) trained as background
-    pytest.fail('a dataset with 4 classes trained a 3-class head without an error')
+    cfg.train_dataloader.dataset.metainfo = dict(classes=dataset_classes)
+    with pytest.raises(ValueError, match=rf'the training set \(CocoDataset\) has '
+                       rf'{len(dataset_classes)} classes .* model.bbox_head.num_classes is 3'):
+        train(cfg)
+    assert_nothing_written(tmp_path / 'work', data_root)
 
 
 def test_dataset_label_beyond_background_is_an_error(tmp_path, data_root):
     """Labels past the background index (two classes more than the head has) are refused by the
-    loss's value check, naming the target."""
+    loss's value check, naming the target, even in a config without DatasetCheckHook."""
     ann = write_coco(tmp_path / 'coco', 'train', [[5], [5], [5], [5]],
                      categories=CLASSES + ('d', 'e'))
     cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=4), ann)
     cfg.train_dataloader.dataset.metainfo = dict(classes=CLASSES + ('d', 'e'))
+    cfg.default_hooks.pop('dataset_check')
     with pytest.raises(ValueError, match=r'class indices outside \[0, 3\]'):
         train(cfg)
     assert_nothing_written(tmp_path / 'work')
@@ -227,6 +221,7 @@ def test_cb_counts_refuse_labels_outside_the_head(tmp_path, data_root):
     cfg = on_coco(tiny_cfg('retinanet_cb_focal.py', tmp_path / 'work', 1), ann)
     cfg.train_dataloader.dataset.metainfo = dict(classes=CLASSES + ('d',))
     cfg.model.bbox_head.num_classes = cfg.model.bbox_head.loss_cls.num_classes = 3
+    cfg.default_hooks.pop('dataset_check')  # ClassCountsHook's own check, without that hook's
     with pytest.raises(ValueError, match=r'bbox_label outside \[0, 3\): \[3\]'):
         train(cfg)
     assert_nothing_written(tmp_path / 'work')
@@ -382,30 +377,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-class Starved(Exception):
-    pass
-
-
-class CountingLoader:
-    """A dataloader whose ``iter()`` raises :class:`Starved` once it has been restarted ``limit``
-    times without yielding a batch: stands in for waiting forever."""
-
-    def __init__(self, loader, limit=1000):
-        self.loader, self.limit, self.empty_epochs = loader, limit, 0
-        self.sampler, self.dataset = loader.sampler, loader.dataset
-
-    def __iter__(self):
-        for batch in self.loader:
-            self.empty_epochs = 0
-            yield batch
-        self.empty_epochs += 1
-        if self.empty_epochs >= self.limit:
-            raise Starved(f'{self.limit} epochs in a row without a batch')
-
-
-def _clean_loader_worker(rank, port, cfg, out_dir):
-    """One rank: the hook's clean stream over a 1-image clean set, with the config's sampler
-    (DefaultSampler, round_up=True) and with round_up=False."""
+def _clean_loader_worker(rank, port, loaders, out_dir):
+    """One rank: the hook's checks and first clean batch for each clean dataloader config."""
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
@@ -416,48 +389,50 @@ def _clean_loader_worker(rank, port, cfg, out_dir):
         from mmreweight.engine.meta_hook import MetaReweightHook
         DefaultScope.get_instance(f'ddp-rank{rank}', scope_name='mmreweight')
         result = {}
-        for round_up in (True, False):
-            loader_cfg = copy.deepcopy(cfg)
-            loader_cfg['sampler']['round_up'] = round_up
+        for name, loader_cfg in loaders.items():
             hook = MetaReweightHook(weighter=dict(type='L2RWWeighter'),
                                     clean_dataloader=loader_cfg)
-            hook.clean_dataloader = CountingLoader(Runner.build_dataloader(loader_cfg, seed=0))
-            try:
-                batch = hook._next_clean()  # what before_train_iter draws on a meta step
-                result[round_up] = [s.img_id for s in batch['data_samples']]
-            except Starved as err:
-                result[round_up] = f'starved: {err}'
+            hook.clean_dataloader = Runner.build_dataloader(loader_cfg, seed=0)
+            try:  # what before_train checks, then what the first meta step draws
+                hook._check_clean_dataloader(hook.clean_dataloader)
+                batch = hook._next_clean()
+                result[name] = [s.img_id for s in batch['data_samples']]
+            except ValueError as err:
+                result[name] = f'ValueError: {err}'
         torch.save(result, os.path.join(out_dir, f'rank{rank}.pth'))
     finally:
         dist.destroy_process_group()
 
 
 @pytest.fixture(scope='module')
-def ranks_with_one_clean_image(tmp_path_factory):
-    """The L2RW config's clean dataloader (DefaultSampler) over a 1-image clean set, 2 ranks."""
+def ddp_clean_streams(tmp_path_factory):
+    """The L2RW config's clean dataloader (DefaultSampler, batch 1) on 2 ranks over 1 clean
+    image (round_up True and False) and over 2 clean images."""
     tmp = tmp_path_factory.mktemp('ddp')
-    ann = write_coco(tmp / 'coco', 'clean', [[1, 2]])
-    loader = tiny_cfg('retinanet_l2rw.py', tmp / 'work', 1).custom_hooks[0].clean_dataloader
-    loader = dict(loader.to_dict(), dataset=coco_dataset(ann))
-    mp.spawn(_clean_loader_worker, args=(_free_port(), loader, str(tmp)), nprocs=WORLD,
+    one = write_coco(tmp / 'coco', 'one', [[1, 2]])
+    two = write_coco(tmp / 'coco', 'two', [[1], [2]])
+    base = tiny_cfg('retinanet_l2rw.py', tmp / 'work', 1, batch_size=1)
+    base = base.custom_hooks[0].clean_dataloader.to_dict()
+    loaders = {}
+    for name, ann, round_up in (('one_padded', one, True), ('one_unpadded', one, False),
+                                ('two', two, False)):
+        loaders[name] = copy.deepcopy(dict(base, dataset=coco_dataset(ann)))
+        loaders[name]['sampler']['round_up'] = round_up
+    mp.spawn(_clean_loader_worker, args=(_free_port(), loaders, str(tmp)), nprocs=WORLD,
              join=True)
     return [torch.load(tmp / f'rank{r}.pth', weights_only=True) for r in range(WORLD)]
 
 
-def test_more_ranks_than_clean_images_repeat_the_image(ranks_with_one_clean_image):
-    """The configs' DefaultSampler (round_up=True) pads every rank's shard by repeating images:
-    with 1 clean image and 2 ranks both ranks use it; the averaged clean gradient is that image's
-    (no error and no warning: a clean set smaller than the world size goes unnoticed)."""
-    first, second = (r[True] for r in ranks_with_one_clean_image)
-    assert first == second and len(first) == 1
+@pytest.mark.parametrize('case', ['one_padded', 'one_unpadded'])
+def test_more_ranks_than_clean_images_is_an_error_on_every_rank(ddp_clean_streams, case):
+    """Padding would silently repeat the image; without padding one rank would wait forever
+    for a clean batch while the other waits in the meta all-reduce. Every rank raises."""
+    for rank in ddp_clean_streams:
+        assert rank[case] == ('ValueError: MetaReweightHook: the clean subset has 1 images for 2 '
+                              'processes; each process needs clean images of its own (use more '
+                              'clean images or fewer processes)')
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason='MetaReweightHook._next_clean loops forever on a rank '
-                   'whose clean shard is empty (DefaultSampler(round_up=False) with more ranks '
-                   'than clean images); the other ranks then block in the meta all-reduce')
-def test_more_ranks_than_clean_images_without_padding(ranks_with_one_clean_image):
-    assert len(ranks_with_one_clean_image[0][False]) == 1  # rank 0 holds the image
-    starved = ranks_with_one_clean_image[1][False]
-    if isinstance(starved, str) and starved.startswith('starved'):
-        pytest.fail(f'rank 1 (empty shard) never gets a clean batch, _next_clean loops: {starved}')
+def test_as_many_clean_images_as_ranks_gives_each_rank_its_own(ddp_clean_streams):
+    first, second = (rank['two'] for rank in ddp_clean_streams)
+    assert len(first) == len(second) == 1 and first != second
