@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 from mmengine.dataset import ConcatDataset, RepeatDataset
+from mmengine.registry import HOOKS, DefaultScope
 
 import mmreweight  # noqa: F401
 from mmreweight.engine.dataset_check_hook import (DatasetCheckHook, check_category_ids,
                                                   check_classes_fit_heads, class_heads,
                                                   leaf_datasets, undeclared_category_ids)
-from mmreweight.registry import HOOKS
 
 
 class Classes:
@@ -95,7 +95,8 @@ def test_category_check_names_the_file_and_checks_each_file_once(tmp_path):
 
 
 def test_hook_is_registered_and_can_skip_file_checks(tmp_path):
-    hook = HOOKS.build(dict(type='mmreweight.DatasetCheckHook', check_annotation_files=False))
+    with DefaultScope.overwrite_default_scope('mmdet'):  # as in an mmdet config
+        hook = HOOKS.build(dict(type='mmreweight.DatasetCheckHook', check_annotation_files=False))
     assert isinstance(hook, DatasetCheckHook)
 
     class Runner:
