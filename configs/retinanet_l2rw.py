@@ -1,7 +1,10 @@
 # RetinaNet with per-anchor learning-to-reweight (L2RW, Ren et al. ICML'18) on the embedded
 # benchmark. Each iteration: the clean gradient g_c of the loss on a batch of the held-out 'meta'
-# split (clean, class-balanced) w.r.t. theta = the classification output conv; each anchor's weight
-# is max(0, <grad l_a, g_c>), mean one over valid anchors (mmreweight/weighting/l2rw.py).
+# split (clean, class-balanced) w.r.t. theta = the classification output conv; each foreground
+# anchor's weight is max(0, <grad l_a, g_c>), mean one over the foreground anchors; background
+# anchors keep weight 1 (normalise='foreground', mmreweight/weighting/l2rw.py). The paper's
+# normalisation over every example (normalise='mean_one') puts the whole weight on the ~1% of
+# foreground anchors of a fresh detector and wrecks it (0.000 mAP on this benchmark).
 # theta='head' or 'all' moves more parameters in the look-ahead (slower, see
 # tools/benchmark_meta.py).
 _base_ = ['./retinanet_focal.py']
@@ -23,6 +26,6 @@ clean_dataloader = dict(
 
 custom_hooks = [
     dict(type='mmreweight.MetaReweightHook',
-         weighter=dict(type='mmreweight.L2RWWeighter', theta='cls_out'),
+         weighter=dict(type='mmreweight.L2RWWeighter', theta='cls_out', normalise='foreground'),
          clean_dataloader=clean_dataloader, interval=1),
 ]

@@ -72,8 +72,9 @@ def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clea
     r"""L2RW as in Ren et al.'s PyTorch port: :math:`\epsilon = 0` (requires grad),
     :math:`\theta' = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a` (create_graph),
     :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over
-    valid anchors (``'mean_one'``) or over valid foreground and background anchors separately
-    (``'pos_neg'``)."""
+    valid anchors (``'mean_one'``), over valid foreground and background anchors separately
+    (``'pos_neg'``), or over valid foreground anchors with background weight 1
+    (``'foreground'``)."""
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)
     eps = torch.zeros_like(losses, requires_grad=True)
@@ -83,8 +84,9 @@ def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clea
     raw = (-torch.autograd.grad(clean_loss, eps)[0]).clamp(min=0)
     valid = targets.label_weights > 0
     positive = targets.labels < detector.bbox_head.num_classes
-    groups = [valid] if normalise == 'mean_one' else [valid & positive, valid & ~positive]
-    weights = torch.zeros_like(raw)
+    groups = {'mean_one': [valid], 'pos_neg': [valid & positive, valid & ~positive],
+              'foreground': [valid & positive]}[normalise]
+    weights = valid.to(raw.dtype)  # 1 where no group sets a weight
     for group in groups:
         total = raw[group].sum()
         weights[group] = raw[group] * group.sum() / (total + (total == 0).to(raw.dtype))

@@ -220,7 +220,12 @@ class GHMR(_GHMLoss):
     Args:
         mu: :math:`\mu` of the authentic smooth L1 loss.
         bins: number of unit regions of :math:`g \in [0, 1)`.
-        momentum: moving-average momentum of the bin counts; 0 for none.""" + _GHM_ARGS_DOC
+        momentum: moving-average momentum of the bin counts; 0 for none.
+        drop_ignored: compute only the elements of ``label_weight > 0`` (a dense head weights
+            all but its positive anchors 0: 99.8% of RetinaNet's box targets). Finding them is a
+            data-dependent size, i.e. a host sync on an accelerator, so ``None`` (default) drops
+            them on the CPU only and keeps the sync-free full-size path elsewhere. Same values
+            either way.""" + _GHM_ARGS_DOC
 
     mmdet_tot_is_weight_sum = True
 
@@ -234,12 +239,14 @@ class GHMR(_GHMLoss):
                  sync_stats: Optional[bool] = None,
                  mmdet_compat: bool = False,
                  check_values: bool = True,
-                 check_finite: bool = False) -> None:
+                 check_finite: bool = False,
+                 drop_ignored: Optional[bool] = None) -> None:
         if mu <= 0:
             raise ValueError(f'mu must be > 0, got {mu}')
         super().__init__(bins, momentum, 1e3, num_levels, sync_stats, mmdet_compat, reduction,
                          loss_weight, check_values, check_finite)
         self.mu = float(mu)
+        self.drop_ignored = drop_ignored
 
     def forward(self,
                 pred: Tensor,
@@ -265,7 +272,16 @@ class GHMR(_GHMLoss):
         check_input_values(weight=label_weight if self.check_values else None,
                            pred=pred if self.check_finite else None)
         diff = upcast(pred) - upcast(target)
+        shape, kept = diff.shape, None
+        drop = diff.device.type == 'cpu' if self.drop_ignored is None else self.drop_ignored
+        if label_weight is not None and drop:  # see drop_ignored
+            label_weight = label_weight.expand(shape).reshape(-1)
+            kept = (label_weight > 0).nonzero().view(-1)
+            diff, label_weight = diff.reshape(-1)[kept], label_weight[kept]
         ghm_weight, tot = self._weights(asl1_gradient_norm(diff, self.mu), label_weight,
                                         diff.shape)
-        return self.loss_weight * weight_reduce(authentic_smooth_l1(diff, self.mu), ghm_weight,
-                                                reduction, tot if reduction == 'mean' else None)
+        loss = weight_reduce(authentic_smooth_l1(diff, self.mu), ghm_weight, reduction,
+                             tot if reduction == 'mean' else None)
+        if kept is not None and reduction == 'none':
+            loss = loss.new_zeros(shape.numel()).index_put((kept, ), loss).view(shape)
+        return self.loss_weight * loss

@@ -28,7 +28,14 @@ produces the weights one process would for the concatenated batches.
 Early in training nearly every background anchor can have a negative alignment (the clean loss is
 dominated by the foreground), so mean one over all anchors puts the whole weight on the ~1% of
 positive anchors and multiplies the classification loss by ~100. ``normalise='pos_neg'`` keeps
-focal loss's foreground/background balance and reweights within each group.
+focal loss's foreground/background balance and reweights within each group; per-anchor alignments
+are heavy-tailed (an anchor's weight grows with its own gradient norm), so the background group
+can still end up on a handful of anchors. ``normalise='foreground'`` reweights only the foreground
+anchors (mean one over them) and leaves every background anchor at weight 1: label noise and
+class imbalance live in the annotations, i.e. in the foreground, and the background term stays
+exactly focal loss's. Since the foreground weights sum to the number of foreground anchors, the
+weighted foreground loss is at most the largest single foreground loss times that number, so it
+cannot blow up the way a mean over all anchors can.
 
 Between meta iterations (``interval > 1``) the last :math:`g_c` is reused.
 """
@@ -39,7 +46,7 @@ from .base import AnchorLossContext
 from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, cpu_flushed_denormals,
                         global_count_and_sum, scatter_valid)
 
-NORMALISATIONS = ('mean_one', 'pos_neg')
+NORMALISATIONS = ('mean_one', 'pos_neg', 'foreground')
 
 
 @MODELS.register_module()
@@ -48,9 +55,10 @@ class L2RWWeighter(MetaAnchorWeighter):
 
     Args:
         theta: ``'cls_out'`` (default), ``'head'`` or ``'all'``: the parameters of the inner step.
-        normalise: ``'mean_one'`` (default, over all valid anchors) or ``'pos_neg'`` (mean one over
+        normalise: ``'mean_one'`` (default, over all valid anchors), ``'pos_neg'`` (mean one over
             the valid foreground anchors and, separately, over the background ones; a group whose
-            alignments are all <= 0 gets zero weights).
+            alignments are all <= 0 gets zero weights) or ``'foreground'`` (foreground anchors as
+            in ``'pos_neg'``, background anchors weight 1).
     """
 
     def __init__(self, theta: str = 'cls_out', normalise: str = 'mean_one') -> None:
@@ -83,12 +91,14 @@ class L2RWWeighter(MetaAnchorWeighter):
         with torch.no_grad():
             align = self._view().alignment(ctx, self._direction)
         raw = align[valid].clamp(min=0)
+        positive = ctx.labels[valid] < ctx.num_classes
         if self.normalise == 'mean_one':
             groups = [torch.ones_like(raw, dtype=torch.bool)]
-        else:  # foreground and background anchors separately
-            positive = ctx.labels[valid] < ctx.num_classes
+        elif self.normalise == 'pos_neg':  # foreground and background anchors separately
             groups = [positive, ~positive]
-        weights = torch.zeros_like(raw)
+        else:
+            groups = [positive]
+        weights = torch.ones_like(raw)
         for group in groups:
             count, total = global_count_and_sum(raw[group], int(group.sum()))
             weights[group] = raw[group] * count / (total + (total == 0).to(raw.dtype))

@@ -83,6 +83,30 @@ def test_ghmr_matches_mmdet_over_a_sequence_of_calls(reduction, ref_reduction, m
         torch.testing.assert_close(ours.acc_sum[0], ref.acc_sum, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize('reduction', ['none', 'mean', 'sum'])
+@pytest.mark.parametrize('weight_shape', ['(N,4)', '(N,)'])
+def test_ghmr_dropping_ignored_elements_changes_nothing(reduction, weight_shape):
+    """The CPU path (only elements of weight > 0) and the full-size path (accelerators) give the
+    same values, gradients and moving averages, over a sequence of calls with real weights."""
+    losses = {drop: GHMR(momentum=0.7, drop_ignored=drop) for drop in (True, False)}
+    for step in range(3):
+        pred, target, mask = make_reg_batch(seed=step, pos_frac=0.05)
+        w = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(step))
+        if weight_shape == '(N,)':
+            w = w[:, 0].contiguous()
+        out = {}
+        for drop, loss in losses.items():
+            x = pred.clone().requires_grad_(True)
+            value = loss(x, target, w, reduction_override=reduction)
+            value.sum().backward()
+            out[drop] = value, x.grad
+        assert out[True][0].shape == out[False][0].shape
+        torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-6, atol=0)
+        torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-6, atol=0)
+        assert float(out[False][1].abs().sum()) > 0
+    torch.testing.assert_close(losses[True].acc_sum, losses[False].acc_sum, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize('loss', ['ghmc', 'ghmr'])
 def test_real_weights_multiply_the_loss_and_mmdet_compat_masks(loss):
     if loss == 'ghmc':
@@ -270,7 +294,7 @@ def test_ghm_forward_backward_reads_nothing_back(bins):
     logits, labels, w = make_cls_batch()
     pred, target, weight = make_reg_batch()
     ghmc = GHMC(bins=bins, momentum=0.75, check_values=False)
-    ghmr = GHMR(momentum=0.7, check_values=False)
+    ghmr = GHMR(momentum=0.7, check_values=False, drop_ignored=False)  # the accelerator path
     x = logits.requires_grad_(True)
     with SyncRecorder() as rec:
         with count_fpn_levels(ghmc, ghmr):

@@ -20,12 +20,13 @@ def batches():
 def run_l2rw(model, theta, lr, train, clean, normalise='mean_one'):
     weighter = L2RWWeighter(theta, normalise).bind(model, lr=lr)
     out = {}
-    weighter.register_forward_hook(lambda mod, args, w: out.update(w=w))
+    weighter.register_forward_hook(lambda mod, args, w: out.update(w=w, ctx=args[0]))
     weighter.prepare_clean(*clean)
     model.bbox_head.weighter = weighter
     losses = model.loss(*train)
     model.bbox_head.weighter = None
     weighter.unbind()
+    run_l2rw.last_ctx = out['ctx']
     return out['w'], weighter, losses
 
 
@@ -42,14 +43,22 @@ def test_weights_match_create_graph_reference(batches, theta, head_norm):
     assert float(ref.std()) > 0.1
 
 
-def test_pos_neg_normalisation(batches):
+@pytest.mark.parametrize('normalise', ['pos_neg', 'foreground'])
+def test_group_normalisations(batches, normalise):
     train, clean = batches
     model = build_tiny_retinanet(torch.float64)
-    weights, _, _ = run_l2rw(model, 'cls_out', 0.1, train, clean, normalise='pos_neg')
-    ref = reference_l2rw_weights(model, _names(model, 'cls_out'), 0.1, train, clean, 'pos_neg')
+    weights, _, _ = run_l2rw(model, 'cls_out', 0.1, train, clean, normalise=normalise)
+    ref = reference_l2rw_weights(model, _names(model, 'cls_out'), 0.1, train, clean, normalise)
     assert torch.allclose(weights, ref, atol=1e-5, rtol=0)
     glob = reference_l2rw_weights(model, _names(model, 'cls_out'), 0.1, train, clean)
     assert not torch.allclose(ref, glob, atol=1e-2)
+    # by hand: the foreground has mean one, some of it dropped; 'foreground' keeps background at 1
+    ctx = run_l2rw.last_ctx
+    valid, fg = ctx.valid, ctx.labels < ctx.num_classes
+    assert float(weights[valid & fg].mean()) == pytest.approx(1.0)
+    assert 0 < float((weights[valid & fg] == 0).float().mean()) < 1
+    if normalise == 'foreground':
+        assert bool((weights[valid & ~fg] == 1).all()) and bool((weights[~valid] == 0).all())
 
 
 def _names(model, theta):
