@@ -102,8 +102,9 @@ class L2RWWeighter(MetaAnchorWeighter):
         for group in groups:
             count, total = global_count_and_sum(raw[group], int(group.sum()))
             weights[group] = raw[group] * count / (total + (total == 0).to(raw.dtype))
-        self._scalars.update(meta_align_pos_frac=float((raw > 0).float().mean())
-                             if raw.numel() else float('nan'))
+        weighted = raw if self.normalise != 'foreground' else raw[positive]
+        self._scalars.update(meta_align_pos_frac=float((weighted > 0).float().mean())
+                             if weighted.numel() else float('nan'))
         return scatter_valid(weights, valid).detach()
 
     def extra_repr(self) -> str:
