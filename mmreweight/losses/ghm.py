@@ -271,13 +271,14 @@ class GHMR(_GHMLoss):
         label_weight = broadcast_weight(label_weight, pred.shape)
         check_input_values(weight=label_weight if self.check_values else None,
                            pred=pred if self.check_finite else None)
-        diff = upcast(pred) - upcast(target)
-        shape, kept = diff.shape, None
-        drop = diff.device.type == 'cpu' if self.drop_ignored is None else self.drop_ignored
+        shape, kept = pred.shape, None
+        drop = pred.device.type == 'cpu' if self.drop_ignored is None else self.drop_ignored
         if label_weight is not None and drop:  # see drop_ignored
             label_weight = label_weight.expand(shape).reshape(-1)
             kept = (label_weight > 0).nonzero().view(-1)
-            diff, label_weight = diff.reshape(-1)[kept], label_weight[kept]
+            pred, target, label_weight = pred.reshape(-1)[kept], target.reshape(-1)[kept], \
+                label_weight[kept]
+        diff = upcast(pred) - upcast(target)
         ghm_weight, tot = self._weights(asl1_gradient_norm(diff, self.mu), label_weight,
                                         diff.shape)
         loss = weight_reduce(authentic_smooth_l1(diff, self.mu), ghm_weight, reduction,
