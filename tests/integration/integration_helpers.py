@@ -55,6 +55,8 @@ def tiny_cfg(config: str, work_dir, iters: int, batch_size: int = 4,
     for hook in cfg.get('custom_hooks', []):
         if 'clean_dataloader' in hook:
             hook['clean_dataloader']['batch_size'] = batch_size
+        if 'begin' in hook:  # a config's warm-up would leave the method off in a short run
+            hook['begin'] = 0
     cfg_dict = cfg._cfg_dict.to_dict()
     _shrink_datasets(cfg_dict, dict(TINY, **(bench or {})))
     cfg = Config(cfg_dict, filename=cfg.filename)

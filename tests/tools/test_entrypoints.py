@@ -78,11 +78,14 @@ def test_mim_trains_and_evaluates_each_method(config, tmp_path, env):
         opts += [f'custom_hooks.0.clean_dataloader.dataset.benchmark.{k}={v}'
                  for k, v in TINY.items()]
         opts += ['custom_hooks.0.clean_dataloader.num_workers=0',
-                 'custom_hooks.0.clean_dataloader.persistent_workers=False']
+                 'custom_hooks.0.clean_dataloader.persistent_workers=False',
+                 'custom_hooks.0.begin=0']  # no warm-up: the method weights from iteration 0
     log = _run([MIM, 'train', 'mmreweight', config, '--work-dir', tmp_path / 'work',
                 '--cfg-options', *opts], cwd=tmp_path, env=env)
     assert 'coco/bbox_mAP' in log
     assert (tmp_path / 'work' / 'iter_2.pth').exists()
+    if 'cb_focal' not in config:  # the weighter ran and logged its anchor weights
+        assert 'meta_w_pos' in log
 
 
 def test_train_resume_continues_from_checkpoint(tmp_path, env):
