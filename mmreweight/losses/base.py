@@ -27,12 +27,15 @@ class ReweightLoss(nn.Module):
     Attributes:
         twice_differentiable: the loss has a second derivative (meta-reweighting checks this
             before differentiating through an inner step).
+        anchor_separable: each anchor's loss depends on that anchor's inputs only, so the loss
+            of a batch can be evaluated in chunks of anchors (GHM's histogram couples them).
         update_stats: whether a forward may update running statistics (GHM's moving averages).
             :func:`~mmreweight.losses.frozen_loss_statistics` clears it during look-ahead
             forwards.
     """
 
     twice_differentiable = True
+    anchor_separable = True
 
     def __init__(self,
                  reduction: str = 'mean',

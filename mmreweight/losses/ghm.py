@@ -60,6 +60,8 @@ class _GHMLoss(ReweightLoss):
     ``(bins,)`` ``acc_sum`` from an mmdet checkpoint is loaded into every row.
     """
 
+    anchor_separable = False  # the histogram spans the whole call
+
     #: with mmdet_compat, N is the sum of the weights (mmdet's GHM-R), not the number of
     #: elements of weight > 0 (mmdet's GHM-C); the two agree for 0/1 weights
     mmdet_tot_is_weight_sum = False

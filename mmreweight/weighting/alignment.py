@@ -130,7 +130,8 @@ class ThetaView:
 
     * :meth:`prepare_clean` caches, from a clean batch, what evaluating :math:`L_\mathrm{clean}` at
       any :math:`\theta` needs (clean features below :math:`\theta` and anchor targets).
-    * :meth:`clean_loss` evaluates :math:`L_\mathrm{clean}` with :math:`\theta` replaced.
+    * :meth:`clean_loss` evaluates :math:`L_\mathrm{clean}` with :math:`\theta` replaced;
+      :meth:`clean_loss_and_grad` also its gradient (for ``cls_out`` anchor chunk by anchor chunk).
     * :meth:`logit_tangent` returns :math:`\dot z = J_\theta z\, v` for the training anchors.
     * :meth:`train_grad` returns :math:`\nabla_\theta \sum_a w_a \ell_a / \mathrm{avg\_factor}`.
 
@@ -179,6 +180,13 @@ class ThetaView:
     def clean_loss(self, theta: Sequence[Tensor]) -> Tensor:
         raise NotImplementedError
 
+    def clean_loss_and_grad(self, theta: Sequence[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        r""":math:`L_\mathrm{clean}(\theta)` (detached) and its gradient w.r.t. ``theta``."""
+        loss = self.clean_loss(theta)
+        grads = torch.autograd.grad(loss, theta, allow_unused=True)
+        return loss.detach(), [torch.zeros_like(t) if g is None else g
+                               for g, t in zip(grads, theta)]
+
     # -- training side
     def logit_tangent(self, ctx: AnchorLossContext, v: Sequence[Tensor]) -> Tensor:
         raise NotImplementedError
@@ -223,8 +231,13 @@ class ClsOutTheta(ThetaView):
         conv = self.head.cls_out
         feats = [f.detach().to(conv.weight.dtype) for f in ctx.extras['cls_feats']]
         scale = (weights.detach() / (ctx.avg_factor + AVG_EPS)).to(conv.weight.dtype)
-        cotangent = unflatten_levels(dloss_dlogits(ctx).to(conv.weight.dtype) * scale[:, None],
-                                     feats, self.head.cls_out_channels)
+        return self._param_grads(feats, dloss_dlogits(ctx).to(conv.weight.dtype) * scale[:, None])
+
+    def _param_grads(self, feats: Sequence[Tensor], dz: Tensor) -> List[Tensor]:
+        """Gradient w.r.t. theta of a function of the logits ``z = W * feats + b`` whose gradient
+        w.r.t. the (flattened) logits is ``dz``."""
+        conv = self.head.cls_out
+        cotangent = unflatten_levels(dz, feats, self.head.cls_out_channels)
         grads = {}
         if 'weight' in self._slots:
             grads['weight'] = sum(torch.ops.aten.convolution_backward(
@@ -247,6 +260,34 @@ class ClsOutTheta(ThetaView):
 
     def clean_loss(self, theta):
         return self._cls_loss_from_logits(self._conv(self.clean['feats'], theta))
+
+    #: chunks of clean anchors whose loss graphs are built one after the other
+    clean_chunks = 8
+
+    def clean_loss_and_grad(self, theta):
+        loss_cls = self.head.loss_cls
+        if not getattr(loss_cls, 'anchor_separable', False):
+            return super().clean_loss_and_grad(theta)
+        # MW-Net takes this gradient while the training step's activations are alive. The clean
+        # loss is a sum over anchors and z is linear in theta, so dL/dz is taken chunk by chunk
+        # (one chunk's loss graph alive at a time, not the whole batch's) and contracted with
+        # the features as in train_grad.
+        t = self.clean['targets']
+        with torch.no_grad():
+            logits = self._conv(self.clean['feats'], theta)
+        dz, total = torch.empty_like(logits), logits.new_zeros(())
+        step = -(-logits.size(0) // self.clean_chunks)
+        for start in range(0, logits.size(0), step):
+            part = slice(start, start + step)
+            z = logits[part].detach().requires_grad_()
+            with torch.enable_grad(), _frozen_loss_statistics(self.head):
+                loss = self.head.per_anchor_cls_loss(z, t.labels[part], t.label_weights[part])
+                loss = loss.sum() / (t.avg_factor + AVG_EPS)
+                dz[part] = torch.autograd.grad(loss, z)[0]
+            total += loss.detach()
+        weight_dtype = theta[0].dtype
+        feats = [f.detach().to(weight_dtype) for f in self.clean['feats']]
+        return total, self._param_grads(feats, dz.to(weight_dtype))
 
     def logit_tangent(self, ctx, v):
         # z = W * f + b is linear in (W, b): its JVP along (V_W, V_b) is V_W * f + V_b.

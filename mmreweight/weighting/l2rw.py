@@ -73,14 +73,11 @@ class L2RWWeighter(MetaAnchorWeighter):
         """Compute :math:`\\alpha \\odot g_c` on a (preprocessed) clean batch."""
         view = self._view()
         view.prepare_clean(inputs, data_samples)
-        theta = view.leaves()
-        clean_loss = view.clean_loss(theta)
-        grads = torch.autograd.grad(clean_loss, theta, allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, theta)]
+        clean_loss, grads = view.clean_loss_and_grad(view.leaves())
         all_reduce_mean_(grads)
         self._direction = [lr * g for lr, g in zip(self.lrs(), grads)]
         view.clean = None  # L2RW needs nothing else from the clean batch
-        self._scalars = dict(meta_clean_loss=float(clean_loss.detach()))
+        self._scalars = dict(meta_clean_loss=float(clean_loss))
 
     @cpu_flushed_denormals
     def forward(self, ctx: AnchorLossContext) -> torch.Tensor:

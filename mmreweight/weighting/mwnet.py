@@ -186,9 +186,7 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
         all_reduce_mean_(step)
         theta_new = [(p.detach() - lr * g).requires_grad_()
                      for p, lr, g in zip(view.params, lrs, step)]
-        clean_loss = view.clean_loss(theta_new)
-        grads = torch.autograd.grad(clean_loss, theta_new, allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, theta_new)]
+        clean_loss, grads = view.clean_loss_and_grad(theta_new)
         all_reduce_mean_(grads)
 
         # c_a = dL_clean(theta')/dw_a = -<g', alpha * grad l_a> / avg_factor (/ world size: DDP
@@ -217,7 +215,7 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
         self.last_hypergrad = [g.detach() for g in hypergrad]
         norm = float(torch.sqrt(sum((g * g).sum() for g in hypergrad)))
         # log10: the norm carries the inner lr (~1e-6 here) and mmengine logs 4 decimals
-        self._scalars = dict(meta_clean_loss=float(clean_loss.detach()),
+        self._scalars = dict(meta_clean_loss=float(clean_loss),
                              meta_hypergrad_log10=math.log10(norm) if norm > 0 else float('-inf'))
 
     def extra_repr(self) -> str:
