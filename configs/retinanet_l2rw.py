@@ -4,13 +4,7 @@
 # anchor's weight is max(0, <grad l_a, g_c>), mean one over the foreground anchors; background
 # anchors keep weight 1 (normalise='foreground', mmreweight/weighting/l2rw.py). The paper's
 # normalisation over every example (normalise='mean_one') puts the whole weight on the ~1% of
-# foreground anchors of a fresh detector and wrecks it (0.000 mAP on this benchmark). Even over the
-# foreground alone, per-anchor alignments of a fresh detector are heavy-tailed: in a clean run the weight
-# landed on a few anchors, gradient norms hit 8-11 around iterations 100-250 and the box loss never left
-# its initial value (mAP 0.05; focal 0.80). So the first 500 iterations train with plain focal loss
-# (begin=500; focal's box loss has dropped from 0.59 to 0.30 by then) and L2RW takes over after.
-# theta='head' or 'all' moves more parameters in the look-ahead (slower, see
-# tools/benchmark_meta.py).
+# foreground anchors of a fresh detector and wrecks it (0.000 mAP on this benchmark).
 _base_ = ['./retinanet_focal.py']
 
 model = dict(bbox_head=dict(type='mmreweight.ReweightRetinaHead'))
@@ -31,5 +25,5 @@ clean_dataloader = dict(
 custom_hooks = [
     dict(type='mmreweight.MetaReweightHook',
          weighter=dict(type='mmreweight.L2RWWeighter', theta='cls_out', normalise='foreground'),
-         clean_dataloader=clean_dataloader, interval=1, begin=500),
+         clean_dataloader=clean_dataloader, interval=1),
 ]
