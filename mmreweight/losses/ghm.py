@@ -271,15 +271,16 @@ class GHMR(_GHMLoss):
             raise ValueError(f'target must have the shape of pred {tuple(pred.shape)}, got '
                              f'{tuple(target.shape)}')
         label_weight = broadcast_weight(label_weight, pred.shape)
-        check_input_values(weight=label_weight if self.check_values else None,
-                           pred=pred if self.check_finite else None)
+        check_input_values(pred=pred if self.check_finite else None)
         shape, kept = pred.shape, None
         drop = pred.device.type == 'cpu' if self.drop_ignored is None else self.drop_ignored
         if label_weight is not None and drop:  # see drop_ignored
             label_weight = label_weight.expand(shape).reshape(-1)
-            kept = (label_weight > 0).nonzero().view(-1)
+            # every non-zero weight, negative and NaN ones too (the value check below sees them)
+            kept = label_weight.nonzero().view(-1)
             pred, target, label_weight = pred.reshape(-1)[kept], target.reshape(-1)[kept], \
                 label_weight[kept]
+        check_input_values(weight=label_weight if self.check_values else None)
         diff = upcast(pred) - upcast(target)
         ghm_weight, tot = self._weights(asl1_gradient_norm(diff, self.mu), label_weight,
                                         diff.shape)
