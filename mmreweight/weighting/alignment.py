@@ -276,7 +276,7 @@ class ClsOutTheta(ThetaView):
         with torch.no_grad():
             logits = self._conv(self.clean['feats'], theta)
         dz, total = torch.empty_like(logits), logits.new_zeros(())
-        step = -(-logits.size(0) // self.clean_chunks)
+        step = max(1, -(-logits.size(0) // self.clean_chunks))
         for start in range(0, logits.size(0), step):
             part = slice(start, start + step)
             z = logits[part].detach().requires_grad_()
