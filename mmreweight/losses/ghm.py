@@ -223,7 +223,7 @@ class GHMR(_GHMLoss):
         mu: :math:`\mu` of the authentic smooth L1 loss.
         bins: number of unit regions of :math:`g \in [0, 1)`.
         momentum: moving-average momentum of the bin counts; 0 for none.
-        drop_ignored: compute only the elements of ``label_weight > 0`` (a dense head weights
+        drop_ignored: compute only the elements of non-zero ``label_weight`` (a dense head weights
             all but its positive anchors 0: 99.8% of RetinaNet's box targets). Finding them is a
             data-dependent size, i.e. a host sync on an accelerator, so ``None`` (default) drops
             them on the CPU only and keeps the sync-free full-size path elsewhere. Same values
