@@ -94,17 +94,18 @@ class _GHMLoss(ReweightLoss):
         if self.momentum > 0:
             self.register_buffer('acc_sum', torch.zeros(self.num_levels, self.bins))
 
-    def _weights(self, g: Tensor, weight: Optional[Tensor],
-                 shape: torch.Size) -> Tuple[Tensor, Tensor]:
+    def _weights(self, g: Tensor, weight: Optional[Tensor], shape: torch.Size,
+                 all_positive: bool = False) -> Tuple[Tensor, Tensor]:
         """Per-element weights (harmonizing weight times ``weight``) of elements with gradient
-        norms ``g``, and the divisor of the summed loss for 'mean'."""
-        valid = None if weight is None else weight > 0
+        norms ``g``, and the divisor of the summed loss for 'mean'. ``all_positive``: the caller
+        knows every element of ``weight`` is > 0 (no mask to build)."""
+        valid = None if weight is None or all_positive else weight > 0
         with torch.no_grad():
             slot, counts = gradient_density(g, valid, self.edges, self._floor_exact)
-            if valid is None:
-                tot = torch.full((), shape.numel(), dtype=torch.float32, device=g.device)
-            elif self.mmdet_compat and self.mmdet_tot_is_weight_sum:
+            if weight is not None and self.mmdet_compat and self.mmdet_tot_is_weight_sum:
                 tot = weight.expand(shape).sum(dtype=torch.float32)
+            elif valid is None:
+                tot = torch.full((), shape.numel(), dtype=torch.float32, device=g.device)
             else:
                 tot = valid.expand(shape).sum(dtype=torch.float32)
             world = 1
@@ -282,9 +283,14 @@ class GHMR(_GHMLoss):
                 label_weight[kept]
         check_input_values(weight=label_weight if self.check_values else None)
         diff = upcast(pred) - upcast(target)
-        ghm_weight, tot = self._weights(asl1_gradient_norm(diff, self.mu), label_weight,
-                                        diff.shape)
-        loss = weight_reduce(authentic_smooth_l1(diff, self.mu), ghm_weight, reduction,
+        # one square root for the loss (Eq. 11) and the gradient norm (Eq. 12); the same
+        # float operations as authentic_smooth_l1 and asl1_gradient_norm, so the same bins
+        root = torch.sqrt(diff * diff + self.mu * self.mu)
+        g = (diff.detach() / root.detach()).abs_()
+        # checked kept weights are all > 0: the value check rejected negative and NaN ones
+        ghm_weight, tot = self._weights(g, label_weight, diff.shape,
+                                        all_positive=kept is not None and self.check_values)
+        loss = weight_reduce(root - self.mu, ghm_weight, reduction,
                              tot if reduction == 'mean' else None)
         if kept is not None and reduction == 'none':
             loss = loss.new_zeros(shape.numel()).index_put((kept, ), loss).view(shape)
