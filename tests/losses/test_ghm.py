@@ -85,13 +85,19 @@ def test_ghmr_matches_mmdet_over_a_sequence_of_calls(reduction, ref_reduction, m
 
 @pytest.mark.parametrize('reduction', ['none', 'mean', 'sum'])
 @pytest.mark.parametrize('weight_shape', ['(N,4)', '(N,)'])
-def test_ghmr_dropping_ignored_elements_changes_nothing(reduction, weight_shape):
-    """The CPU path (only elements of weight > 0) and the full-size path (accelerators) give the
-    same values, gradients and moving averages, over a sequence of calls with real weights."""
-    losses = {drop: GHMR(momentum=0.7, drop_ignored=drop) for drop in (True, False)}
+@pytest.mark.parametrize('mode', ['checked', 'unchecked_negative', 'mmdet_compat'])
+def test_ghmr_dropping_ignored_elements_changes_nothing(reduction, weight_shape, mode):
+    """The CPU path (only elements of weight != 0) and the full-size path (accelerators) give the
+    same values, gradients and moving averages, over a sequence of calls with real weights; also
+    unchecked negative weights (kept on the CPU path, not counted by either) and mmdet_compat."""
+    kwargs = dict(check_values=mode != 'unchecked_negative', mmdet_compat=mode == 'mmdet_compat')
+    losses = {drop: GHMR(momentum=0.7, drop_ignored=drop, **kwargs) for drop in (True, False)}
     for step in range(3):
         pred, target, mask = make_reg_batch(seed=step, pos_frac=0.05)
         w = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(step))
+        if mode == 'unchecked_negative':
+            first = w.view(-1).nonzero()[:5, 0]
+            w.view(-1)[first] *= -1
         if weight_shape == '(N,)':
             w = w[:, 0].contiguous()
         out = {}
