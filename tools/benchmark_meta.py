@@ -3,7 +3,8 @@
 Methods (every meta method runs its meta step every iteration):
 
 * ``plain``            RetinaHead's loss, forward + backward + SGD step;
-* ``l2rw/<theta>``     mmreweight's L2RW (clean gradient + forward-mode alignments);
+* ``l2rw/<theta>``     mmreweight's L2RW (clean gradient + forward-mode alignments), with
+  ``--l2rw-normalise`` (default ``'foreground'``, as ``configs/retinanet_l2rw.py``);
 * ``mwnet/<theta>``    mmreweight's Meta-Weight-Net (look-ahead, alignments, VNet VJP and step);
 * ``ref-l2rw/<theta>``, ``ref-mwnet/<theta>``: the textbook create_graph implementations
   (:mod:`mmreweight.engine.meta_reference`: functional look-ahead of the whole detector with
@@ -82,7 +83,7 @@ class Given(AnchorWeighter):
 class Method:
     """One training iteration of a method on a fixed training and clean batch."""
 
-    def __init__(self, name, config, train, clean):
+    def __init__(self, name, config, train, clean, l2rw_normalise='foreground'):
         self.name = name
         self.model, _ = build_model(config)
         self.optim = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=0.9)
@@ -91,7 +92,8 @@ class Method:
         self.kind = kind
         head = self.model.bbox_head
         if kind == 'l2rw':
-            self.weighter = L2RWWeighter(self.theta).bind(self.model, lr=LR)
+            self.weighter = L2RWWeighter(self.theta, l2rw_normalise).bind(self.model, lr=LR)
+            self.normalise = l2rw_normalise
         elif kind == 'mwnet':
             self.weighter = MetaWeightNetWeighter(self.theta).bind(self.model, lr=LR)
         elif kind.startswith('ref'):
@@ -102,6 +104,7 @@ class Method:
                 names.remove()
             if kind == 'ref-mwnet':
                 self.mw = MetaWeightNetWeighter()
+            self.normalise = l2rw_normalise
         else:
             self.weighter = None
         head.weighter = self.weighter
@@ -128,7 +131,7 @@ class Method:
             self.weighter.prepare_clean(*self.clean)
         elif self.kind == 'ref-l2rw':
             self.weighter.weights = reference_l2rw_weights(self.model, self.names, LR, self.train,
-                                                           self.clean)
+                                                           self.clean, self.normalise)
         elif self.kind == 'ref-mwnet':
             self.weighter.weights = self._reference_mwnet()
         losses = self.model.loss(*self.train)
@@ -185,7 +188,8 @@ def peak_rss_bytes():
 def rss_growth(args, name):
     """Run ``name`` alone in a fresh process; return its max-RSS growth over 3 iterations."""
     cmd = [sys.executable, __file__, '--rss-child', name, '--batch', str(args.batch), '--size',
-           str(args.size), '--threads', str(args.threads), '--config', args.config]
+           str(args.size), '--threads', str(args.threads), '--config', args.config,
+           '--l2rw-normalise', args.l2rw_normalise]
     out = subprocess.run(cmd + (['--flush-denormal'] if args.flush_denormal else []),
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])['rss_growth']
@@ -207,6 +211,9 @@ def main():
     parser.add_argument('--iters', type=int, default=7, help='timed rounds (after 1 warm-up)')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS)
+    parser.add_argument('--l2rw-normalise', default='foreground',
+                        choices=['foreground', 'pos_neg', 'mean_one'],
+                        help="L2RW's normalisation (default: configs/retinanet_l2rw.py's)")
     parser.add_argument('--rss', action='store_true', help='also measure max-RSS growth')
     parser.add_argument('--flush-denormal', action='store_true',
                         help='flush denormals for every method (mmreweight\'s meta weighters '
@@ -220,7 +227,7 @@ def main():
     if args.rss_child:
         model_classes = build_model(args.config)[1]
         train, clean = batches(args, model_classes)
-        method = Method(args.rss_child, args.config, train, clean)
+        method = Method(args.rss_child, args.config, train, clean, args.l2rw_normalise)
         # reset the peak-RSS mark (VmHWM) to the current RSS, so the peak is the iterations'
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
@@ -233,7 +240,8 @@ def main():
 
     num_classes = build_model(args.config)[1]
     train, clean = batches(args, num_classes)
-    methods = [Method(name, args.config, train, clean) for name in args.methods]
+    methods = [Method(name, args.config, train, clean, args.l2rw_normalise)
+               for name in args.methods]
     for m in methods:  # warm-up
         m.step()
     times = {m.name: [] for m in methods}
@@ -252,7 +260,8 @@ def main():
     base_t = statistics.median(times['plain']) if 'plain' in times else None
     base_m, base_r = peaks.get('plain'), rss.get('plain')
     print(f'# {args.batch} x {args.size}px, {torch.get_num_threads()} thread(s), '
-          f'torch {torch.__version__}, median of {args.iters} rounds; ratios vs plain'
+          f'torch {torch.__version__}, median of {args.iters} rounds; ratios vs plain; '
+          f'L2RW normalise={args.l2rw_normalise!r}'
           + ('; denormals flushed everywhere' if args.flush_denormal else ''))
     header = '| method | time/iter (ms) | x plain | peak tensors (MiB) | x plain |'
     if rss:

@@ -217,7 +217,8 @@ class ReweightRetinaHead(RetinaHead):
                              f'{tuple(weights.shape)}, expected {tuple(per_anchor.shape)}.')
         # The weights are constants of the training loss: no gradient flows into the weighter.
         weights = weights.detach().to(per_anchor.dtype)
-        loss_cls = (weights * per_anchor).sum() / (targets.avg_factor + _AVG_EPS)
+        loss_cls = weighted_loss(per_anchor, weights, targets.avg_factor, logits,
+                                 ctx.extras.get('dloss_dlogits'))
         self.last_weight_stats = weight_stats(weights, targets)
 
         bbox_pred = flatten_levels(bbox_preds, self.bbox_coder.encode_size)
@@ -226,6 +227,24 @@ class ReweightRetinaHead(RetinaHead):
         loss_bbox = self.loss_bbox(bbox_pred, targets.bbox_targets, targets.bbox_weights,
                                    avg_factor=targets.avg_factor)
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+
+
+def weighted_loss(per_anchor: Tensor, weights: Tensor, avg_factor: float, logits: Tensor,
+                  dloss_dlogits: Optional[Tensor] = None) -> Tensor:
+    r""":math:`\sum_a w_a \ell_a / (\mathrm{avg\_factor} + \epsilon)` with constant weights.
+
+    Meta weighters take :math:`\partial \ell_a / \partial z_a` of every anchor anyway
+    (``dloss_dlogits``, w.r.t. ``logits``). Given it, the loss is that value with the gradient
+    :math:`w_a\, \partial \ell_a / \partial z_a / (\mathrm{avg\_factor} + \epsilon)` attached
+    to the logits directly: the backward does not run through the loss's graph a second time, and
+    that graph is freed with the weighter's context instead of living until the backward.
+    """
+    if dloss_dlogits is None or dloss_dlogits.shape != logits.shape:
+        return (weights * per_anchor).sum() / (avg_factor + _AVG_EPS)
+    value = (weights * per_anchor.detach()).sum() / (avg_factor + _AVG_EPS)
+    grad = (weights[:, None] / (avg_factor + _AVG_EPS) * dloss_dlogits).to(logits.dtype)
+    surrogate = (logits * grad).sum()
+    return value + (surrogate - surrogate.detach()).to(value.dtype)  # exactly value, forward
 
 
 @torch.no_grad()
@@ -251,4 +270,4 @@ def weight_stats(weights: Tensor, targets: FlatTargets) -> Dict[str, float]:
     return stats
 
 
-__all__ = ['ReweightRetinaHead', 'FlatTargets', 'flatten_levels', 'weight_stats']
+__all__ = ['ReweightRetinaHead', 'FlatTargets', 'flatten_levels', 'weighted_loss', 'weight_stats']

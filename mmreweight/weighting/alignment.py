@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import AnchorLossContext
+from .clean_targets import CleanTargetCache, ClsTargets
 
 THETA_CHOICES = ('cls_out', 'head', 'all')
 
@@ -96,6 +97,38 @@ def dloss_dlogits(ctx: AnchorLossContext) -> Tensor:
     return ctx.extras['dloss_dlogits']
 
 
+def dloss_dlogits_rows(ctx: AnchorLossContext, rows: Tensor) -> Tensor:
+    r"""(R, C) :math:`\partial \ell_a / \partial z_{ac}` of the anchors ``rows`` only.
+
+    A loss that is ``anchor_separable`` is evaluated again on those anchors' logits (R rows rather
+    than a backward through all N); any other loss (GHM's histogram couples the anchors) goes
+    through :func:`dloss_dlogits`.
+    """
+    head = ctx.extras.get('head')
+    if 'dloss_dlogits' in ctx.extras or head is None or \
+            not getattr(head.loss_cls, 'anchor_separable', False):
+        return dloss_dlogits(ctx)[rows]
+    z = ctx.logits.detach()[rows].requires_grad_()
+    with torch.enable_grad(), _frozen_loss_statistics(head):
+        loss = head.per_anchor_cls_loss(z, ctx.labels[rows], ctx.label_weights[rows])
+        return torch.autograd.grad(loss.sum(), z)[0].detach()
+
+
+def flat_anchor_positions(rows: Tensor, sizes: Sequence[Tuple[int, int]],
+                          anchors: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Where the flat (image-major, ``flatten_levels``) anchor indices ``rows`` sit:
+    ``(image, level, y, x, anchor)``, for levels of spatial ``sizes`` with ``anchors`` per
+    position."""
+    per_level = torch.tensor([h * w * anchors for h, w in sizes], device=rows.device)
+    starts = torch.cumsum(per_level, 0) - per_level
+    image, r = rows // int(per_level.sum()), rows % int(per_level.sum())
+    level = torch.bucketize(r, starts[1:], right=True)
+    within = r - starts[level]
+    width = torch.tensor([w for _, w in sizes], device=rows.device)[level]
+    pos, anchor = within // anchors, within % anchors
+    return image, level, pos // width, pos % width, anchor
+
+
 def unflatten_levels(flat: Tensor, feats: Sequence[Tensor], channels: int) -> List[Tensor]:
     """Inverse of ``flatten_levels`` for conv outputs over ``feats``: (N, channels) ->
     [(B, A*channels, H, W)], with A the anchors per position (N = B * sum_l H*W*A)."""
@@ -140,13 +173,14 @@ class ThetaView:
     that part is evaluated; for ``all`` the whole loss is.
     """
 
-    def __init__(self, detector: nn.Module) -> None:
+    def __init__(self, detector: nn.Module, clean_target_cache_mb: float = 256) -> None:
         self.detector = detector
         self.head = detector.bbox_head
         self.names, self.params = self._select()
         if not self.params:
             raise ValueError(f'theta={self.choice!r} selects no trainable parameter.')
         self.clean: Optional[dict] = None
+        self.target_cache = CleanTargetCache(self.head, clean_target_cache_mb)
 
     choice = ''
 
@@ -166,10 +200,8 @@ class ThetaView:
     def prepare_clean(self, inputs: Tensor, data_samples) -> None:
         raise NotImplementedError
 
-    def _clean_targets(self, featmap_sizes, data_samples, device):
-        from mmdet.models.utils import unpack_gt_instances
-        gts, gts_ignore, metas = unpack_gt_instances(data_samples)
-        return self.head.flat_targets(featmap_sizes, gts, metas, gts_ignore, device=device)
+    def _clean_targets(self, featmap_sizes, data_samples, device) -> ClsTargets:
+        return self.target_cache(featmap_sizes, data_samples, device)
 
     def _cls_loss_from_logits(self, logits: Tensor) -> Tensor:
         t = self.clean['targets']
@@ -180,8 +212,11 @@ class ThetaView:
     def clean_loss(self, theta: Sequence[Tensor]) -> Tensor:
         raise NotImplementedError
 
-    def clean_loss_and_grad(self, theta: Sequence[Tensor]) -> Tuple[Tensor, List[Tensor]]:
-        r""":math:`L_\mathrm{clean}(\theta)` (detached) and its gradient w.r.t. ``theta``."""
+    def clean_loss_and_grad(self, theta: Sequence[Tensor],
+                            chunks: Optional[int] = None) -> Tuple[Tensor, List[Tensor]]:
+        r""":math:`L_\mathrm{clean}(\theta)` (detached) and its gradient w.r.t. ``theta``.
+        ``chunks``: anchor chunks whose loss graphs are built one after the other, where a view
+        supports it (``None``: its default)."""
         loss = self.clean_loss(theta)
         grads = torch.autograd.grad(loss, theta, allow_unused=True)
         return loss.detach(), [torch.zeros_like(t) if g is None else g
@@ -196,9 +231,21 @@ class ThetaView:
         grads = torch.autograd.grad(objective, self.params, retain_graph=True, allow_unused=True)
         return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params)]
 
-    def alignment(self, ctx: AnchorLossContext, v: Sequence[Tensor]) -> Tensor:
-        r"""(N,) :math:`s_a = \langle \nabla_\theta \ell_a, v \rangle`."""
-        grad, tangent = dloss_dlogits(ctx), self.logit_tangent(ctx, v)
+    def logit_tangent_rows(self, ctx: AnchorLossContext, v: Sequence[Tensor],
+                           rows: Tensor) -> Tensor:
+        """(R, C) rows ``rows`` of :meth:`logit_tangent` (views may avoid the other rows)."""
+        return self.logit_tangent(ctx, v)[rows]
+
+    def alignment(self, ctx: AnchorLossContext, v: Sequence[Tensor],
+                  rows: Optional[Tensor] = None) -> Tensor:
+        r"""(N,) :math:`s_a = \langle \nabla_\theta \ell_a, v \rangle`, or (R,) for the anchor
+        indices ``rows`` only."""
+        if rows is None:
+            grad, tangent = dloss_dlogits(ctx), self.logit_tangent(ctx, v)
+        elif rows.numel() == 0:
+            return ctx.logits.new_zeros(0, dtype=torch.float32)
+        else:
+            grad, tangent = dloss_dlogits_rows(ctx, rows), self.logit_tangent_rows(ctx, v, rows)
         dtype = torch.promote_types(grad.dtype, tangent.dtype)  # bf16 logits under autocast
         return (grad.to(dtype) * tangent.to(dtype)).sum(1)
 
@@ -262,9 +309,9 @@ class ClsOutTheta(ThetaView):
         return self._cls_loss_from_logits(self._conv(self.clean['feats'], theta))
 
     #: chunks of clean anchors whose loss graphs are built one after the other
-    clean_chunks = 8
+    clean_chunks = 4
 
-    def clean_loss_and_grad(self, theta):
+    def clean_loss_and_grad(self, theta, chunks=None):
         loss_cls = self.head.loss_cls
         if not getattr(loss_cls, 'anchor_separable', False):
             return super().clean_loss_and_grad(theta)
@@ -276,15 +323,15 @@ class ClsOutTheta(ThetaView):
         with torch.no_grad():
             logits = self._conv(self.clean['feats'], theta)
         dz, total = torch.empty_like(logits), logits.new_zeros(())
-        step = max(1, -(-logits.size(0) // self.clean_chunks))
-        for start in range(0, logits.size(0), step):
-            part = slice(start, start + step)
-            z = logits[part].detach().requires_grad_()
-            with torch.enable_grad(), _frozen_loss_statistics(self.head):
+        step = max(1, -(-logits.size(0) // (chunks or self.clean_chunks)))
+        with torch.enable_grad(), _frozen_loss_statistics(self.head):
+            for start in range(0, logits.size(0), step):
+                part = slice(start, start + step)
+                z = logits[part].detach().requires_grad_()
                 loss = self.head.per_anchor_cls_loss(z, t.labels[part], t.label_weights[part])
                 loss = loss.sum() / (t.avg_factor + AVG_EPS)
                 dz[part] = torch.autograd.grad(loss, z)[0]
-            total += loss.detach()
+                total += loss.detach()
         weight_dtype = theta[0].dtype
         feats = [f.detach().to(weight_dtype) for f in self.clean['feats']]
         return total, self._param_grads(feats, dz.to(weight_dtype))
@@ -296,6 +343,40 @@ class ClsOutTheta(ThetaView):
         vw, vb = self._weight_bias(
             v, lambda s: torch.zeros_like(conv.weight) if s == 'weight' else None)
         return self.head_flatten([conv._conv_forward(f, vw, vb) for f in feats])
+
+
+    def logit_tangent_rows(self, ctx, v, rows):
+        # Only R of the N anchors: gather each one's receptive field and apply the tangent conv
+        # there (one GEMM of R x (A*C) outputs) instead of convolving whole feature maps.
+        conv = self.head.cls_out
+        if tuple(conv.stride) != (1, 1) or tuple(conv.dilation) != (1, 1) or conv.groups != 1 \
+                or not isinstance(conv.padding, tuple) or conv.padding_mode != 'zeros':
+            return super().logit_tangent_rows(ctx, v, rows)
+        feats = [f.detach().to(conv.weight.dtype) for f in ctx.extras['cls_feats']]
+        vw, vb = self._weight_bias(
+            v, lambda s: torch.zeros_like(conv.weight) if s == 'weight' else None)
+        channels = self.head.cls_out_channels
+        anchors = conv.out_channels // channels
+        sizes = [tuple(f.shape[-2:]) for f in feats]
+        image, level, y, x, anchor = flat_anchor_positions(rows, sizes, anchors)
+        (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
+        dy = torch.arange(kh, device=rows.device)[None, :, None]
+        dx = torch.arange(kw, device=rows.device)[None, None, :]
+        out = vw.new_empty(rows.numel(), channels)
+        for lvl, f in enumerate(feats):
+            here = (level == lvl).nonzero().squeeze(1)
+            if here.numel() == 0:
+                continue
+            padded = torch.nn.functional.pad(f, (pw, pw, ph, ph))
+            # (R_l, kh, kw, Cin) -> (R_l, Cin * kh * kw), the layout of the conv weight's rows
+            patches = padded[image[here, None, None], :, y[here, None, None] + dy,
+                             x[here, None, None] + dx]
+            patches = patches.permute(0, 3, 1, 2).reshape(here.numel(), -1)
+            z = patches @ vw.reshape(vw.size(0), -1).t()  # (R_l, A * C)
+            if vb is not None:
+                z = z + vb
+            out[here] = z.view(-1, anchors, channels)[torch.arange(here.numel()), anchor[here]]
+        return out
 
 
 class HeadTheta(ThetaView):
@@ -398,8 +479,10 @@ class AllTheta(ThetaView):
             return torch.func.jvp(logits, primals, tuple(t.detach() for t in v))[1]
 
 
-def build_theta_view(detector: nn.Module, theta: str) -> ThetaView:
-    """The :class:`ThetaView` for ``theta`` in ``('cls_out', 'head', 'all')``."""
+def build_theta_view(detector: nn.Module, theta: str,
+                     clean_target_cache_mb: float = 256) -> ThetaView:
+    """The :class:`ThetaView` for ``theta`` in ``('cls_out', 'head', 'all')``;
+    ``clean_target_cache_mb``: see :class:`~mmreweight.weighting.clean_targets.CleanTargetCache`."""
     views = dict(cls_out=ClsOutTheta, head=HeadTheta, all=AllTheta)
     if theta not in views:
         raise ValueError(f'theta must be one of {THETA_CHOICES}, got {theta!r}.')
@@ -408,9 +491,9 @@ def build_theta_view(detector: nn.Module, theta: str) -> ThetaView:
         raise TypeError(
             f'{type(head).__name__} cannot take per-anchor weights; use a head with '
             '`supports_anchor_weights` such as mmreweight.ReweightRetinaHead.')
-    return views[theta](detector)
+    return views[theta](detector, clean_target_cache_mb)
 
 
 __all__ = ['THETA_CHOICES', 'ThetaView', 'ClsOutTheta', 'HeadTheta', 'AllTheta', 'build_theta_view',
-           'call_with', 'preserved_buffers', 'dloss_dlogits', 'clean_detector_loss',
-           'unflatten_levels']
+           'call_with', 'preserved_buffers', 'dloss_dlogits', 'dloss_dlogits_rows',
+           'clean_detector_loss', 'flat_anchor_positions', 'unflatten_levels']

@@ -59,10 +59,12 @@ class L2RWWeighter(MetaAnchorWeighter):
             the valid foreground anchors and, separately, over the background ones; a group whose
             alignments are all <= 0 gets zero weights) or ``'foreground'`` (foreground anchors as
             in ``'pos_neg'``, background anchors weight 1).
+        clean_target_cache_mb: see :class:`~mmreweight.weighting.meta_base.MetaAnchorWeighter`.
     """
 
-    def __init__(self, theta: str = 'cls_out', normalise: str = 'mean_one') -> None:
-        super().__init__(theta)
+    def __init__(self, theta: str = 'cls_out', normalise: str = 'mean_one',
+                 clean_target_cache_mb: float = 256) -> None:
+        super().__init__(theta, clean_target_cache_mb)
         if normalise not in NORMALISATIONS:
             raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}.')
         self.normalise = normalise
@@ -73,7 +75,8 @@ class L2RWWeighter(MetaAnchorWeighter):
         """Compute :math:`\\alpha \\odot g_c` on a (preprocessed) clean batch."""
         view = self._view()
         view.prepare_clean(inputs, data_samples)
-        clean_loss, grads = view.clean_loss_and_grad(view.leaves())
+        # one chunk: this runs before the training forward, far from the step's memory peak
+        clean_loss, grads = view.clean_loss_and_grad(view.leaves(), chunks=1)
         all_reduce_mean_(grads)
         self._direction = [lr * g for lr, g in zip(self.lrs(), grads)]
         view.clean = None  # L2RW needs nothing else from the clean batch
@@ -85,24 +88,37 @@ class L2RWWeighter(MetaAnchorWeighter):
             raise RuntimeError('L2RWWeighter has no clean gradient yet: prepare_clean() must run '
                                'before the first weighted loss (MetaReweightHook does this).')
         valid = ctx.valid
+        if self.normalise == 'foreground':
+            return self._foreground_weights(ctx, valid)
         with torch.no_grad():
             align = self._view().alignment(ctx, self._direction)
         raw = align[valid].clamp(min=0)
         positive = ctx.labels[valid] < ctx.num_classes
         if self.normalise == 'mean_one':
             groups = [torch.ones_like(raw, dtype=torch.bool)]
-        elif self.normalise == 'pos_neg':  # foreground and background anchors separately
+        else:  # 'pos_neg': foreground and background anchors separately
             groups = [positive, ~positive]
-        else:
-            groups = [positive]
         weights = torch.ones_like(raw)
         for group in groups:
             count, total = global_count_and_sum(raw[group], int(group.sum()))
             weights[group] = raw[group] * count / (total + (total == 0).to(raw.dtype))
-        weighted = raw if self.normalise != 'foreground' else raw[positive]
-        self._scalars.update(meta_align_pos_frac=float((weighted > 0).float().mean())
-                             if weighted.numel() else float('nan'))
+        self._log_positive_fraction(raw)
         return scatter_valid(weights, valid).detach()
+
+    def _foreground_weights(self, ctx: AnchorLossContext, valid: torch.Tensor) -> torch.Tensor:
+        # Background anchors keep weight 1, so only the foreground's alignments are taken.
+        rows = (valid & (ctx.labels < ctx.num_classes)).nonzero().squeeze(1)
+        with torch.no_grad():
+            raw = self._view().alignment(ctx, self._direction, rows).clamp(min=0)
+        weights = valid.to(raw.dtype)
+        count, total = global_count_and_sum(raw, rows.numel())  # on every rank, even with none
+        weights[rows] = raw * count / (total + (total == 0).to(raw.dtype))
+        self._log_positive_fraction(raw)
+        return weights.detach()
+
+    def _log_positive_fraction(self, raw: torch.Tensor) -> None:
+        self._scalars.update(meta_align_pos_frac=float((raw > 0).float().mean())
+                             if raw.numel() else float('nan'))
 
     def extra_repr(self) -> str:
         return f'theta={self.theta!r}, normalise={self.normalise!r}'

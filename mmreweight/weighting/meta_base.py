@@ -97,14 +97,20 @@ class MetaAnchorWeighter(AnchorWeighter):
     Args:
         theta: which parameters the one-step look-ahead moves: ``'cls_out'`` (the classification
             output conv, default), ``'head'`` (the head's classification branch) or ``'all'``.
+        clean_target_cache_mb: memory for the clean images' anchor targets, kept from one visit
+            of an image to the next (:class:`~mmreweight.weighting.clean_targets.
+            CleanTargetCache`; exact, heads with a random sampler are never cached); 0: none.
     """
     needs_clean_batch = True
 
-    def __init__(self, theta: str = 'cls_out') -> None:
+    def __init__(self, theta: str = 'cls_out', clean_target_cache_mb: float = 256) -> None:
         super().__init__()
         if theta not in THETA_CHOICES:
             raise ValueError(f'theta must be one of {THETA_CHOICES}, got {theta!r}.')
+        if clean_target_cache_mb < 0:
+            raise ValueError(f'clean_target_cache_mb must be >= 0, got {clean_target_cache_mb}')
         self.theta = theta
+        self.clean_target_cache_mb = clean_target_cache_mb
         self.progress = 0.0
         self.__dict__['view'] = None  # plain attribute: holds the detector, not a submodule
         self._lr: LrSpec = 1.0
@@ -114,7 +120,8 @@ class MetaAnchorWeighter(AnchorWeighter):
         """Attach to ``detector`` (unwrapped). ``lr`` is the inner step size: a float, or a function
         mapping :math:`\\theta`'s parameters to their current learning rates."""
         self.unbind()
-        self.__dict__['view'] = build_theta_view(detector, self.theta)
+        self.__dict__['view'] = build_theta_view(detector, self.theta,
+                                                    self.clean_target_cache_mb)
         self._lr = lr
         return self
 

@@ -114,11 +114,12 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
         optim_wrapper: mmengine optim-wrapper config of the VNet. Default: the WRN-28-10 script's
             SGD lr 1e-3, momentum 0.9, Nesterov, weight decay 5e-4. (The "stable" script uses
             ``dict(type='Adam', lr=1e-3, weight_decay=1e-4)``.)
+        clean_target_cache_mb: see :class:`~mmreweight.weighting.meta_base.MetaAnchorWeighter`.
     """
 
     def __init__(self, theta: str = 'cls_out', hidden: int = 100, normalise: str = 'mean_one',
-                 optim_wrapper: Optional[dict] = None) -> None:
-        super().__init__(theta)
+                 optim_wrapper: Optional[dict] = None, clean_target_cache_mb: float = 256) -> None:
+        super().__init__(theta, clean_target_cache_mb)
         if normalise not in NORMALISATIONS:
             raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}.')
         self.normalise = normalise

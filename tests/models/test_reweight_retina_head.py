@@ -131,3 +131,46 @@ def test_bad_weight_shape_is_an_error():
     model.bbox_head.weighter = FixedWeighter(torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match='shape'):
         model.loss(inputs, samples)
+
+
+class DlossWeighter(FixedWeighter):
+    """Random weights; takes dl/dz of every anchor as the meta weighters do (or not)."""
+
+    def __init__(self, weights, take_dloss):
+        super().__init__(weights)
+        self.take_dloss = take_dloss
+
+    def forward(self, ctx):
+        if self.take_dloss:
+            from mmreweight.weighting.alignment import dloss_dlogits
+            dloss_dlogits(ctx)
+        return super().forward(ctx)
+
+
+@pytest.mark.parametrize('loss_type', ['mmreweight.FocalLoss', 'mmreweight.GHMC'])
+def test_loss_from_the_weighters_dloss_has_the_autograd_value_and_gradients(loss_type):
+    """Given dl/dz from the weighter, the classification loss attaches w dl/dz / avg to the logits
+    directly; value and every parameter gradient equal the autograd path's."""
+    out = {}
+    for take in (False, True):
+        model = build_tiny_retinanet(torch.float64,
+                                     loss_cls=dict(type=loss_type, use_sigmoid=True))
+        inputs, samples = synthetic_batch(dtype=torch.float64, seed=6)
+        model.bbox_head.weighter = FixedWeighter()  # to learn the number of anchors
+        model.loss(inputs, samples)
+        n = model.bbox_head.weighter.ctx.loss.numel()
+        weights = torch.rand(n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        model.bbox_head.weighter = DlossWeighter(weights, take)
+        losses = model.loss(inputs, samples)
+        assert ('dloss_dlogits' in model.bbox_head.weighter.ctx.extras) == take
+        grads = torch.autograd.grad(losses['loss_cls'], list(model.parameters()),
+                                    allow_unused=True)
+        out[take] = losses['loss_cls'].detach(), grads
+    assert torch.equal(out[True][0], out[False][0])
+    checked = 0
+    for a, b in zip(out[False][1], out[True][1]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-14)
+            checked += int(float(a.abs().max()) > 0)
+    assert checked > 5
