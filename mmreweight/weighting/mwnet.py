@@ -80,26 +80,29 @@ class VNet(nn.Module):
         a, c = self.fc1.weight[:, 0], self.fc1.bias
         v, b2 = self.fc2.weight[0], self.fc2.bias[0]
         va, vc = v * a, v * c
-        zero = x.new_zeros(1)
         # units with a_j = 0 are active everywhere or nowhere; their v_j a_j is 0 but carries the
         # gradient v_j x w.r.t. a_j
         flat = ((a == 0) & (c > 0)).to(x.dtype)
-        s1 = (va * flat).sum() + torch.zeros_like(x)
-        s0 = (vc * flat).sum() + torch.zeros_like(x)
-        with torch.no_grad():
-            kinks = -c / torch.where(a == 0, torch.ones_like(a), a)
-        for side, mask in (('left', a > 0), ('right', a < 0)):
-            if not bool(mask.any()):
-                continue
-            order = torch.argsort(kinks[mask])
-            t = kinks[mask][order].contiguous()
-            p1 = torch.cat([zero, torch.cumsum(va[mask][order], 0)])
-            p0 = torch.cat([zero, torch.cumsum(vc[mask][order], 0)])
-            k = torch.searchsorted(t, x.detach().contiguous(), side=side)
-            if side == 'left':  # slope > 0: active iff t_j < x, the first k kinks
-                s1, s0 = s1 + p1[k], s0 + p0[k]
-            else:  # slope < 0: active iff t_j > x, all but the first k kinks
-                s1, s0 = s1 + p1[-1] - p1[k], s0 + p0[-1] - p0[k]
+        s1, s0 = (va * flat).sum(), (vc * flat).sum()
+        sloped = a != 0
+        if bool(sloped.any()):
+            with torch.no_grad():
+                kinks = -c[sloped] / a[sloped]
+                order = torch.argsort(kinks)
+                t = kinks[order].contiguous()
+            # One search for both kinds, k = #{j: t_j < x}: units with a_j > 0 are active iff
+            # t_j < x (among the first k), units with a_j < 0 iff t_j > x (the others; at
+            # t_j = x their output a_j x + c_j is 0 either way). So
+            # S = sum_{a_j < 0} s_j + sum_{first k} (+s_j if a_j > 0 else -s_j).
+            up = (a[sloped] > 0)[order]
+            sign = torch.where(up, 1.0, -1.0).to(x.dtype)
+            va_s, vc_s = va[sloped][order], vc[sloped][order]
+            zero = x.new_zeros(1)
+            p1 = torch.cat([zero, torch.cumsum(va_s * sign, 0)])
+            p0 = torch.cat([zero, torch.cumsum(vc_s * sign, 0)])
+            k = torch.searchsorted(t, x.detach().contiguous())
+            s1 = s1 + (va_s * ~up).sum() + p1[k]
+            s0 = s0 + (vc_s * ~up).sum() + p0[k]
         return torch.sigmoid(b2 + s1 * x + s0)
 
 
