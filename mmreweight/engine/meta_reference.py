@@ -68,21 +68,31 @@ def _lrs(lr, n):
 
 
 def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clean,
-                           normalise: str = 'mean_one') -> Tensor:
+                           normalise: str = 'mean_one', per: str = 'anchor') -> Tensor:
     r"""L2RW as in Ren et al.'s PyTorch port: :math:`\epsilon = 0` (requires grad),
     :math:`\theta' = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a` (create_graph),
     :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over
     valid anchors (``'mean_one'``), over valid foreground and background anchors separately
     (``'pos_neg'``), or over valid foreground anchors with background weight 1
-    (``'foreground'``)."""
+    (``'foreground'``). ``per='annotation'``: one :math:`\epsilon_g` per annotation, shared by the
+    valid anchors assigned to it (:math:`\epsilon_a = \epsilon_{g(a)}`), each anchor taking its
+    annotation's weight."""
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)
-    eps = torch.zeros_like(losses, requires_grad=True)
-    new = _look_ahead(detector, theta_names, (eps * losses).sum(), params,
+    valid = targets.label_weights > 0
+    if per == 'anchor':
+        eps = torch.zeros_like(losses, requires_grad=True)
+        eps_anchor = eps
+    else:
+        assigned = valid & (targets.gt_index >= 0)
+        eps = losses.new_zeros(int(targets.gt_index.max()) + 1, requires_grad=True)
+        eps_anchor = torch.where(assigned, eps[targets.gt_index.clamp(min=0)], 0.0)
+    new = _look_ahead(detector, theta_names, (eps_anchor * losses).sum(), params,
                       _lrs(lr, len(theta_names)))
     clean_loss = functional(detector, new, detector_loss, *clean)
     raw = (-torch.autograd.grad(clean_loss, eps)[0]).clamp(min=0)
-    valid = targets.label_weights > 0
+    if per == 'annotation':
+        raw = torch.where(assigned, raw[targets.gt_index.clamp(min=0)], 0.0)
     positive = targets.labels < detector.bbox_head.num_classes
     groups = {'mean_one': [valid], 'pos_neg': [valid & positive, valid & ~positive],
               'foreground': [valid & positive]}[normalise]

@@ -35,6 +35,9 @@ class FlatTargets:
     anchors: Tensor  # (N, 4)
     avg_factor: float
     gt_noisy: Tensor  # (N,) long: NOT_, CLEAN_, NOISY_ or UNKNOWN_POSITIVE
+    #: (N,) long: the annotation a positive anchor is assigned to, numbered through the batch
+    #: (image 0's annotations first); -1 for other anchors
+    gt_index: Optional[Tensor] = None
 
 
 def flatten_levels(per_level: Sequence[Tensor], channels: int) -> Tensor:
@@ -148,7 +151,9 @@ class ReweightRetinaHead(RetinaHead):
         else:
             noisy = torch.as_tensor(noisy, device=flags.device).bool()
             flags[pos] = noisy[sampling_result.pos_assigned_gt_inds].long()
-        return res + (flags, )
+        gt_index = torch.full_like(flags, -1)
+        gt_index[pos] = sampling_result.pos_assigned_gt_inds.long()
+        return res + (flags, gt_index)
 
     def flat_targets(self, featmap_sizes, batch_gt_instances: InstanceList,
                      batch_img_metas: List[dict],
@@ -159,8 +164,8 @@ class ReweightRetinaHead(RetinaHead):
                                                         device=device)
         self._return_gt_flags = True
         try:
-            (labels, label_weights, bbox_targets, bbox_weights, avg_factor,
-             gt_flags) = self.get_targets(anchor_list, valid_flag_list, batch_gt_instances,
+            (labels, label_weights, bbox_targets, bbox_weights, avg_factor, gt_flags,
+             gt_index) = self.get_targets(anchor_list, valid_flag_list, batch_gt_instances,
                                           batch_img_metas, batch_gt_instances_ignore)
         finally:
             self._return_gt_flags = False
@@ -170,8 +175,15 @@ class ReweightRetinaHead(RetinaHead):
             t = torch.cat(t, 1)
             return t.reshape(-1, *t.shape[2:])
         anchors = torch.stack([get_box_tensor(cat_boxes(a)) for a in anchor_list])
+        # per-image annotation numbers -> numbers through the batch
+        gt_index = torch.cat(gt_index, 1)
+        counts = torch.tensor([0] + [len(g) for g in batch_gt_instances[:-1]],
+                              device=gt_index.device)
+        offsets = torch.cumsum(counts, 0)[:, None]
+        gt_index = torch.where(gt_index >= 0, gt_index + offsets, gt_index).reshape(-1)
         return FlatTargets(cat(labels), cat(label_weights), cat(bbox_targets), cat(bbox_weights),
-                           anchors.reshape(-1, anchors.size(-1)), avg_factor, cat(gt_flags))
+                           anchors.reshape(-1, anchors.size(-1)), avg_factor, cat(gt_flags),
+                           gt_index)
 
     def per_anchor_cls_loss(self, logits: Tensor, labels: Tensor,
                             label_weights: Tensor) -> Tensor:

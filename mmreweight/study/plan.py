@@ -16,6 +16,7 @@ METHOD_CONFIGS = {
     'ghm': 'retinanet_ghm.py',
     'cb_focal': 'retinanet_cb_focal.py',
     'l2rw': 'retinanet_l2rw.py',
+    'l2rw_ann': 'retinanet_l2rw_annotation.py',
     'mwnet': 'retinanet_mwnet.py',
     'mentornet_pd': 'retinanet_mentornet.py',
     'mentornet_dd': 'retinanet_mentornet_dd.py',

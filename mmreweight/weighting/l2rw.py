@@ -47,6 +47,7 @@ from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, cpu_flushed_denorm
                         global_count_and_sum, scatter_valid)
 
 NORMALISATIONS = ('mean_one', 'pos_neg', 'foreground')
+UNITS = ('anchor', 'annotation')
 
 
 @MODELS.register_module()
@@ -59,15 +60,25 @@ class L2RWWeighter(MetaAnchorWeighter):
             the valid foreground anchors and, separately, over the background ones; a group whose
             alignments are all <= 0 gets zero weights) or ``'foreground'`` (foreground anchors as
             in ``'pos_neg'``, background anchors weight 1).
+        per: ``'anchor'`` (default: one :math:`\epsilon` per anchor) or ``'annotation'`` (one
+            per annotation, shared by the anchors assigned to it: its weight is
+            :math:`\max(0, \sum_{a \in g} \langle \nabla \ell_a, g_c \rangle)`, the unit that
+            carries a label, and the paper's "example"); needs ``normalise='foreground'``.
         clean_target_cache_mb: see :class:`~mmreweight.weighting.meta_base.MetaAnchorWeighter`.
     """
 
     def __init__(self, theta: str = 'cls_out', normalise: str = 'mean_one',
-                 clean_target_cache_mb: float = 256) -> None:
+                 per: str = 'anchor', clean_target_cache_mb: float = 256) -> None:
         super().__init__(theta, clean_target_cache_mb)
         if normalise not in NORMALISATIONS:
             raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}.')
+        if per not in UNITS:
+            raise ValueError(f'per must be one of {UNITS}, got {per!r}.')
+        if per == 'annotation' and normalise != 'foreground':
+            raise ValueError("per='annotation' weights annotations, i.e. foreground anchors: it "
+                             "needs normalise='foreground'.")
         self.normalise = normalise
+        self.per = per
         self._direction = None  # alpha * g_c, one tensor per parameter of theta
 
     @cpu_flushed_denormals
@@ -109,19 +120,34 @@ class L2RWWeighter(MetaAnchorWeighter):
         # Background anchors keep weight 1, so only the foreground's alignments are taken.
         rows = (valid & (ctx.labels < ctx.num_classes)).nonzero().squeeze(1)
         with torch.no_grad():
-            raw = self._view().alignment(ctx, self._direction, rows).clamp(min=0)
+            align = self._view().alignment(ctx, self._direction, rows)
+            if self.per == 'annotation':
+                # one epsilon per annotation: its derivative is the sum over the annotation's anchors
+                index = self._annotation_index(ctx)[rows]
+                align = align.new_zeros(int(index.max()) + 1 if index.numel() else 0) \
+                    .index_add_(0, index, align)[index]
+            raw = align.clamp(min=0)
         weights = valid.to(raw.dtype)
         count, total = global_count_and_sum(raw, rows.numel())  # on every rank, even with none
         weights[rows] = raw * count / (total + (total == 0).to(raw.dtype))
         self._log_positive_fraction(raw)
         return weights.detach()
 
+    @staticmethod
+    def _annotation_index(ctx: AnchorLossContext) -> torch.Tensor:
+        targets = ctx.extras.get('targets')
+        index = getattr(targets, 'gt_index', None)
+        if index is None:
+            raise TypeError("per='annotation' needs the annotation of every positive anchor "
+                            '(FlatTargets.gt_index, as ReweightRetinaHead provides).')
+        return index
+
     def _log_positive_fraction(self, raw: torch.Tensor) -> None:
         self._scalars.update(meta_align_pos_frac=float((raw > 0).float().mean())
                              if raw.numel() else float('nan'))
 
     def extra_repr(self) -> str:
-        return f'theta={self.theta!r}, normalise={self.normalise!r}'
+        return f'theta={self.theta!r}, normalise={self.normalise!r}, per={self.per!r}'
 
 
 __all__ = ['L2RWWeighter']

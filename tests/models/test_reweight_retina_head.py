@@ -125,6 +125,27 @@ def test_noisy_flags_follow_the_assigned_annotation():
     assert bool((flags[labels == 1] == CLEAN_POSITIVE).all())
 
 
+def test_annotation_index_numbers_annotations_through_the_batch():
+    model = build_tiny_retinanet(torch.float64)
+    inputs, samples = synthetic_batch(dtype=torch.float64, seed=7, num_images=3,
+                                      boxes_per_image=3)
+    for s in samples:  # annotation j of image i has label j and number 3 i + j ...
+        s.gt_instances.labels = torch.tensor([0, 1, 2])
+    weighter = FixedWeighter()
+    model.bbox_head.weighter = weighter
+    model.loss(inputs, samples)
+    ctx = weighter.ctx
+    index, labels = ctx.extras['targets'].gt_index, ctx.labels
+    n = labels.numel() // 3  # anchors per image
+    positive = labels < 3
+    assert bool(((index >= 0) == positive).all())
+    # ... so the number gives back the image (block of rows) and the label of the annotation
+    rows = positive.nonzero().squeeze(1)
+    assert torch.equal(index[rows] // 3, rows // n)
+    assert torch.equal(index[rows] % 3, labels[rows])
+    assert len(set((index[rows] // 3).tolist())) == 3
+
+
 def test_bad_weight_shape_is_an_error():
     model = build_tiny_retinanet(torch.float64)
     inputs, samples = synthetic_batch(dtype=torch.float64)

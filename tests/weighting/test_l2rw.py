@@ -17,8 +17,8 @@ def batches():
     return train, clean
 
 
-def run_l2rw(model, theta, lr, train, clean, normalise='mean_one'):
-    weighter = L2RWWeighter(theta, normalise).bind(model, lr=lr)
+def run_l2rw(model, theta, lr, train, clean, normalise='mean_one', per='anchor'):
+    weighter = L2RWWeighter(theta, normalise, per).bind(model, lr=lr)
     out = {}
     weighter.register_forward_hook(lambda mod, args, w: out.update(w=w, ctx=args[0]))
     weighter.prepare_clean(*clean)
@@ -59,6 +59,35 @@ def test_group_normalisations(batches, normalise):
     assert 0 < float((weights[valid & fg] == 0).float().mean()) < 1
     if normalise == 'foreground':
         assert bool((weights[valid & ~fg] == 1).all()) and bool((weights[~valid] == 0).all())
+
+
+@pytest.mark.parametrize('theta', ['cls_out', 'head'])
+def test_per_annotation_weights_match_create_graph_reference(batches, theta):
+    """One epsilon per annotation: every anchor of an annotation gets the annotation's weight,
+    max(0, sum of its anchors' alignments), equal to the create_graph reference."""
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    weights, _, _ = run_l2rw(model, theta, 0.1, train, clean, 'foreground', 'annotation')
+    ref = reference_l2rw_weights(model, _names(model, theta), 0.1, train, clean, 'foreground',
+                                 'annotation')
+    assert torch.allclose(weights, ref, atol=1e-5, rtol=0)
+    per_anchor = reference_l2rw_weights(model, _names(model, theta), 0.1, train, clean,
+                                        'foreground')
+    assert not torch.allclose(ref, per_anchor, atol=1e-2)
+    # by hand: constant over each annotation's anchors, not over all of them; mean one
+    ctx = run_l2rw.last_ctx
+    index, fg = ctx.extras['targets'].gt_index, ctx.valid & (ctx.labels < ctx.num_classes)
+    for g in index[fg].unique():
+        assert weights[fg & (index == g)].unique().numel() == 1
+    assert weights[fg].unique().numel() > 1
+    assert float(weights[fg].mean()) == pytest.approx(1.0)
+
+
+def test_per_annotation_needs_foreground_normalisation():
+    with pytest.raises(ValueError, match="normalise='foreground'"):
+        L2RWWeighter('cls_out', 'mean_one', 'annotation')
+    with pytest.raises(ValueError, match='per must be one of'):
+        L2RWWeighter('cls_out', 'foreground', 'image')
 
 
 def _names(model, theta):
