@@ -37,7 +37,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--study-dir', default='work_dirs/study')
-    p.add_argument('--methods', nargs='+', default=list(plan.METHODS), choices=plan.METHODS)
+    p.add_argument('--methods', nargs='+', default=list(plan.STUDY_METHODS), choices=plan.METHODS,
+                   help=f'default: all but the variants {plan.VARIANTS}')
     p.add_argument('--conditions', nargs='+', default=list(plan.CONDITIONS),
                    choices=list(plan.CONDITIONS))
     p.add_argument('--sources', nargs='+', default=list(plan.SOURCES), choices=plan.SOURCES)

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .plan import CONDITIONS, METHODS, SOURCES, STUDY_FILE
+from .plan import CONDITIONS, METHODS, SOURCES, STUDY_FILE, STUDY_METHODS
 
 METRICS = ('mAP', 'AP50', 'rare_AP')
 CHECKPOINTS = ('best', 'last')
@@ -174,7 +174,7 @@ def extrapolate(costs: Dict[str, Dict[str, float]], iters: int) -> Tuple[Dict[st
     scaled linearly, start-up, validation, tests and diagnostics as measured) and the methods
     estimated from another one."""
     per_run, guessed = {}, []
-    for method in METHODS:
+    for method in STUDY_METHODS:
         if method in costs:
             c = costs[method]
         elif method == 'mentornet_dd' and 'mentornet_pd' in costs:
@@ -204,7 +204,7 @@ def cost_text(results: Sequence[Dict[str, Any]], study_iters: Sequence[int]) -> 
         if not per_run:
             continue
         per_seed = sum(per_run.values()) * n
-        missing = [m for m in METHODS if m not in per_run]
+        missing = [m for m in STUDY_METHODS if m not in per_run]
         lines.append(
             f'- **{iters} iterations**: about {per_seed / 3600:.1f} core-hours per seed for the '
             f'{len(per_run)} methods x {len(CONDITIONS)} conditions x {len(SOURCES)} sources, '

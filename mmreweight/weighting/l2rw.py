@@ -122,7 +122,7 @@ class L2RWWeighter(MetaAnchorWeighter):
         with torch.no_grad():
             align = self._view().alignment(ctx, self._direction, rows)
             if self.per == 'annotation':
-                # one epsilon per annotation: its derivative is the sum over the annotation's anchors
+                # one epsilon per annotation: its derivative sums its anchors' alignments
                 index = self._annotation_index(ctx)[rows]
                 align = align.new_zeros(int(index.max()) + 1 if index.numel() else 0) \
                     .index_add_(0, index, align)[index]
