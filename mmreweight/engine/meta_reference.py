@@ -107,13 +107,18 @@ def reference_mwnet_hypergrad(detector, vnet: nn.Module, theta_names: Sequence[s
                               clean, normalise: str = 'mean_one') -> List[Tensor]:
     r"""Meta-Weight-Net's one-step unrolled hypergradient as in the authors' script:
     :math:`\theta'(\phi) = \theta - \alpha \nabla_\theta \sum_a w_a(\phi) \ell_a / \mathrm{avg}`
-    with ``create_graph=True``, then :math:`\partial L_\mathrm{clean}(\theta') / \partial \phi`."""
+    with ``create_graph=True``, then :math:`\partial L_\mathrm{clean}(\theta') / \partial \phi`.
+    ``normalise``: ``'mean_one'`` over valid anchors, ``'none'``, or ``'foreground'`` (mean one over
+    valid foreground anchors, background weight 1)."""
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)
     valid = targets.label_weights > 0
-    raw = vnet(losses.detach()[valid].to(next(vnet.parameters()).dtype))
-    weights = raw * valid.sum() / raw.sum() if normalise == 'mean_one' else raw
-    full = torch.zeros_like(losses).masked_scatter(valid, weights.to(losses.dtype))
+    weighted = valid & (targets.labels < detector.bbox_head.num_classes) \
+        if normalise == 'foreground' else valid
+    raw = vnet(losses.detach()[weighted].to(next(vnet.parameters()).dtype))
+    weights = raw if normalise == 'none' else raw * weighted.sum() / raw.sum()
+    rest = valid.to(losses.dtype) if normalise == 'foreground' else torch.zeros_like(losses)
+    full = rest.masked_scatter(weighted, weights.to(losses.dtype))
     inner = (full * losses).sum() / (targets.avg_factor + _EPS)
     new = _look_ahead(detector, theta_names, inner, params, _lrs(lr, len(theta_names)))
     clean_loss = functional(detector, new, detector_loss, *clean)

@@ -49,7 +49,7 @@ from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, all_reduce_sum_,
                         cpu_flushed_denormals, global_count_and_sum, scatter_valid,
                         world_size)
 
-NORMALISATIONS = ('mean_one', 'none')
+NORMALISATIONS = ('mean_one', 'none', 'foreground')
 
 
 class VNet(nn.Module):
@@ -113,7 +113,10 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
     Args:
         theta: ``'cls_out'`` (default), ``'head'`` or ``'all'``: the parameters of the look-ahead.
         hidden: VNet width (100 in the paper).
-        normalise: ``'mean_one'`` (default) or ``'none'``.
+        normalise: ``'mean_one'`` (default), ``'none'`` or ``'foreground'`` (the VNet weights the
+            valid foreground anchors only, mean one over them; background anchors keep weight 1,
+            as ``L2RWWeighter(normalise='foreground')``: with a weight for every anchor the VNet
+            learns to up-weight high losses, i.e. the foreground, noisy annotations included).
         optim_wrapper: mmengine optim-wrapper config of the VNet. Default: the WRN-28-10 script's
             SGD lr 1e-3, momentum 0.9, Nesterov, weight decay 5e-4. (The "stable" script uses
             ``dict(type='Adam', lr=1e-3, weight_decay=1e-4)``.)
@@ -152,6 +155,20 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
             return self.vnet.forward_sorted(losses)
         return self.vnet(losses)
 
+    def _weighted(self, ctx: AnchorLossContext) -> Tensor:
+        """(N,) bool: the anchors whose weight the VNet gives."""
+        if self.normalise == 'foreground':
+            return ctx.valid & (ctx.labels < ctx.num_classes)
+        return ctx.valid
+
+    def _full(self, weights: Tensor, ctx: AnchorLossContext, weighted: Tensor) -> Tensor:
+        """(N,) weights of every anchor from those of the ``weighted`` ones."""
+        if self.normalise != 'foreground':
+            return scatter_valid(weights, weighted)
+        full = ctx.valid.to(weights.dtype)  # background anchors: 1
+        full[weighted] = weights
+        return full
+
     def _normalised(self, raw: Tensor, valid_count: int) -> Tensor:
         if self.normalise == 'none':
             return raw
@@ -166,8 +183,8 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
 
     @cpu_flushed_denormals
     def forward(self, ctx: AnchorLossContext) -> Tensor:
-        valid = ctx.valid
-        losses = ctx.loss.detach()[valid].to(self.vnet.fc1.weight.dtype)
+        weighted = self._weighted(ctx)
+        losses = ctx.loss.detach()[weighted].to(self.vnet.fc1.weight.dtype)
         if self._clean_ready:
             try:
                 self._meta_step(ctx, losses)
@@ -175,18 +192,18 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
                 self._clean_ready = False
                 self._view().clean = None
         with torch.no_grad():
-            weights = self._normalised(self._vnet(losses), int(valid.sum()))
-        return scatter_valid(weights, valid).to(ctx.loss.dtype)
+            weights = self._normalised(self._vnet(losses), int(weighted.sum()))
+        return self._full(weights, ctx, weighted).to(ctx.loss.dtype)
 
     def _meta_step(self, ctx: AnchorLossContext, losses: Tensor) -> None:
-        view, valid = self._view(), ctx.valid
-        n_valid = int(valid.sum())
+        view, weighted = self._view(), self._weighted(ctx)
+        n_valid = int(weighted.sum())
         raw = self._vnet(losses)  # depends on phi
         weights = self._normalised(raw, n_valid)
 
         # Look-ahead theta' = theta - alpha * grad_theta sum_a w_a l_a / avg_factor.
         lrs = self.lrs()
-        step = view.train_grad(ctx, scatter_valid(weights.detach(), valid).to(ctx.loss.dtype))
+        step = view.train_grad(ctx, self._full(weights.detach(), ctx, weighted).to(ctx.loss.dtype))
         all_reduce_mean_(step)
         theta_new = [(p.detach() - lr * g).requires_grad_()
                      for p, lr, g in zip(view.params, lrs, step)]
@@ -195,8 +212,12 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
 
         # c_a = dL_clean(theta')/dw_a = -<g', alpha * grad l_a> / avg_factor (/ world size: DDP
         # averages the ranks' losses).
+        direction = [lr * g for lr, g in zip(lrs, grads)]
         with torch.no_grad():
-            align = view.alignment(ctx, [lr * g for lr, g in zip(lrs, grads)])[valid]
+            if self.normalise == 'foreground':  # the few foreground anchors' alignments only
+                align = view.alignment(ctx, direction, weighted.nonzero().squeeze(1))
+            else:
+                align = view.alignment(ctx, direction)[weighted]
         coef = (-align / ((ctx.avg_factor + AVG_EPS) * world_size())).to(raw.dtype)
 
         # VJP of w(phi) with cotangent c. For mean-one, w_a = r_a N / S with S = sum_b r_b over all
@@ -206,6 +227,7 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
             surrogate = (coef * raw).sum()
         else:
             count, total = global_count_and_sum(raw, n_valid)
+            total = total + (total == 0).to(total.dtype)  # no weighted anchor on any rank: 0
             c_dot_r = (coef * raw.detach()).sum().reshape(1)
             all_reduce_sum_([c_dot_r])
             surrogate = count / total * ((coef * raw).sum() - c_dot_r[0] / total * raw.sum())

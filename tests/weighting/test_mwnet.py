@@ -34,7 +34,8 @@ def meta_step(model, theta, normalise, lr, train, clean, optim=None):
 
 
 @pytest.mark.parametrize('theta,normalise', [('cls_out', 'mean_one'), ('cls_out', 'none'),
-                                             ('head', 'mean_one'), ('all', 'mean_one')])
+                                             ('head', 'mean_one'), ('all', 'mean_one'),
+                                             ('cls_out', 'foreground'), ('head', 'foreground')])
 def test_hypergradient_matches_create_graph_reference(batches, theta, normalise):
     train, clean = batches
     model = build_tiny_retinanet(torch.float64)
@@ -155,3 +156,13 @@ def test_sorted_vnet_equals_dense_vnet():
     for a, b in zip(g_dense, g_fast):
         assert torch.allclose(a, b, atol=1e-12)
     assert float(g_dense[0][:3].abs().sum()) > 0  # the zero-slope units' gradient is checked
+
+
+def test_foreground_normalisation_weights_only_the_foreground(batches):
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    _, _, _, (ctx, weights) = meta_step(model, 'cls_out', 'foreground', 0.1, train, clean)
+    fg = ctx.valid & (ctx.labels < ctx.num_classes)
+    assert bool((weights[ctx.valid & ~fg] == 1).all()) and bool((weights[~ctx.valid] == 0).all())
+    assert float(weights[fg].mean()) == pytest.approx(1.0)
+    assert weights[fg].unique().numel() > 1
