@@ -19,7 +19,7 @@ import os.path as osp
 
 import numpy as np
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 
@@ -48,6 +48,8 @@ def parse_args(argv=None):
     p.add_argument('--steps', type=int, default=3000, help='mentor optimiser steps')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, as tools/train.py does (key=value ...)')
     return p.parse_args(argv)
 
 
@@ -94,6 +96,8 @@ def checkpoint_progress(cfg: Config, ckpt_meta: dict) -> float:
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if args.progress is not None and len(args.progress) != len(args.checkpoints):
         raise ValueError('give one --progress value per checkpoint')
     noise_type, noise_rate = noise_settings(cfg, args.noise_type, args.noise_rate)

@@ -140,3 +140,11 @@ def test_tool_config_helpers():
     assert tool.checkpoint_progress(cfg, dict(iter=500)) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match='--progress'):
         tool.checkpoint_progress(Config(dict(train_cfg=dict())), dict(iter=5))
+
+
+def test_tool_takes_cfg_options():
+    args = _tool().parse_args(['c.py', 'a.pth', '--out', 'm.pth', '--cfg-options',
+                               'train_dataloader.dataset.benchmark.seed=3', 'model.x=[1,2]'])
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(benchmark=dict(seed=0))), model={}))
+    cfg.merge_from_dict(args.cfg_options)
+    assert cfg.train_dataloader.dataset.benchmark.seed == 3 and cfg.model.x == [1, 2]
