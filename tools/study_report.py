@@ -2,6 +2,7 @@
 
     python tools/study_report.py work_dirs/study                        # -> docs/study/
     python tools/study_report.py work_dirs/study_pilot --title "Pilot" --note "1 seed ..."
+    python tools/study_report.py work_dirs/study --readme   # also the block in ./README.md
 
 Tables of mean ± std over seeds (mAP, AP50, rare-class AP on long-tailed conditions; best and
 last checkpoint), which methods beat focal loss by more than twice the seed-to-seed std, the
@@ -28,6 +29,8 @@ def main(argv=None):
     p.add_argument('--title', default='Reweighting study')
     p.add_argument('--note', default='', help='a paragraph under the title (markdown)')
     p.add_argument('--note-file', help='markdown file whose text goes under the title')
+    p.add_argument('--readme', nargs='?', const=os.path.join(_REPO, 'README.md'),
+                   help='also refresh the study block of this README (default: the project\'s)')
     p.add_argument('--cost-iters', type=int, nargs='*', default=[],
                    help='also extrapolate the full study\'s cost to these schedules')
     args = p.parse_args(argv)
@@ -35,7 +38,7 @@ def main(argv=None):
     if args.note_file:
         with open(args.note_file) as f:
             note = '\n\n'.join(filter(None, [note, f.read().strip()]))
-    path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters)
+    path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters, args.readme)
     print(f'wrote {path}')
 
 

@@ -405,8 +405,47 @@ def diagnostics_table(table) -> str:
 
 
 # ---------------------------------------------------------------------------------- the report
+README_BEGIN = '<!-- study-report:begin (written by tools/study_report.py --readme) -->'
+README_END = '<!-- study-report:end -->'
+
+
+def readme_summary(table, report_dir: str, readme_dir: str) -> str:
+    """The tables, the verdicts against focal loss and the key figures, with links relative to
+    ``readme_dir``: what the project README shows of the study."""
+    rel = os.path.relpath(report_dir, readme_dir)
+    md = []
+    for source in _order({k[0] for k in table}, SOURCES):
+        md += [f'**{source}** (test split; mean ± std over seeds)', '',
+               results_table(table, source), '']
+    md += [comparison_text(compare_to_focal(table, 'mAP', 'best'), 'mAP', 'best')]
+    lt = {k: v for k, v in compare_to_focal(table, 'rare_AP', 'best').items()
+          if k[1] in LONG_TAIL}
+    if lt:
+        md += [comparison_text(lt, 'rare-3 AP', 'best')]
+    md += ['', f'![test mAP per method and condition]({rel}/map_by_method.png)', '']
+    if os.path.exists(os.path.join(report_dir, 'val_map_curves.png')):
+        md += [f'![val mAP during training]({rel}/val_map_curves.png)', '']
+    md += [f'Full report, per-run settings, diagnostics and cost: [{rel}/]({rel}/README.md).']
+    return '\n'.join(md)
+
+
+def update_readme(readme: str, section: str) -> None:
+    """Replace the text between :data:`README_BEGIN` and :data:`README_END` in ``readme``."""
+    with open(readme) as f:
+        text = f.read()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f'{readme} has no {README_BEGIN!r} ... {README_END!r} block to update')
+    text = text[:begin + len(README_BEGIN)] + '\n' + section + '\n' + text[end:]
+    with open(readme, 'w') as f:
+        f.write(text)
+
+
 def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
-                 note: str = '', study_iters: Sequence[int] = ()) -> str:
+                 note: str = '', study_iters: Sequence[int] = (),
+                 readme: Optional[str] = None) -> str:
+    """Write ``out_dir/README.md`` and its figures; with ``readme``, also refresh the study block
+    of that file (see :func:`update_readme`)."""
     results = load_results(study_dir)
     if not results:
         raise FileNotFoundError(f'no result.json under {study_dir}')
@@ -478,8 +517,11 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     path = os.path.join(out_dir, 'README.md')
     with open(path, 'w') as f:
         f.write('\n'.join(md))
+    if readme is not None:
+        update_readme(readme, readme_summary(table, out_dir, os.path.dirname(
+            os.path.abspath(readme))))
     return path
 
 
 __all__ = ['load_results', 'aggregate', 'mean_std', 'results_table', 'compare_to_focal',
-           'cost_by_method', 'extrapolate', 'write_report']
+           'cost_by_method', 'extrapolate', 'readme_summary', 'update_readme', 'write_report']

@@ -126,3 +126,25 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
         assert f']({name})' in text
     # the weights table: noisy positives down-weighted in the fake dumps
     assert '| mnist / uniform40 | l2rw (L2RWWeighter) |' in text
+
+
+def test_report_refreshes_the_readme_block(study, tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# Project\n\nbefore\n\n{report.README_BEGIN}\nold table\n'
+                      f'{report.README_END}\n\nafter\n')
+    report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme))
+    text = readme.read_text()
+    assert 'old table' not in text and text.startswith('# Project\n\nbefore')
+    assert text.rstrip().endswith('after')
+    block = text[text.index(report.README_BEGIN):text.index(report.README_END)]
+    assert '| uniform40 | focal | 3 | 0.510 ± 0.010 |' in block
+    assert 'beats focal by > 2σ: ghm' in block
+    assert '](docs/study/map_by_method.png)' in block
+    assert '](docs/study/README.md)' in block
+    # refreshing twice gives the same file; a README without the block is an error
+    report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme))
+    assert readme.read_text() == text
+    (tmp_path / 'plain.md').write_text('# no block\n')
+    with pytest.raises(ValueError, match='study-report:begin'):
+        report.write_report(str(study), str(tmp_path / 'docs' / 'study'),
+                            readme=str(tmp_path / 'plain.md'))
