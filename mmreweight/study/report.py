@@ -138,8 +138,10 @@ def comparison_text(comparisons, metric: str, ckpt: str) -> str:
         verdict = (', '.join(winners) if winners else
                    'none (one seed: no std to compare with)' if rows and
                    rows[0]['threshold'] is None else 'none')
+        losers = [r['method'] for r in rows if r['verdict'] == 'worse than focal']
+        worse = f' Below focal by > {MARGIN_STDS:g}σ: {", ".join(losers)}.' if losers else ''
         lines.append(f'- **{source} / {condition}** ({metric}, {ckpt} checkpoint): beats focal '
-                     f'by > {MARGIN_STDS:g}σ: {verdict}. Differences: {detail}.')
+                     f'by > {MARGIN_STDS:g}σ: {verdict}.{worse} Differences: {detail}.')
     return '\n'.join(lines)
 
 

@@ -118,7 +118,7 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     assert text.startswith('# Pilot') and '**1-seed pilot**' in text
     assert '| uniform40 | focal | 3 | 0.510 ± 0.010 |' in text
     assert '| lt50 | cb_focal | 1 | 0.410 | 0.400 | 0.610 | 0.600 | 0.200 | 0.200 |' in text
-    assert 'beats focal by > 2σ: ghm' in text
+    assert 'beats focal by > 2σ: ghm. Below focal by > 2σ: cb_focal.' in text
     assert '1000 iterations' in text
     for name in ('map_by_method.png', 'val_map_curves.png', 'weight_vs_loss_mnist_uniform40.png',
                  'ghm_gradient_density.png', 'cb_class_weights.png'):
