@@ -18,13 +18,13 @@ METHOD_CONFIGS = {
     'l2rw': 'retinanet_l2rw.py',
     'l2rw_ann': 'retinanet_l2rw_annotation.py',
     'mwnet': 'retinanet_mwnet.py',
-    'mwnet_fg': 'retinanet_mwnet_foreground.py',
+    'mwnet_all': 'retinanet_mwnet_all.py',
     'mentornet_pd': 'retinanet_mentornet.py',
     'mentornet_dd': 'retinanet_mentornet_dd.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
-VARIANTS = ('l2rw_ann', 'mwnet_fg')
+VARIANTS = ('l2rw_ann', 'mwnet_all')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
