@@ -5,7 +5,8 @@ Methods (every meta method runs its meta step every iteration):
 * ``plain``            RetinaHead's loss, forward + backward + SGD step;
 * ``l2rw/<theta>``     mmreweight's L2RW (clean gradient + forward-mode alignments), with
   ``--l2rw-normalise`` (default ``'foreground'``, as ``configs/retinanet_l2rw.py``);
-* ``mwnet/<theta>``    mmreweight's Meta-Weight-Net (look-ahead, alignments, VNet VJP and step);
+* ``mwnet/<theta>``    mmreweight's Meta-Weight-Net (look-ahead, alignments, VNet VJP and step), with
+  ``--mwnet-normalise`` (default ``'foreground'``, as ``configs/retinanet_mwnet.py``);
 * ``ref-l2rw/<theta>``, ``ref-mwnet/<theta>``: the textbook create_graph implementations
   (:mod:`mmreweight.engine.meta_reference`: functional look-ahead of the whole detector with
   ``create_graph=True``, double backward), followed by the same real step.
@@ -83,7 +84,8 @@ class Given(AnchorWeighter):
 class Method:
     """One training iteration of a method on a fixed training and clean batch."""
 
-    def __init__(self, name, config, train, clean, l2rw_normalise='foreground'):
+    def __init__(self, name, config, train, clean, l2rw_normalise='foreground',
+                 mwnet_normalise='foreground'):
         self.name = name
         self.model, _ = build_model(config)
         self.optim = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=0.9)
@@ -95,7 +97,8 @@ class Method:
             self.weighter = L2RWWeighter(self.theta, l2rw_normalise).bind(self.model, lr=LR)
             self.normalise = l2rw_normalise
         elif kind == 'mwnet':
-            self.weighter = MetaWeightNetWeighter(self.theta).bind(self.model, lr=LR)
+            self.weighter = MetaWeightNetWeighter(self.theta, normalise=mwnet_normalise).bind(
+                self.model, lr=LR)
         elif kind.startswith('ref'):
             self.weighter = Given()
             names = L2RWWeighter(self.theta).bind(self.model).view
@@ -103,7 +106,7 @@ class Method:
             if hasattr(names, 'remove'):
                 names.remove()
             if kind == 'ref-mwnet':
-                self.mw = MetaWeightNetWeighter()
+                self.mw = MetaWeightNetWeighter(normalise=mwnet_normalise)
             self.normalise = l2rw_normalise
         else:
             self.weighter = None
@@ -144,7 +147,7 @@ class Method:
     def _reference_mwnet(self):
         from mmreweight.engine.meta_reference import functional, per_anchor_losses
         grads = reference_mwnet_hypergrad(self.model, self.mw.vnet, self.names, LR, self.train,
-                                          self.clean)
+                                          self.clean, self.mw.normalise)
         for p, g in zip(self.mw.vnet.parameters(), grads):
             p.grad = g
         self.mw.optim_wrapper.step()
@@ -153,9 +156,13 @@ class Method:
             losses, targets = functional(self.model, dict(self.model.named_parameters()),
                                          per_anchor_losses, *self.train)
             valid = targets.label_weights > 0
-            raw = self.mw.vnet(losses[valid])
-            weights = torch.zeros_like(losses)
-            weights[valid] = raw * valid.sum() / raw.sum()
+            weighted = valid & (targets.labels < self.model.bbox_head.num_classes) \
+                if self.mw.normalise == 'foreground' else valid
+            raw = self.mw.vnet(losses[weighted])
+            weights = valid.to(losses.dtype) if self.mw.normalise == 'foreground' \
+                else torch.zeros_like(losses)
+            weights[weighted] = raw if self.mw.normalise == 'none' else \
+                raw * weighted.sum() / raw.sum()
         return weights
 
 
@@ -189,7 +196,7 @@ def rss_growth(args, name):
     """Run ``name`` alone in a fresh process; return its max-RSS growth over 3 iterations."""
     cmd = [sys.executable, __file__, '--rss-child', name, '--batch', str(args.batch), '--size',
            str(args.size), '--threads', str(args.threads), '--config', args.config,
-           '--l2rw-normalise', args.l2rw_normalise]
+           '--l2rw-normalise', args.l2rw_normalise, '--mwnet-normalise', args.mwnet_normalise]
     out = subprocess.run(cmd + (['--flush-denormal'] if args.flush_denormal else []),
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])['rss_growth']
@@ -214,6 +221,9 @@ def main():
     parser.add_argument('--l2rw-normalise', default='foreground',
                         choices=['foreground', 'pos_neg', 'mean_one'],
                         help="L2RW's normalisation (default: configs/retinanet_l2rw.py's)")
+    parser.add_argument('--mwnet-normalise', default='foreground',
+                        choices=['foreground', 'mean_one', 'none'],
+                        help="MW-Net's normalisation (default: configs/retinanet_mwnet.py's)")
     parser.add_argument('--rss', action='store_true', help='also measure max-RSS growth')
     parser.add_argument('--flush-denormal', action='store_true',
                         help='flush denormals for every method (mmreweight\'s meta weighters '
@@ -227,7 +237,8 @@ def main():
     if args.rss_child:
         model_classes = build_model(args.config)[1]
         train, clean = batches(args, model_classes)
-        method = Method(args.rss_child, args.config, train, clean, args.l2rw_normalise)
+        method = Method(args.rss_child, args.config, train, clean, args.l2rw_normalise,
+                        args.mwnet_normalise)
         # reset the peak-RSS mark (VmHWM) to the current RSS, so the peak is the iterations'
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
@@ -240,7 +251,7 @@ def main():
 
     num_classes = build_model(args.config)[1]
     train, clean = batches(args, num_classes)
-    methods = [Method(name, args.config, train, clean, args.l2rw_normalise)
+    methods = [Method(name, args.config, train, clean, args.l2rw_normalise, args.mwnet_normalise)
                for name in args.methods]
     for m in methods:  # warm-up
         m.step()
@@ -261,7 +272,7 @@ def main():
     base_m, base_r = peaks.get('plain'), rss.get('plain')
     print(f'# {args.batch} x {args.size}px, {torch.get_num_threads()} thread(s), '
           f'torch {torch.__version__}, median of {args.iters} rounds; ratios vs plain; '
-          f'L2RW normalise={args.l2rw_normalise!r}'
+          f'normalise: L2RW {args.l2rw_normalise!r}, MW-Net {args.mwnet_normalise!r}'
           + ('; denormals flushed everywhere' if args.flush_denormal else ''))
     header = '| method | time/iter (ms) | x plain | peak tensors (MiB) | x plain |'
     if rss:
