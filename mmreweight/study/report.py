@@ -145,6 +145,38 @@ def comparison_text(comparisons, metric: str, ckpt: str) -> str:
     return '\n'.join(lines)
 
 
+def gap_recovery(table: Dict[Key, Dict[str, Any]], ckpt: str = 'best', baseline: str = 'focal'
+                 ) -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """Per (source, noisy condition): what label noise costs ``baseline`` (its clean mean minus its
+    noisy mean, mAP) and each method's share of that gap recovered, ``(m - b_noisy) / (b_clean -
+    b_noisy)``: 1 = as good as the baseline on clean labels, 0 = no better than on noisy ones,
+    negative = worse. Needs the baseline on both the clean and the noisy condition."""
+    out: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for (source, condition, method), cell in table.items():
+        clean, noisy = table.get((source, 'clean', baseline)), table.get(
+            (source, condition, baseline))
+        if condition not in NOISY or method == baseline or clean is None or noisy is None:
+            continue
+        b_clean, b_noisy = clean[ckpt]['mAP'][0], noisy[ckpt]['mAP'][0]
+        entry = out.setdefault((source, condition), dict(
+            clean=b_clean, noisy=b_noisy, gap=b_clean - b_noisy, methods={}))
+        if entry['gap'] > 0:
+            entry['methods'][method] = (cell[ckpt]['mAP'][0] - b_noisy) / entry['gap']
+    return out
+
+
+def gap_text(recovery, ckpt: str = 'best') -> str:
+    lines = []
+    for (source, condition), e in sorted(recovery.items(), key=lambda kv: (
+            _order([kv[0][0]], SOURCES), list(CONDITIONS).index(kv[0][1]))):
+        shares = ', '.join(f'{m} {100 * r:+.0f}%' for m, r in sorted(
+            e['methods'].items(), key=lambda kv: -kv[1])) or '–'
+        lines.append(f'- **{source} / {condition}** (mAP, {ckpt} checkpoint): label noise costs '
+                     f'focal {e["gap"]:.3f} (clean {e["clean"]:.3f} → {e["noisy"]:.3f}); share of '
+                     f'that gap recovered: {shares}.')
+    return '\n'.join(lines)
+
+
 # ---------------------------------------------------------------------------------- cost
 def cost_by_method(results: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     """Mean per-run wall and CPU seconds by method, and the CPU seconds of the training loop
@@ -319,6 +351,78 @@ def figure_weights(table, out_dir: str) -> List[str]:
     return written
 
 
+#: what the meta hook logs: mean weight of positives matched to clean / noisy annotations
+WEIGHT_LOG_KEYS = ('meta_w_clean', 'meta_w_noisy')
+
+
+def run_weight_curves(run: Dict[str, Any]) -> Dict[str, List[Tuple[int, float]]]:
+    """The run's logged mean weights of clean and noisy positives (empty lists if not logged)."""
+    from .results import train_scalars
+    log = os.path.join(run['_dir'], 'logs', 'train.log')
+    if not os.path.isfile(log):
+        return {k: [] for k in WEIGHT_LOG_KEYS}
+    return train_scalars(log, WEIGHT_LOG_KEYS)
+
+
+def _seed_mean_curves(runs) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Per key: iterations logged by every run and the mean over runs there."""
+    out = {}
+    for key in WEIGHT_LOG_KEYS:
+        curves = [dict(run_weight_curves(r)[key]) for r in runs]
+        common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+        if common:
+            out[key] = (np.array(common), np.array([np.mean([c[i] for c in curves])
+                                                    for i in common]))
+    return out
+
+
+def weight_log_table(table) -> str:
+    """Mean over the whole run (and over seeds) of the logged mean weights of clean and noisy
+    positives, per meta method and noisy condition."""
+    lines = ['| source / condition | method | seeds | mean weight: clean positives | '
+             'noisy positives | noisy / clean |', '|---|---|---|---|---|---|']
+    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES),
+                                            list(CONDITIONS).index(k[1]),
+                                            list(METHODS).index(k[2]))):
+        if key[1] not in NOISY:
+            continue
+        curves = _seed_mean_curves(table[key]['runs'])
+        if len(curves) < len(WEIGHT_LOG_KEYS):
+            continue
+        clean, noisy = (float(curves[k][1].mean()) for k in WEIGHT_LOG_KEYS)
+        lines.append(f'| {key[0]} / {key[1]} | {key[2]} | {len(table[key]["runs"])} | '
+                     f'{clean:.3f} | {noisy:.3f} | {noisy / clean:.2f} |')
+    return '\n'.join(lines) if len(lines) > 2 else ''
+
+
+def figure_weight_curves(table, out_dir: str) -> Optional[str]:
+    """Mean weight of positives on clean (solid) vs noisy (dashed) annotations during training,
+    as the meta hook logged it, mean over seeds; one panel per (source, noisy condition)."""
+    from . import plots
+    panels = {}
+    for key in table:
+        if key[1] in NOISY:
+            curves = _seed_mean_curves(table[key]['runs'])
+            if len(curves) == len(WEIGHT_LOG_KEYS):
+                panels.setdefault(key[:2], []).append((key[2], curves))
+    if not panels:
+        return None
+    order = sorted(panels, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1])))
+    fig, axes = plots.subplots(len(order), ncols=2, size=(5.0, 3.6))
+    for ax, panel in zip(axes, order):
+        for i, (method, curves) in enumerate(sorted(panels[panel], key=lambda mc: list(
+                METHODS).index(mc[0]))):
+            color = f'C{i}'
+            ax.plot(*curves['meta_w_clean'], color=color, label=f'{method}: clean')
+            ax.plot(*curves['meta_w_noisy'], color=color, ls='--', label=f'{method}: noisy')
+        ax.axhline(1.0, color='grey', lw=0.5)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('mean weight of positives')
+        ax.set_title(f'{panel[0]} / {panel[1]} (mean over seeds)', fontsize=9)
+        ax.legend(fontsize=6)
+    return plots.save(fig, os.path.join(out_dir, 'weights_during_training.png'))
+
+
 def _summary(run: Dict[str, Any], which: str = 'last') -> Dict[str, Any]:
     rel = (run.get('diagnostics') or {}).get(which)
     path = os.path.join(run['_dir'], rel or '', 'summary.json')
@@ -424,7 +528,12 @@ def readme_summary(table, report_dir: str, readme_dir: str) -> str:
           if k[1] in LONG_TAIL}
     if lt:
         md += [comparison_text(lt, 'rare-3 AP', 'best')]
+    recovery = gap_text(gap_recovery(table))
+    if recovery:
+        md += ['', 'Share of focal loss\'s clean-vs-noisy gap recovered:', '', recovery]
     md += ['', f'![test mAP per method and condition]({rel}/map_by_method.png)', '']
+    if os.path.exists(os.path.join(report_dir, 'weights_during_training.png')):
+        md += [f'![weights during training]({rel}/weights_during_training.png)', '']
     if os.path.exists(os.path.join(report_dir, 'val_map_curves.png')):
         md += [f'![val mAP during training]({rel}/val_map_curves.png)', '']
     md += [f'Full report, per-run settings, diagnostics and cost: [{rel}/]({rel}/README.md).']
@@ -457,7 +566,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     seeds = sorted({r['seed'] for r in results})
     figures = dict(map=figure_map(table, out_dir), curves=figure_val_curves(table, out_dir),
                    weights=figure_weights(table, out_dir),
-                   ghm=figure_ghm_density(table, out_dir), cb=figure_cb_weights(table, out_dir))
+                   ghm=figure_ghm_density(table, out_dir), cb=figure_cb_weights(table, out_dir),
+                   weight_curves=figure_weight_curves(table, out_dir))
 
     md = [f'# {title}', '']
     if note:
@@ -484,6 +594,10 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
           if k[1] in LONG_TAIL}
     if lt:
         md += [comparison_text(lt, 'rare-3 AP', 'best')]
+    recovery = gap_text(gap_recovery(table))
+    if recovery:
+        md += ['', 'Share of the clean-vs-noisy gap of focal loss that each method recovers '
+               '(the issue aims at >= 80% for the meta methods):', '', recovery]
     md += ['', '![test mAP per method and condition](map_by_method.png)', '']
     if figures['curves']:
         md += ['Val mAP during training (first seed; a validation without any detection counts '
@@ -501,6 +615,14 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
         if diag:
             md += [diag, '']
         md += [f'![weight vs loss]({os.path.basename(p)})' for p in figures['weights']] + ['']
+    logged = weight_log_table(table)
+    if logged:
+        md += ['## Weights during training', '',
+               'Mean weight of positive anchors matched to clean vs noisy annotations as the meta '
+               'hook logs it (mean over each logger interval, then over the run and the seeds); '
+               'weights have mean one over the reweighted anchors.', '', logged, '']
+        if figures['weight_curves']:
+            md += ['![weights during training](weights_during_training.png)', '']
     if figures['ghm']:
         md += ['## GHM gradient density before and after training', '',
                'Histogram of g = |sigmoid(x) - t| over valid elements (30 bins), at '
@@ -526,4 +648,5 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
 
 
 __all__ = ['load_results', 'aggregate', 'mean_std', 'results_table', 'compare_to_focal',
+           'gap_recovery', 'weight_log_table',
            'cost_by_method', 'extrapolate', 'readme_summary', 'update_readme', 'write_report']

@@ -74,5 +74,25 @@ def val_curve(train_log: str) -> List[Tuple[int, float]]:
     return sorted(curve.items())
 
 
+_SCALAR = re.compile(r'(\w+): (-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(?=\s|$)')
+
+
+def train_scalars(train_log: str, keys: Sequence[str]) -> Dict[str, List[Tuple[int, float]]]:
+    """(iteration, value) of each of ``keys`` on the training lines of a log (one per logger
+    interval), e.g. the meta hook's mean weights of clean and noisy positives. mmengine logs the
+    mean over the interval. A key never logged maps to an empty list."""
+    curves: Dict[str, List[Tuple[int, float]]] = {k: [] for k in keys}
+    with open(train_log) as f:
+        for line in f:
+            match = _TRAIN_ITER.search(line)
+            if not match:
+                continue
+            logged = dict(_SCALAR.findall(line[match.end():]))
+            for key in keys:
+                if key in logged:
+                    curves[key].append((int(match.group(1)), float(logged[key])))
+    return curves
+
+
 __all__ = ['NUM_RARE', 'rarest_classes', 'checkpoint_metrics', 'best_checkpoint_iter',
-           'val_curve']
+           'val_curve', 'train_scalars']

@@ -52,7 +52,7 @@ UNITS = ('anchor', 'annotation')
 
 @MODELS.register_module()
 class L2RWWeighter(MetaAnchorWeighter):
-    """Per-anchor L2RW weights; see the module docstring for the math.
+    r"""Per-anchor L2RW weights; see the module docstring for the math.
 
     Args:
         theta: ``'cls_out'`` (default), ``'head'`` or ``'all'``: the parameters of the inner step.

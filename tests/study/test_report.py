@@ -67,6 +67,16 @@ def study(tmp_path):
         _write(study, _result('mwnet', 'uniform40', seed, f + 0.005, f))  # within noise
         _write(study, _result('cb_focal', 'uniform40', seed, worse, worse))
     _write(study, _result('l2rw', 'uniform40', 0, 0.9, 0.9))  # one seed: no verdict
+    for seed, m in enumerate([0.60, 0.61, 0.62]):  # focal loses 0.10 mAP to the noise
+        _write(study, _result('focal', 'clean', seed, m, m))
+    # the meta hook's logged weights: clean positives 1.2 then 1.4, noisy 0.6 then 0.2
+    (study / 'mnist-uniform40-l2rw-s0' / 'logs').mkdir()
+    (study / 'mnist-uniform40-l2rw-s0' / 'logs' / 'train.log').write_text(
+        'INFO - Iter(train) [ 50/600]  lr: 2.0000e-02  loss: 1.2  meta_w_pos: 1.0000  '
+        'meta_w_noisy: 0.6000  meta_w_clean: 1.2000  meta_w_zero_frac: 0.0100\n'
+        'INFO - Iter(val) [19/19]    coco/bbox_mAP: 0.0300  meta_w_noisy: 9.0\n'
+        'INFO - Iter(train) [100/600]  lr: 2.0000e-02  loss: 1.1  meta_w_noisy: 0.2000  '
+        'meta_w_clean: 1.4000\n')
     _write(study, _result('focal', 'lt50', 0, 0.4, 0.4, rare=0.05))
     _write(study, _result('cb_focal', 'lt50', 0, 0.41, 0.4, rare=0.2))
     # the GHM init dump is named like tools/study.py names it
@@ -121,11 +131,26 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     assert 'beats focal by > 2σ: ghm. Below focal by > 2σ: cb_focal.' in text
     assert '1000 iterations' in text
     for name in ('map_by_method.png', 'val_map_curves.png', 'weight_vs_loss_mnist_uniform40.png',
-                 'ghm_gradient_density.png', 'cb_class_weights.png'):
+                 'ghm_gradient_density.png', 'cb_class_weights.png',
+                 'weights_during_training.png'):
         assert (out / name).stat().st_size > 1000, name
         assert f']({name})' in text
     # the weights table: noisy positives down-weighted in the fake dumps
     assert '| mnist / uniform40 | l2rw (L2RWWeighter) |' in text
+    # logged weights over the run: clean (1.2 + 1.4) / 2, noisy (0.6 + 0.2) / 2
+    assert '| mnist / uniform40 | l2rw | 1 | 1.300 | 0.400 | 0.31 |' in text
+    assert 'label noise costs focal 0.100 (clean 0.610 → 0.510)' in text
+
+
+def test_gap_recovery_is_the_share_of_focals_clean_vs_noisy_gap(study):
+    table = report.aggregate(report.load_results(str(study)))
+    rec = report.gap_recovery(table)[('mnist', 'uniform40')]
+    assert rec['gap'] == pytest.approx(0.10)
+    assert rec['methods']['ghm'] == pytest.approx((0.61 - 0.51) / 0.10)  # all of it
+    assert rec['methods']['l2rw'] == pytest.approx((0.90 - 0.51) / 0.10)
+    assert rec['methods']['cb_focal'] == pytest.approx((0.30 - 0.51) / 0.10)  # worse: negative
+    assert 'focal' not in rec['methods']
+    assert ('mnist', 'lt50') not in report.gap_recovery(table)  # not a noisy condition
 
 
 def test_report_refreshes_the_readme_block(study, tmp_path):

@@ -9,7 +9,7 @@ from mmreweight.study import plan
 from mmreweight.study.execute import schedule, train_seconds_per_iter
 from mmreweight.study.plan import Run
 from mmreweight.study.results import (best_checkpoint_iter, checkpoint_metrics, rarest_classes,
-                                      val_curve)
+                                      train_scalars, val_curve)
 
 FOCAL, DD = Run('focal', 'clean', 'mnist', 0), Run('mentornet_dd', 'clean', 'mnist', 0)
 GHM, L2RW = Run('ghm', 'clean', 'mnist', 0), Run('l2rw', 'clean', 'mnist', 0)
@@ -103,6 +103,20 @@ INFO - Iter(val) [19/19]    coco/0_precision: 0.2  coco/bbox_mAP: 0.2500  coco/b
 """)
     # the empty validation counts as 0, not as the stale metrics mmengine repeats after it
     assert val_curve(str(log)) == [(150, 0.0), (300, 0.25)]
+
+
+def test_train_scalars_from_the_training_log(tmp_path):
+    log = tmp_path / 'train.log'
+    log.write_text("""\
+INFO - Iter(train) [ 50/600]  lr: 2.0000e-02  time: 0.1  loss: 1.7  meta_w_noisy: 0.5948  meta_w_clean: nan
+INFO - Iter(val) [19/19]    coco/bbox_mAP: 0.0300  meta_w_noisy: 7.0
+INFO - Iter(train) [100/600]  lr: 1e-3  loss: -0.5  meta_w_noisy: 1.25e-01
+""")
+    curves = train_scalars(str(log), ['meta_w_noisy', 'meta_w_clean', 'lr', 'loss', 'absent'])
+    assert curves['meta_w_noisy'] == [(50, 0.5948), (100, 0.125)]  # not the val line's
+    assert curves['meta_w_clean'] == []  # nan is skipped
+    assert curves['lr'] == [(50, 0.02), (100, 0.001)] and curves['loss'] == [(50, 1.7), (100, -0.5)]
+    assert curves['absent'] == []
 
 
 def test_mentornet_dd_mentor_step_reads_the_focal_runs_kept_checkpoints(tmp_path):
