@@ -304,8 +304,10 @@ class AnchorDiagnostics:
 
 def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     """Mean weight of negatives and of clean / noisy positives, the fraction of (near-)zero
-    weights, and how well the weights rank clean above noisy positives (ROC AUC of the weight
-    as a clean-vs-noisy score: 0.5 = blind, 1 = every clean positive above every noisy one)."""
+    weights (of all anchors and of positives), and how well the weights rank clean above noisy
+    positives (ROC AUC of the weight as a clean-vs-noisy score: 0.5 = blind, 1 = every clean
+    positive above every noisy one). For comparison, the AUC of the negative loss: how well the
+    small-loss criterion alone (no meta step) would tell them apart."""
     from mmreweight.weighting.mentornet_dd import roc_auc
     w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
     clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
@@ -317,12 +319,16 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
                mean_weight_neg=mean(~pos), mean_weight_pos_clean=mean(clean_pos),
                mean_weight_pos_noisy=mean(noisy_pos),
                zero_weight_frac=float((w < 1e-3).mean()) if len(w) else None,
+               zero_weight_frac_pos=mean(pos, (w < 1e-3).astype(np.float64)),
                mean_loss_pos_clean=mean(clean_pos, dump['loss']),
                mean_loss_pos_noisy=mean(noisy_pos, dump['loss']))
     if clean_pos.any() and noisy_pos.any():
         sel = clean_pos | noisy_pos
+        is_clean = torch.from_numpy(clean_pos[sel])
         out['auc_weight_clean_vs_noisy'] = roc_auc(torch.from_numpy(w[sel].astype(np.float64)),
-                                                   torch.from_numpy(clean_pos[sel]))
+                                                   is_clean)
+        out['auc_small_loss_clean_vs_noisy'] = roc_auc(
+            torch.from_numpy(-dump['loss'][sel].astype(np.float64)), is_clean)
     return out
 
 

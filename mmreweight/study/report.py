@@ -424,12 +424,19 @@ def figure_weight_curves(table, out_dir: str) -> Optional[str]:
 
 
 def _summary(run: Dict[str, Any], which: str = 'last') -> Dict[str, Any]:
+    """The run's diagnostics summary, recomputed from its dump when there is one (so runs
+    dumped by older code get the current summary's keys), else its summary.json."""
     rel = (run.get('diagnostics') or {}).get(which)
     path = os.path.join(run['_dir'], rel or '', 'summary.json')
     if not rel or not os.path.isfile(path):
         return {}
     with open(path) as f:
-        return json.load(f)
+        stored = json.load(f)
+    dump = _dump(run, which)
+    if dump is not None:
+        from .diagnostics import summarize
+        stored.update(summarize(dump))
+    return stored
 
 
 def figure_ghm_density(table, out_dir: str) -> Optional[str]:
@@ -486,8 +493,9 @@ def figure_cb_weights(table, out_dir: str) -> Optional[str]:
 def diagnostics_table(table) -> str:
     """Mean weight of positives matched to clean vs noisy annotations (first seed)."""
     lines = ['| source / condition | method | weight: negatives | clean positives | '
-             'noisy positives | AUC clean > noisy | zero-weight fraction |',
-             '|---|---|---|---|---|---|---|']
+             'noisy positives | AUC clean > noisy | zero-weight fraction (positives) | '
+             'AUC of the small-loss criterion |',
+             '|---|---|---|---|---|---|---|---|']
     found = False
     for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES),
                                             list(CONDITIONS).index(k[1]),
@@ -506,7 +514,9 @@ def diagnostics_table(table) -> str:
         lines.append(f"| {source} / {condition} | {method} ({s['method']}) | "
                      f"{f(s.get('mean_weight_neg'))} | {f(s.get('mean_weight_pos_clean'))} | "
                      f"{f(s.get('mean_weight_pos_noisy'))} | "
-                     f"{f(s.get('auc_weight_clean_vs_noisy'))} | {f(s.get('zero_weight_frac'))} |")
+                     f"{f(s.get('auc_weight_clean_vs_noisy'))} | {f(s.get('zero_weight_frac'))} "
+                     f"({f(s.get('zero_weight_frac_pos'))}) | "
+                     f"{f(s.get('auc_small_loss_clean_vs_noisy'))} |")
     return '\n'.join(lines) if found else ''
 
 
@@ -611,7 +621,10 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                'coloured by whether their matched annotation\'s label was flipped. Each method '
                'has its own scale: L2RW, MW-Net and MentorNet weights have mean one over valid '
                'anchors, GHM-C\'s are harmonizing weights N / (n S_b) (effective per anchor), '
-               'CB-focal\'s the class weight (background 1), focal\'s 1.', '']
+               'CB-focal\'s the class weight (background 1), focal\'s 1. The AUCs rank clean '
+               'above noisy positives (0.5 = blind): by the method\'s weight, and, for '
+               'comparison, by the loss alone (small loss = clean, the criterion of '
+               'MentorNet\'s self-paced curriculum and of co-teaching).', '']
         if diag:
             md += [diag, '']
         md += [f'![weight vs loss]({os.path.basename(p)})' for p in figures['weights']] + ['']

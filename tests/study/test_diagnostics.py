@@ -129,3 +129,19 @@ def test_dump_of_an_initialised_detector(method, tiny_data):
         assert dump['weight'].mean() == pytest.approx(1.0, rel=1e-4)
     summary = diag.summarize(dump)
     assert summary['positives'] == pos.sum() and summary['anchors'] == n
+
+
+def test_summary_auc_of_weights_and_of_the_small_loss_criterion():
+    # 4 clean positives with losses 0.1..0.4, 4 noisy ones with 0.5..0.8, 2 negatives
+    loss = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.05, 0.05], np.float32)
+    noisy = np.array([0, 0, 0, 0, 1, 1, 1, 1, -1, -1], np.int8)
+    pos = noisy >= 0
+    # weights: one clean and one noisy positive clipped to 0, the rest rank noisy above clean
+    weight = np.array([0.0, 1.0, 1.1, 1.2, 0.0, 1.5, 1.6, 1.7, 1.0, 1.0], np.float32)
+    s = diag.summarize(dict(weight=weight, pos=pos, noisy=noisy, loss=loss))
+    assert s['auc_small_loss_clean_vs_noisy'] == pytest.approx(1.0)
+    # pairs (clean, noisy) with the clean weight higher: 0.0 vs 0.0 ties (1/2), 1.0/1.1/1.2 > 0.0
+    assert s['auc_weight_clean_vs_noisy'] == pytest.approx((0.5 + 3) / 16)
+    assert s['zero_weight_frac_pos'] == pytest.approx(2 / 8)
+    assert s['zero_weight_frac'] == pytest.approx(2 / 10)
+    assert s['mean_weight_pos_noisy'] == pytest.approx(4.8 / 4)
