@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 METHOD_CONFIGS = {
     'focal': 'retinanet_focal.py',
     'ghm': 'retinanet_ghm.py',
+    'ghm_c': 'retinanet_ghmc_l1.py',
     'cb_focal': 'retinanet_cb_focal.py',
     'l2rw': 'retinanet_l2rw.py',
     'l2rw_ann': 'retinanet_l2rw_annotation.py',
@@ -24,7 +25,7 @@ METHOD_CONFIGS = {
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
-VARIANTS = ('l2rw_ann', 'mwnet_all')
+VARIANTS = ('ghm_c', 'l2rw_ann', 'mwnet_all')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
