@@ -7,7 +7,9 @@ Runs ``--batches`` training batches through the detector without updating anythi
 to ``--out``: ``diagnostics.npz`` (per valid anchor: loss, weight, label, pos, noisy, level;
 every positive and a sample of negatives, ``neg_keep_frac``; GHM gradient-density histograms
 ``hist_*`` over ``hist_edges``; class-balanced weights or GHM moving averages when the loss has
-them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``. What "weight"
+them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``; with
+``--clean-batches K`` (L2RW, MW-Net) also ``clean_agreement.json``: how far the weights of one
+training batch agree across K clean batches. What "weight"
 means for each method is in :mod:`mmreweight.study.diagnostics`.
 """
 import argparse
@@ -38,6 +40,10 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=None,
                    help="data order and 'init' weights (default: the config's seed)")
     p.add_argument('--name', help='title of the figures (default: the config\'s name)')
+    p.add_argument('--clean-batches', type=int, default=0,
+                   help='meta weighters (L2RW, MW-Net): also weight the first training batch '
+                        'under this many clean batches and write clean_agreement.json (how '
+                        'much the weights depend on the clean batch drawn); 0: off')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
@@ -69,6 +75,14 @@ def main(argv=None):
     ax.legend(fontsize=7)
     plots.save(fig, os.path.join(args.out, 'gradient_density.png'))
     print(json.dumps(summary, indent=1))
+    if args.clean_batches:
+        data = next(iter(diag.train_loader()))
+        agreement = diag.clean_batch_agreement(data, args.clean_batches)
+        np.savez_compressed(os.path.join(args.out, 'clean_agreement.npz'),
+                            weights=agreement.pop('weights'), noisy=agreement.pop('noisy'))
+        with open(os.path.join(args.out, 'clean_agreement.json'), 'w') as f:
+            json.dump(agreement, f, indent=1)
+        print(json.dumps(agreement, indent=1))
 
 
 if __name__ == '__main__':

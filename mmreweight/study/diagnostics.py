@@ -267,11 +267,59 @@ class AnchorDiagnostics:
                       pos=pos[valid], noisy=noisy[valid], level=out['levels'][valid])
         return dict({k: v.cpu().numpy() for k, v in arrays.items()}, hists=hists)
 
+    def train_loader(self):
+        with DefaultScope.overwrite_default_scope(self.scope):
+            return Runner.build_dataloader(self.cfg.train_dataloader, seed=self.seed)
+
+    def clean_batch_agreement(self, data, clean_batches: int) -> Dict[str, Any]:
+        """How much a meta weighter's weights of one training batch depend on which clean batch
+        it drew: the positives' weights under ``clean_batches`` successive clean batches.
+
+        Returns the mean over pairs of clean batches of the fraction of positives on which both
+        agree whether the weight is zero (L2RW's clipping; 0.5 = a coin flip) and of the Pearson
+        correlation of the weights, the clean-vs-noisy AUC of one clean batch's weights (mean
+        over batches) and of the weights averaged over all of them (about what a clean batch
+        ``clean_batches`` times larger would give, up to the clipping), and the per-batch
+        weights themselves.
+        """
+        from mmreweight.weighting.mentornet_dd import roc_auc
+        if self.clean_iter is None:
+            raise ValueError('clean_batch_agreement needs a weighter that draws a clean batch '
+                             f'(L2RW, MW-Net); {self.method} does not')
+        if clean_batches < 2:
+            raise ValueError(f'clean_batches must be >= 2, got {clean_batches}')
+        with DefaultScope.overwrite_default_scope(self.scope):
+            data = self.model.data_preprocessor(data, True)
+            outs = [self._weighter_batch(data['inputs'], data['data_samples'])
+                    for _ in range(clean_batches)]
+        first = outs[0]
+        pos = ((first['label_weights'] > 0) & (first['labels'] >= 0)
+               & (first['labels'] < first['logits'].shape[1]))
+        w = torch.stack([o['weights'][pos].detach().double() for o in outs])  # (K, P)
+        noisy = first['gt_noisy'][pos]
+        nonzero = w > 1e-3
+        pairs = list(itertools.combinations(range(clean_batches), 2))
+        agree = float(np.mean([(nonzero[i] == nonzero[j]).double().mean().item()
+                               for i, j in pairs]))
+        corr = float(np.nanmean([np.corrcoef(w[i].numpy(), w[j].numpy())[0, 1]
+                                 for i, j in pairs]))
+        out = dict(clean_batches=clean_batches, positives=int(pos.sum()),
+                   noisy_positives=int((noisy == NOISY_POSITIVE).sum()),
+                   zero_frac_pos=float((~nonzero).double().mean()),
+                   zero_agreement=agree, weight_correlation=corr,
+                   weights=w.numpy().astype(np.float32), noisy=noisy.cpu().numpy())
+        sel = (noisy == CLEAN_POSITIVE) | (noisy == NOISY_POSITIVE)
+        if (noisy == CLEAN_POSITIVE).any() and (noisy == NOISY_POSITIVE).any():
+            is_clean = (noisy == CLEAN_POSITIVE)[sel]
+            out['auc_one_clean_batch'] = float(np.mean(
+                [roc_auc(w[k][sel], is_clean) for k in range(clean_batches)]))
+            out['auc_averaged'] = roc_auc(w.mean(0)[sel], is_clean)
+        return out
+
     def run(self, batches: int, max_negatives: Optional[int] = 20000) -> Dict[str, np.ndarray]:
         """Dump ``batches`` training batches; keep every positive and at most
         ``max_negatives`` random negatives (their fraction kept is ``neg_keep_frac``)."""
-        with DefaultScope.overwrite_default_scope(self.scope):
-            loader = Runner.build_dataloader(self.cfg.train_dataloader, seed=self.seed)
+        loader = self.train_loader()
         if isinstance(self.loss_cls, CBFocalLoss) and not self.loss_cls.has_counts:
             # an untrained model: count the training set as ClassCountsHook would
             self.loss_cls.set_class_counts(

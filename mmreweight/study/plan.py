@@ -18,6 +18,7 @@ METHOD_CONFIGS = {
     'cb_focal': 'retinanet_cb_focal.py',
     'l2rw': 'retinanet_l2rw.py',
     'l2rw_ann': 'retinanet_l2rw_annotation.py',
+    'l2rw_head': 'retinanet_l2rw_head.py',
     'mwnet': 'retinanet_mwnet.py',
     'mwnet_all': 'retinanet_mwnet_all.py',
     'mentornet_pd': 'retinanet_mentornet.py',
@@ -25,7 +26,7 @@ METHOD_CONFIGS = {
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
-VARIANTS = ('ghm_c', 'l2rw_ann', 'mwnet_all')
+VARIANTS = ('ghm_c', 'l2rw_ann', 'l2rw_head', 'mwnet_all')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {

@@ -145,3 +145,24 @@ def test_summary_auc_of_weights_and_of_the_small_loss_criterion():
     assert s['zero_weight_frac_pos'] == pytest.approx(2 / 8)
     assert s['zero_weight_frac'] == pytest.approx(2 / 10)
     assert s['mean_weight_pos_noisy'] == pytest.approx(4.8 / 4)
+
+
+def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
+    d = diag.AnchorDiagnostics(_tiny_cfg('l2rw'), 'init', seed=0)
+    data = next(iter(d.train_loader()))
+    out = d.clean_batch_agreement(data, 3)
+    w = out['weights']
+    assert w.shape == (3, out['positives']) and out['positives'] > 0
+    # recompute the statistics from the returned weights
+    nz = w > 1e-3
+    agree = np.mean([(nz[i] == nz[j]).mean() for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert out['zero_agreement'] == pytest.approx(agree)
+    assert out['zero_frac_pos'] == pytest.approx((~nz).mean())
+    # the tiny clean split has 8 images drawn 4 at a time: batches differ, so do the weights
+    assert not np.allclose(w[0], w[1])
+    assert -1.0 <= out['weight_correlation'] <= 1.0
+    with pytest.raises(ValueError, match='clean_batches must be >= 2'):
+        d.clean_batch_agreement(data, 1)
+    focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0)
+    with pytest.raises(ValueError, match='needs a weighter that draws a clean batch'):
+        focal.clean_batch_agreement(data, 2)
