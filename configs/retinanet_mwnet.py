@@ -8,8 +8,9 @@
 # configs/retinanet_mwnet_all.py): on this benchmark the VNet then learns an increasing function of
 # the loss, and high losses are the foreground, so positives end at ~30x the background's weight
 # and anchors of noisy annotations at ~2x those of clean ones. At 40% uniform noise (MNIST, 3000
-# iterations, 3 seeds) that scored 0.498 +- 0.116 test mAP against focal's 0.733 +- 0.014; with
-# the foreground only, 0.725 +- 0.006 (docs/study/).
+# iterations, 3 seeds; session 3, whose run records were lost) that scored 0.498 +- 0.116 test mAP
+# against focal's 0.733 +- 0.014; with the foreground only, 0.725 +- 0.006. Re-run since, seeds 0
+# and 1: foreground MW-Net 0.727 / 0.736, focal 0.730 / 0.751 (docs/study/).
 # VNet optimizer: Adam 1e-3 (as the authors' "stable" script) rather than the WRN script's SGD 1e-3:
 # the hypergradient carries the inner step size alpha (the detector's lr, 2e-4..2e-2 here), so its
 # norm is ~1e-6 on this benchmark and SGD would leave the VNet where it was initialised; Adam's
