@@ -395,6 +395,16 @@ def weight_log_table(table) -> str:
     return '\n'.join(lines) if len(lines) > 2 else ''
 
 
+#: logged points averaged in the weight-curve figure (the logged means are noisy per interval)
+SMOOTH = 5
+
+
+def _rolling(iters: np.ndarray, values: np.ndarray, window: int = SMOOTH):
+    window = max(1, min(window, len(values)))
+    kernel = np.ones(window) / window
+    return iters[window - 1:], np.convolve(values, kernel, mode='valid')
+
+
 def figure_weight_curves(table, out_dir: str) -> Optional[str]:
     """Mean weight of positives on clean (solid) vs noisy (dashed) annotations during training,
     as the meta hook logged it, mean over seeds; one panel per (source, noisy condition)."""
@@ -413,12 +423,14 @@ def figure_weight_curves(table, out_dir: str) -> Optional[str]:
         for i, (method, curves) in enumerate(sorted(panels[panel], key=lambda mc: list(
                 METHODS).index(mc[0]))):
             color = f'C{i}'
-            ax.plot(*curves['meta_w_clean'], color=color, label=f'{method}: clean')
-            ax.plot(*curves['meta_w_noisy'], color=color, ls='--', label=f'{method}: noisy')
+            ax.plot(*_rolling(*curves['meta_w_clean']), color=color, label=f'{method}: clean')
+            ax.plot(*_rolling(*curves['meta_w_noisy']), color=color, ls='--',
+                    label=f'{method}: noisy')
         ax.axhline(1.0, color='grey', lw=0.5)
         ax.set_xlabel('iteration')
         ax.set_ylabel('mean weight of positives')
-        ax.set_title(f'{panel[0]} / {panel[1]} (mean over seeds)', fontsize=9)
+        ax.set_title(f'{panel[0]} / {panel[1]} (mean over seeds, rolling mean of {SMOOTH} logs)',
+                     fontsize=8)
         ax.legend(fontsize=6)
     return plots.save(fig, os.path.join(out_dir, 'weights_during_training.png'))
 
