@@ -8,8 +8,9 @@ to ``--out``: ``diagnostics.npz`` (per valid anchor: loss, weight, label, pos, n
 every positive and a sample of negatives, ``neg_keep_frac``; GHM gradient-density histograms
 ``hist_*`` over ``hist_edges``; class-balanced weights or GHM moving averages when the loss has
 them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``; with
-``--clean-batches K`` (L2RW, MW-Net) also ``clean_agreement.json``: how far the weights of one
-training batch agree across K clean batches. What "weight"
+``--clean-batches K`` (L2RW) also ``clean_agreement.json``: how far the weights of one training
+batch agree across K clean batches (MW-Net's weights are VNet(loss): without a meta step they do not
+depend on the clean batch). What "weight"
 means for each method is in :mod:`mmreweight.study.diagnostics`.
 """
 import argparse
@@ -41,7 +42,7 @@ def parse_args(argv=None):
                    help="data order and 'init' weights (default: the config's seed)")
     p.add_argument('--name', help='title of the figures (default: the config\'s name)')
     p.add_argument('--clean-batches', type=int, default=0,
-                   help='meta weighters (L2RW, MW-Net): also weight the first training batch '
+                   help='L2RW: also weight the first training batch '
                         'under this many clean batches and write clean_agreement.json (how '
                         'much the weights depend on the clean batch drawn); 0: off')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)

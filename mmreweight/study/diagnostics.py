@@ -280,7 +280,8 @@ class AnchorDiagnostics:
         correlation of the weights, the clean-vs-noisy AUC of one clean batch's weights (mean
         over batches) and of the weights averaged over all of them (about what a clean batch
         ``clean_batches`` times larger would give, up to the clipping), and the per-batch
-        weights themselves.
+        weights themselves. Meant for L2RW: MW-Net's weights are VNet(loss), and no meta step is
+        taken here, so they do not depend on the clean batch.
         """
         from mmreweight.weighting.mentornet_dd import roc_auc
         if self.clean_iter is None:
