@@ -6,6 +6,8 @@
 # Dearer per iteration than configs/retinanet_l2rw.py (study variant 'l2rw_head').
 _base_ = ['./retinanet_l2rw.py']
 
+# configs/retinanet_l2rw.py's clean dataloader with batch_size=32, spelt out: custom_hooks is a list,
+# which an mmengine child config replaces whole, and a {{_base_.x}} value cannot be edited in place.
 clean_dataloader = dict(
     batch_size=32,
     num_workers=1,
