@@ -8,7 +8,7 @@ per-anchor loss, so that agreement checks the factorised computation.
 Both evaluate every forward on clones of the buffers (train-mode BN uses batch statistics; running
 statistics are not touched), and the clean loss is the detector's full loss on the clean batch.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet.models.utils import unpack_gt_instances
@@ -68,7 +68,8 @@ def _lrs(lr, n):
 
 
 def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clean,
-                           normalise: str = 'mean_one', per: str = 'anchor') -> Tensor:
+                           normalise: str = 'mean_one', per: str = 'anchor',
+                           clean_coefs: Optional[Sequence[float]] = None) -> Tensor:
     r"""L2RW as in Ren et al.'s PyTorch port: :math:`\epsilon = 0` (requires grad),
     :math:`\theta' = \theta - \alpha \nabla_\theta \sum_a \epsilon_a \ell_a` (create_graph),
     :math:`w = \max(0, -\partial L_\mathrm{clean}(\theta') / \partial \epsilon)`, mean one over
@@ -76,7 +77,9 @@ def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clea
     (``'pos_neg'``), or over valid foreground anchors with background weight 1
     (``'foreground'``). ``per='annotation'``: one :math:`\epsilon_g` per annotation, shared by the
     valid anchors assigned to it (:math:`\epsilon_a = \epsilon_{g(a)}`), each anchor taking its
-    annotation's weight."""
+    annotation's weight. ``clean_coefs``: ``clean`` is a sequence of batches and the clean loss
+    is :math:`\sum_k c_k L_k` (at one :math:`\theta`, the weights a moving average of the clean
+    gradients with those coefficients gives)."""
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)
     valid = targets.label_weights > 0
@@ -89,7 +92,11 @@ def reference_l2rw_weights(detector, theta_names: Sequence[str], lr, train, clea
         eps_anchor = torch.where(assigned, eps[targets.gt_index.clamp(min=0)], 0.0)
     new = _look_ahead(detector, theta_names, (eps_anchor * losses).sum(), params,
                       _lrs(lr, len(theta_names)))
-    clean_loss = functional(detector, new, detector_loss, *clean)
+    if clean_coefs is None:
+        clean_loss = functional(detector, new, detector_loss, *clean)
+    else:
+        clean_loss = sum(c * functional(detector, new, detector_loss, *batch)
+                         for c, batch in zip(clean_coefs, clean, strict=True))
     raw = (-torch.autograd.grad(clean_loss, eps)[0]).clamp(min=0)
     if per == 'annotation':
         raw = torch.where(assigned, raw[targets.gt_index.clamp(min=0)], 0.0)

@@ -278,9 +278,10 @@ class AnchorDiagnostics:
         Returns the mean over pairs of clean batches of the fraction of positives on which both
         agree whether the weight is zero (L2RW's clipping; 0.5 = a coin flip) and of the Pearson
         correlation of the weights, the clean-vs-noisy AUC of one clean batch's weights (mean
-        over batches) and of the weights averaged over all of them (about what a clean batch
-        ``clean_batches`` times larger would give, up to the clipping), and the per-batch
-        weights themselves. Meant for L2RW: MW-Net's weights are VNet(loss), and no meta step is
+        over batches), of the weights averaged over all of them (about what a clean batch
+        ``clean_batches`` times larger would give, up to the clipping) and of the last batch's
+        weights (with ``clean_grad_momentum`` these come from the moving average over the
+        draws), and the per-batch weights themselves. Meant for L2RW: MW-Net's weights are VNet(loss), and no meta step is
         taken here, so they do not depend on the clean batch.
         """
         from mmreweight.weighting.mentornet_dd import roc_auc
@@ -315,6 +316,7 @@ class AnchorDiagnostics:
             out['auc_one_clean_batch'] = float(np.mean(
                 [roc_auc(w[k][sel], is_clean) for k in range(clean_batches)]))
             out['auc_averaged'] = roc_auc(w.mean(0)[sel], is_clean)
+            out['auc_last'] = roc_auc(w[-1][sel], is_clean)
         return out
 
     def run(self, batches: int, max_negatives: Optional[int] = 20000) -> Dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ METHOD_CONFIGS = {
     'l2rw': 'retinanet_l2rw.py',
     'l2rw_ann': 'retinanet_l2rw_annotation.py',
     'l2rw_head': 'retinanet_l2rw_head.py',
+    'l2rw_head_ema': 'retinanet_l2rw_head_ema.py',
     'mwnet': 'retinanet_mwnet.py',
     'mwnet_all': 'retinanet_mwnet_all.py',
     'mentornet_pd': 'retinanet_mentornet.py',
@@ -26,7 +27,7 @@ METHOD_CONFIGS = {
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
-VARIANTS = ('ghm_c', 'l2rw_ann', 'l2rw_head', 'mwnet_all')
+VARIANTS = ('ghm_c', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {

@@ -56,6 +56,8 @@ def reweight_state(runner) -> dict:
         if isinstance(hook, MetaReweightHook):
             w = hook.weighter
             state.update({f'weighter.{k}': v for k, v in w.state_dict().items()})
+            if hasattr(w, 'meta_state_dict'):  # e.g. L2RW's clean-gradient average
+                state.update({f'weighter.{k}': v for k, v in _flatten(w.meta_state_dict()).items()})
             if hasattr(w, 'optim_wrapper'):  # MW-Net's VNet optimizer (Adam moments, steps)
                 for i, s in w.optim_wrapper.state_dict()['state'].items():
                     state.update({f'vnet_optim.{i}.{k}': torch.as_tensor(v)
@@ -113,6 +115,7 @@ CASES = {
     'retinanet_mwnet.py': ['weighter.vnet.fc1.weight', 'weighter.vnet.fc2.bias',
                            'vnet_optim.0.exp_avg', 'vnet_optim.0.exp_avg_sq', 'vnet_optim.0.step'],
     'retinanet_mentornet.py': ['weighter.pct_ema.value', 'weighter.pct_ema.initialised'],
+    'retinanet_l2rw_head_ema.py': ['weighter.clean_grad_avg.0', 'weighter.clean_grad_avg.5'],
 }
 
 
@@ -170,6 +173,8 @@ def test_resume_is_exact(config, tmp_path, data_root):
 def _flatten(tree, prefix=''):
     out = {}
     for k, v in tree.items():
+        if isinstance(v, (list, tuple)):  # lists of tensors, e.g. L2RW's clean_grad_avg
+            v = {str(i): x for i, x in enumerate(v)}
         if isinstance(v, dict):
             out.update(_flatten(v, f'{prefix}{k}.'))
         elif isinstance(v, torch.Tensor):

@@ -10,7 +10,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from mmreweight.losses import GHMC, count_fpn_levels, frozen_loss_statistics
-from mmreweight.models.reweight_retina_head import NOISY_POSITIVE, NOT_POSITIVE
+from mmreweight.models.reweight_retina_head import CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSITIVE
 from mmreweight.registry import MODELS
 from mmreweight.study import diagnostics as diag
 from mmreweight.study import plan
@@ -161,6 +161,13 @@ def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
     # the tiny clean split has 8 images drawn 4 at a time: batches differ, so do the weights
     assert not np.allclose(w[0], w[1])
     assert -1.0 <= out['weight_correlation'] <= 1.0
+    # 40% noise: the batch has clean and noisy positives; the last clean batch's AUC by hand
+    sel = np.isin(out['noisy'], (CLEAN_POSITIVE, NOISY_POSITIVE))
+    is_clean = out['noisy'][sel] == CLEAN_POSITIVE
+    assert 0 < is_clean.sum() < sel.sum()
+    last = w[-1][sel]
+    pairs = [(c > n) + 0.5 * (c == n) for c in last[is_clean] for n in last[~is_clean]]
+    assert out['auc_last'] == pytest.approx(np.mean(pairs))
     with pytest.raises(ValueError, match='clean_batches must be >= 2'):
         d.clean_batch_agreement(data, 1)
     focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0)

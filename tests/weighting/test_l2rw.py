@@ -144,3 +144,66 @@ def test_errors():
     stock = build_tiny_retinanet(torch.float64, head_type='RetinaHead')
     with pytest.raises(TypeError, match='RetinaHead cannot take per-anchor weights'):
         L2RWWeighter().bind(stock)
+
+
+@pytest.mark.parametrize('theta', ['cls_out', 'head'])
+def test_clean_grad_momentum_equals_weighted_clean_losses(batches, theta):
+    """With momentum m and three clean batches at one theta, the moving average is
+    m^2 g1 + m (1 - m) g2 + (1 - m) g3: the weights of the create_graph reference whose clean
+    loss is that combination of the three clean losses."""
+    train, _ = batches
+    cleans = [synthetic_batch(dtype=torch.float64, seed=s) for s in (2, 3, 4)]
+    model = build_tiny_retinanet(torch.float64)
+    m = 0.75
+    weighter = L2RWWeighter(theta, 'foreground', clean_grad_momentum=m).bind(model, lr=0.1)
+    for clean in cleans:
+        weighter.prepare_clean(*clean)
+    out = {}
+    weighter.register_forward_hook(lambda mod, args, w: out.update(w=w))
+    model.bbox_head.weighter = weighter
+    model.loss(*train)
+    model.bbox_head.weighter = None
+    names = _names(model, theta)
+    ref = reference_l2rw_weights(model, names, 0.1, train, cleans, 'foreground',
+                                 clean_coefs=[m * m, m * (1 - m), 1 - m])
+    assert torch.allclose(out['w'], ref, atol=1e-5, rtol=0)
+    # the test can fail: the last clean batch alone gives other weights
+    last = reference_l2rw_weights(model, names, 0.1, train, cleans[-1], 'foreground')
+    assert not torch.allclose(ref, last, atol=1e-2)
+
+
+def test_clean_grad_momentum_state_round_trip(batches):
+    """The moving average survives meta_state_dict / load_meta_state_dict: a restored weighter
+    continues exactly as the original; momentum 0 keeps no state."""
+    _, clean = batches
+    other = synthetic_batch(dtype=torch.float64, seed=3)
+    model = build_tiny_retinanet(torch.float64)
+    a = L2RWWeighter('cls_out', 'foreground', clean_grad_momentum=0.5).bind(model, lr=0.1)
+    a.prepare_clean(*clean)
+    state = a.meta_state_dict()
+    assert [t.shape for t in state['clean_grad_avg']] == [p.shape for p in a.view.params]
+    b = L2RWWeighter('cls_out', 'foreground', clean_grad_momentum=0.5).bind(model, lr=0.1)
+    b.load_meta_state_dict(state)
+    fresh = L2RWWeighter('cls_out', 'foreground', clean_grad_momentum=0.5).bind(model, lr=0.1)
+    for w in (a, b, fresh):
+        w.prepare_clean(*other)
+    for x, y, z in zip(a._direction, b._direction, fresh._direction):
+        assert torch.equal(x, y)
+        assert not torch.allclose(x, z)  # without the restored average: only `other`
+    plain = L2RWWeighter('cls_out', 'foreground').bind(model, lr=0.1)
+    plain.prepare_clean(*clean)
+    assert plain.meta_state_dict() == dict(clean_grad_avg=None)
+    plain.load_meta_state_dict(dict(weighter={}))  # a checkpoint from before the average: fine
+
+
+def test_clean_grad_momentum_errors(batches):
+    with pytest.raises(ValueError, match='clean_grad_momentum'):
+        L2RWWeighter(clean_grad_momentum=1.0)
+    with pytest.raises(ValueError, match='clean_grad_momentum'):
+        L2RWWeighter(clean_grad_momentum=-0.1)
+    _, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    w = L2RWWeighter('cls_out', clean_grad_momentum=0.9).bind(model)
+    w.load_meta_state_dict(dict(clean_grad_avg=[torch.zeros(3)]))
+    with pytest.raises(RuntimeError, match='clean-gradient average has shapes'):
+        w.prepare_clean(*clean)
