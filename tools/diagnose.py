@@ -26,6 +26,7 @@ if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
 import numpy as np  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmreweight.losses import GHMR  # noqa: E402
 from mmreweight.study import plots  # noqa: E402
 from mmreweight.study.diagnostics import AnchorDiagnostics, summarize  # noqa: E402
 
@@ -45,6 +46,9 @@ def parse_args(argv=None):
                    help='L2RW: also weight the first training batch '
                         'under this many clean batches and write clean_agreement.json (how '
                         'much the weights depend on the clean batch drawn); 0: off')
+    p.add_argument('--ghmr-profile', action='store_true',
+                   help='also write ghmr_profile.json/.png: how GHM-R bins the box deltas and '
+                        'how its gradient compares with L1\'s (always on for a GHM-R config)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
@@ -76,6 +80,15 @@ def main(argv=None):
     ax.legend(fontsize=7)
     plots.save(fig, os.path.join(args.out, 'gradient_density.png'))
     print(json.dumps(summary, indent=1))
+    if args.ghmr_profile or isinstance(diag.head.loss_bbox, GHMR):
+        profile = diag.ghmr_profile(args.batches)
+        with open(os.path.join(args.out, 'ghmr_profile.json'), 'w') as f:
+            json.dump(profile, f, indent=1)
+        fig, (ax, ) = plots.subplots(1, size=(6, 4.5))
+        plots.ghmr_profile(ax, [(args.checkpoint if args.checkpoint == 'init' else 'checkpoint',
+                                 profile)], f'{name}: GHM-R bins (mu={profile["mu"]})')
+        plots.save(fig, os.path.join(args.out, 'ghmr_profile.png'))
+        print(json.dumps(profile, indent=1))
     if args.clean_batches:
         data = next(iter(diag.train_loader()))
         agreement = diag.clean_batch_agreement(data, args.clean_batches)

@@ -31,13 +31,14 @@ from torch import Tensor
 
 import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
 from mmreweight.engine.meta_hook import CHECKPOINT_KEY
-from mmreweight.losses import CBFocalLoss, GHMC, bce_gradient_norm, one_hot_targets
+from mmreweight.losses import CBFocalLoss, GHMC, GHMR, bce_gradient_norm, one_hot_targets
 from mmreweight.losses.gradient_density import (floor_binning_is_exact, ghm_edges,
                                                 gradient_density, harmonizing_weights)
 from mmreweight.models.level_aware_heads import LevelAwareLossMixin
 from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITIVE,
                                                     NOT_POSITIVE, UNKNOWN_POSITIVE)
 from mmreweight.registry import HOOKS, MODELS
+from mmreweight.study import box_regression
 from mmreweight.weighting.class_counts import count_instances_per_class
 
 #: GHM-C's number of bins in the paper and in configs/retinanet_ghm.py
@@ -270,6 +271,37 @@ class AnchorDiagnostics:
     def train_loader(self):
         with DefaultScope.overwrite_default_scope(self.scope):
             return Runner.build_dataloader(self.cfg.train_dataloader, seed=self.seed)
+
+    @torch.no_grad()
+    def ghmr_profile(self, batches: int) -> Dict[str, Any]:
+        """:func:`~mmreweight.study.box_regression.ghmr_profile` of ``batches`` training batches
+        (merged), with the head's GHM-R settings, or the paper's (mu 0.02, 10 bins, loss weight
+        10) for another box loss: how GHM-R would weight this detector's box deltas."""
+        loss_bbox = self.head.loss_bbox
+        params = (dict(mu=loss_bbox.mu, bins=loss_bbox.bins, loss_weight=loss_bbox.loss_weight)
+                  if isinstance(loss_bbox, GHMR) else dict(mu=0.02, bins=10, loss_weight=10.0))
+        parts = []
+        with DefaultScope.overwrite_default_scope(self.scope):
+            for data in itertools.islice(self.train_loader(), batches):
+                data = self.model.data_preprocessor(data, True)
+                cls_scores, bbox_preds = self.head(self.model.extract_feat(data['inputs']))
+                gts, ignores, metas = unpack_gt_instances(data['data_samples'])
+                anchors, valid = self.head.get_anchors([s.shape[-2:] for s in cls_scores],
+                                                       metas, device=cls_scores[0].device)
+                _, _, targets, weights, avg_factor = self.head.get_targets(
+                    anchors, valid, gts, metas, ignores)
+                if self.head.reg_decoded_bbox:
+                    raise ValueError('ghmr_profile needs a head that regresses encoded deltas '
+                                     '(reg_decoded_bbox=False)')
+                # per level, as the head calls its box loss (GHM-R bins each level on its own);
+                # targets are (B, A_l, 4) per level, predictions (B, 4 A, H, W)
+                for pred, target, weight in zip(bbox_preds, targets, weights):
+                    with torch.enable_grad():
+                        parts.append(box_regression.ghmr_profile(
+                            flatten_levels([pred], 4), target.reshape(-1, 4),
+                            weight.reshape(-1, 4), float(avg_factor), **params))
+        return dict(box_regression.merge_profiles(parts, params['mu']), batches=batches,
+                    bins=params['bins'], loss_weight=params['loss_weight'])
 
     def clean_batch_agreement(self, data, clean_batches: int) -> Dict[str, Any]:
         """How much a meta weighter's weights of one training batch depend on which clean batch

@@ -59,6 +59,30 @@ def gradient_density(ax, curves: Sequence[Tuple[str, np.ndarray]], edges: np.nda
     ax.set_title(title, fontsize=9)
 
 
+def ghmr_profile(ax, profiles: Sequence[Tuple[str, Mapping]], title: str = '') -> None:
+    """GHM-R's bins (:meth:`AnchorDiagnostics.ghmr_profile`): share of box-delta elements per
+    bin (bars, left axis) and GHM-R's mean gradient per element relative to L1's (markers,
+    right axis, log), one colour per profile (e.g. before and after training)."""
+    right = ax.twinx()
+    width = 0.8 / max(len(profiles), 1)
+    for i, (label, prof) in enumerate(profiles):
+        x = np.arange(len(prof['bin_frac'])) + (i - (len(profiles) - 1) / 2) * width
+        bars = ax.bar(x, prof['bin_frac'], width, alpha=0.6, label=f'{label}: share')
+        right.plot(x, prof['grad_ratio'], 'o-', color=bars.patches[0].get_facecolor()[:3],
+                   label=f'{label}: gradient / L1')
+    right.axhline(1.0, color='grey', lw=0.8, ls=':')
+    right.set_yscale('log')
+    right.set_ylabel('GHM-R gradient / L1 gradient per element')
+    bins = len(profiles[0][1]['bin_frac']) if profiles else 10
+    ax.set_xticks(range(bins), [f'{j / bins:.1f}' for j in range(bins)], fontsize=7)
+    ax.set_xlabel(r'GHM-R bin (lower edge of $g = |d| / \sqrt{d^2 + \mu^2}$)')
+    ax.set_ylabel('share of box-delta elements')
+    handles = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc='upper left')
+    ax.set_title(title, fontsize=9)
+
+
 def class_weights(ax, classes: Sequence[str], series: Sequence[Tuple[str, np.ndarray]],
                   title: str = '') -> None:
     """Grouped bars of per-class weights, one group per class, one bar per series."""

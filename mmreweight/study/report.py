@@ -476,6 +476,36 @@ def figure_ghm_density(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'ghm_gradient_density.png'))
 
 
+def _ghmr_profile(run: Dict[str, Any], which: str) -> Optional[Dict[str, Any]]:
+    rel = (run.get('diagnostics') or {}).get(which)
+    path = os.path.join(run['_dir'], rel or '', 'ghmr_profile.json')
+    if not rel or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def figure_ghmr_profile(table, out_dir: str) -> Optional[str]:
+    """GHM-R's bins before and after training (the GHM runs' ghmr_profile.json)."""
+    from . import plots
+    panels = []
+    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1]))):
+        if key[2] != 'ghm':
+            continue
+        run = _first_seed(table, key)
+        profiles = [(label, _ghmr_profile(run, which))
+                    for label, which in (('before training', 'init'), ('after', 'last'))]
+        profiles = [(label, prof) for label, prof in profiles if prof is not None]
+        if profiles:
+            panels.append((key, profiles))
+    if not panels:
+        return None
+    fig, axes = plots.subplots(len(panels), ncols=2, size=(6, 4.5))
+    for ax, ((source, condition, _), profiles) in zip(axes, panels):
+        plots.ghmr_profile(ax, profiles, f'GHM-R run, {source} / {condition}')
+    return plots.save(fig, os.path.join(out_dir, 'ghmr_profile.png'))
+
+
 def figure_cb_weights(table, out_dir: str) -> Optional[str]:
     from . import plots
     sources = [s for s in _order({k[0] for k in table}, SOURCES)
@@ -588,7 +618,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     seeds = sorted({r['seed'] for r in results})
     figures = dict(map=figure_map(table, out_dir), curves=figure_val_curves(table, out_dir),
                    weights=figure_weights(table, out_dir),
-                   ghm=figure_ghm_density(table, out_dir), cb=figure_cb_weights(table, out_dir),
+                   ghm=figure_ghm_density(table, out_dir),
+                   ghmr=figure_ghmr_profile(table, out_dir), cb=figure_cb_weights(table, out_dir),
                    weight_curves=figure_weight_curves(table, out_dir))
 
     md = [f'# {title}', '']
@@ -653,6 +684,13 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                'Histogram of g = |sigmoid(x) - t| over valid elements (30 bins), at '
                'initialisation and for the trained GHM-C detector.', '',
                '![GHM gradient density](ghm_gradient_density.png)', '']
+    if figures['ghmr']:
+        md += ['## GHM-R: where the box gradient goes', '',
+               'Box-delta elements of positive anchors per GHM-R bin of g = |d| / sqrt(d^2 + '
+               'mu^2) (bars), and GHM-R\'s mean gradient per element in that bin relative to '
+               'the L1 loss of the focal config (markers; 1 = the same push), per FPN level as '
+               'the head bins them, without the moving average (`tools/diagnose.py '
+               '--ghmr-profile`).', '', '![GHM-R profile](ghmr_profile.png)', '']
     if figures['cb']:
         md += ['## Class-balanced weights', '',
                '![class-balanced weights per class](cb_class_weights.png)', '']

@@ -173,3 +173,50 @@ def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
     focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0)
     with pytest.raises(ValueError, match='needs a weighter that draws a clean batch'):
         focal.clean_batch_agreement(data, 2)
+
+
+def test_ghmr_profile_is_the_heads_box_loss_gradient(tiny_data):
+    """Per level as the head bins it: the profile's summed gradient ratio is the head's own GHM-R
+    loss gradient on the box predictions (no moving average) times the number of positives."""
+    from mmdet.models.utils import unpack_gt_instances
+    cfg = _tiny_cfg('ghm')
+    cfg.model.bbox_head.loss_bbox.momentum = 0.0
+    d = diag.AnchorDiagnostics(cfg, 'init', seed=0)
+    prof = d.ghmr_profile(1)
+    assert prof['batches'] == 1 and prof['bins'] == 10 and prof['loss_weight'] == 10.0
+    assert sum(prof['bin_frac']) == pytest.approx(1.0) and prof['elements'] % 4 == 0
+    num_pos = prof['elements'] // 4
+    with DefaultScope.overwrite_default_scope(d.scope):
+        data = d.model.data_preprocessor(next(iter(d.train_loader())), True)
+        cls_scores, bbox_preds = d.head(d.model.extract_feat(data['inputs']))
+        bbox_preds = [b.detach().requires_grad_() for b in bbox_preds]
+        gts, ignores, metas = unpack_gt_instances(data['data_samples'])
+        losses = d.head.loss_by_feat(cls_scores, bbox_preds, gts, metas, ignores)
+        grads = torch.autograd.grad(sum(losses['loss_bbox']), bbox_preds)
+    total = sum(float(g.abs().sum()) for g in grads) * num_pos
+    assert prof['mean_grad_ratio'] * prof['elements'] == pytest.approx(total, rel=1e-4)
+    # a focal detector is profiled with the paper's GHM-R settings
+    focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0).ghmr_profile(1)
+    assert focal['mu'] == 0.02 and focal['elements'] == prof['elements']
+
+
+def test_diagnose_tool_writes_the_ghmr_profile(tiny_data, tmp_path):
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location(
+        'diagnose_tool', Path(__file__).resolve().parents[2] / 'tools' / 'diagnose.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = tmp_path / 'ghm.py'
+    _tiny_cfg('ghm').dump(str(config))
+    tool.main([str(config), 'init', '--out', str(tmp_path / 'out'), '--batches', '1'])
+    prof = json.loads((tmp_path / 'out' / 'ghmr_profile.json').read_text())  # GHM-R: always
+    assert prof['mu'] == 0.02 and sum(prof['bin_frac']) == pytest.approx(1.0)
+    assert (tmp_path / 'out' / 'ghmr_profile.png').stat().st_size > 1000
+    config = tmp_path / 'focal.py'
+    _tiny_cfg('focal').dump(str(config))
+    tool.main([str(config), 'init', '--out', str(tmp_path / 'focal'), '--batches', '1'])
+    assert not (tmp_path / 'focal' / 'ghmr_profile.json').exists()  # only when asked
+    tool.main([str(config), 'init', '--out', str(tmp_path / 'focal'), '--batches', '1',
+               '--ghmr-profile'])
+    assert (tmp_path / 'focal' / 'ghmr_profile.json').exists()

@@ -85,6 +85,9 @@ def study(tmp_path):
         res = json.loads((run_dir / 'result.json').read_text())
         res['diagnostics'] = dict(last='diagnostics', init='diag_init')
         (run_dir / 'result.json').write_text(json.dumps(res))
+        for name, top in (('diagnostics', 0.6), ('diag_init', 0.9)):  # tools/diagnose.py's
+            (run_dir / name / 'ghmr_profile.json').write_text(json.dumps(dict(
+                mu=0.02, bin_frac=[(1 - top) / 9] * 9 + [top], grad_ratio=[5.0] * 9 + [0.7])))
     (study / 'study.json').write_text(json.dumps(dict(settings=dict(
         iters=600, val_evals=4, diag_batches=4, benchmark_overrides={}))))
     return study
@@ -132,7 +135,7 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     assert '1000 iterations' in text
     for name in ('map_by_method.png', 'val_map_curves.png', 'weight_vs_loss_mnist_uniform40.png',
                  'ghm_gradient_density.png', 'cb_class_weights.png',
-                 'weights_during_training.png'):
+                 'weights_during_training.png', 'ghmr_profile.png'):
         assert (out / name).stat().st_size > 1000, name
         assert f']({name})' in text
     # the weights table: noisy positives down-weighted in the fake dumps
