@@ -280,6 +280,9 @@ class AnchorDiagnostics:
         loss_bbox = self.head.loss_bbox
         params = (dict(mu=loss_bbox.mu, bins=loss_bbox.bins, loss_weight=loss_bbox.loss_weight)
                   if isinstance(loss_bbox, GHMR) else dict(mu=0.02, bins=10, loss_weight=10.0))
+        if self.head.reg_decoded_bbox:
+            raise ValueError('ghmr_profile needs a head that regresses encoded deltas '
+                             '(reg_decoded_bbox=False)')
         parts = []
         with DefaultScope.overwrite_default_scope(self.scope):
             for data in itertools.islice(self.train_loader(), batches):
@@ -290,9 +293,6 @@ class AnchorDiagnostics:
                                                        metas, device=cls_scores[0].device)
                 _, _, targets, weights, avg_factor = self.head.get_targets(
                     anchors, valid, gts, metas, ignores)
-                if self.head.reg_decoded_bbox:
-                    raise ValueError('ghmr_profile needs a head that regresses encoded deltas '
-                                     '(reg_decoded_bbox=False)')
                 # per level, as the head calls its box loss (GHM-R bins each level on its own);
                 # targets are (B, A_l, 4) per level, predictions (B, 4 A, H, W)
                 for pred, target, weight in zip(bbox_preds, targets, weights):

@@ -435,15 +435,29 @@ def figure_weight_curves(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'weights_during_training.png'))
 
 
+def _diagnostics_json(run: Dict[str, Any], which: str, name: str) -> Optional[Dict[str, Any]]:
+    """A JSON file ``name`` of the run's ``which`` ('last' / 'init') diagnostics, if written."""
+    rel = (run.get('diagnostics') or {}).get(which)
+    path = os.path.join(run['_dir'], rel or '', name)
+    if not rel or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _first_seed_cells(table, method: str):
+    """(key, first-seed run) of every cell of ``method``, by source then condition."""
+    keys = sorted((k for k in table if k[2] == method),
+                  key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1])))
+    return [(key, _first_seed(table, key)) for key in keys]
+
+
 def _summary(run: Dict[str, Any], which: str = 'last') -> Dict[str, Any]:
     """The run's diagnostics summary, recomputed from its dump when there is one (so runs
     dumped by older code get the current summary's keys), else its summary.json."""
-    rel = (run.get('diagnostics') or {}).get(which)
-    path = os.path.join(run['_dir'], rel or '', 'summary.json')
-    if not rel or not os.path.isfile(path):
+    stored = _diagnostics_json(run, which, 'summary.json')
+    if stored is None:
         return {}
-    with open(path) as f:
-        stored = json.load(f)
     dump = _dump(run, which)
     if dump is not None:
         from .diagnostics import summarize
@@ -454,10 +468,7 @@ def _summary(run: Dict[str, Any], which: str = 'last') -> Dict[str, Any]:
 def figure_ghm_density(table, out_dir: str) -> Optional[str]:
     from . import plots
     panels = []
-    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1]))):
-        if key[2] != 'ghm':
-            continue
-        run = _first_seed(table, key)
+    for key, run in _first_seed_cells(table, 'ghm'):
         init, last = _dump(run, 'init'), _dump(run, 'last')
         if init is not None and last is not None:
             panels.append((key, init, last))
@@ -476,24 +487,12 @@ def figure_ghm_density(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'ghm_gradient_density.png'))
 
 
-def _ghmr_profile(run: Dict[str, Any], which: str) -> Optional[Dict[str, Any]]:
-    rel = (run.get('diagnostics') or {}).get(which)
-    path = os.path.join(run['_dir'], rel or '', 'ghmr_profile.json')
-    if not rel or not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def figure_ghmr_profile(table, out_dir: str) -> Optional[str]:
     """GHM-R's bins before and after training (the GHM runs' ghmr_profile.json)."""
     from . import plots
     panels = []
-    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1]))):
-        if key[2] != 'ghm':
-            continue
-        run = _first_seed(table, key)
-        profiles = [(label, _ghmr_profile(run, which))
+    for key, run in _first_seed_cells(table, 'ghm'):
+        profiles = [(label, _diagnostics_json(run, which, 'ghmr_profile.json'))
                     for label, which in (('before training', 'init'), ('after', 'last'))]
         profiles = [(label, prof) for label, prof in profiles if prof is not None]
         if profiles:
