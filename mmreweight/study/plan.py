@@ -15,6 +15,7 @@ METHOD_CONFIGS = {
     'focal': 'retinanet_focal.py',
     'ghm': 'retinanet_ghm.py',
     'ghm_c': 'retinanet_ghmc_l1.py',
+    'ghm_wide_mu': 'retinanet_ghm_wide_mu.py',
     'cb_focal': 'retinanet_cb_focal.py',
     'l2rw': 'retinanet_l2rw.py',
     'l2rw_ann': 'retinanet_l2rw_annotation.py',
@@ -27,7 +28,7 @@ METHOD_CONFIGS = {
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
-VARIANTS = ('ghm_c', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all')
+VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {

@@ -19,6 +19,8 @@ LONG_TAIL = tuple(c for c, spec in CONDITIONS.items() if spec['imbalance_ratio']
 NOISY = tuple(c for c, spec in CONDITIONS.items() if spec['noise_type'] != 'none')
 #: "clearly better": mean difference above this many seed-to-seed standard deviations
 MARGIN_STDS = 2.0
+#: the study methods whose box loss is GHM-R
+GHMR_METHODS = ('ghm', 'ghm_wide_mu')
 Key = Tuple[str, str, str]  # source, condition, method
 
 
@@ -343,7 +345,7 @@ def figure_weights(table, out_dir: str) -> List[str]:
                             f"noisy pos {summary['mean_weight_pos_noisy']:.2f}, AUC "
                             f"{summary['auc_weight_clean_vs_noisy']:.2f}")
                 plots.weight_vs_loss(ax, dump, f'{method} ({dump["method"]}){note}')
-                if method in ('ghm', 'ghm_c'):
+                if method in ('ghm', 'ghm_c', *GHMR_METHODS):
                     ax.set_yscale('log')
             axes[0].legend(fontsize=6, markerscale=3)
             name = f'weight_vs_loss_{source}_{condition}.png'
@@ -488,20 +490,22 @@ def figure_ghm_density(table, out_dir: str) -> Optional[str]:
 
 
 def figure_ghmr_profile(table, out_dir: str) -> Optional[str]:
-    """GHM-R's bins before and after training (the GHM runs' ghmr_profile.json)."""
+    """GHM-R's bins before and after training (the GHM-R runs' ghmr_profile.json)."""
     from . import plots
     panels = []
-    for key, run in _first_seed_cells(table, 'ghm'):
-        profiles = [(label, _diagnostics_json(run, which, 'ghmr_profile.json'))
-                    for label, which in (('before training', 'init'), ('after', 'last'))]
-        profiles = [(label, prof) for label, prof in profiles if prof is not None]
-        if profiles:
-            panels.append((key, profiles))
+    for method in GHMR_METHODS:
+        for key, run in _first_seed_cells(table, method):
+            profiles = [(label, _diagnostics_json(run, which, 'ghmr_profile.json'))
+                        for label, which in (('before training', 'init'), ('after', 'last'))]
+            profiles = [(label, prof) for label, prof in profiles if prof is not None]
+            if profiles:
+                panels.append((key, profiles))
     if not panels:
         return None
     fig, axes = plots.subplots(len(panels), ncols=2, size=(6, 4.5))
-    for ax, ((source, condition, _), profiles) in zip(axes, panels):
-        plots.ghmr_profile(ax, profiles, f'GHM-R run, {source} / {condition}')
+    for ax, ((source, condition, method), profiles) in zip(axes, panels):
+        plots.ghmr_profile(ax, profiles, f'{method} (GHM-R mu={profiles[0][1]["mu"]:g}), '
+                                         f'{source} / {condition}')
     return plots.save(fig, os.path.join(out_dir, 'ghmr_profile.png'))
 
 

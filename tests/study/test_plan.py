@@ -154,3 +154,12 @@ def test_study_settings_are_recorded_and_checked(tmp_path):
         plan.check_study_settings(str(tmp_path), StudySettings(iters=1000))
     with pytest.raises(ValueError):
         StudySettings(iters=0)
+
+
+def test_ghm_wide_mu_differs_from_ghm_only_in_ghmr_mu():
+    ghm, wide = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
+                 for m in ('ghm', 'ghm_wide_mu'))
+    assert (ghm['model']['bbox_head']['loss_bbox']['mu'],
+            wide['model']['bbox_head']['loss_bbox']['mu']) == (0.02, 0.2)
+    wide['model']['bbox_head']['loss_bbox']['mu'] = 0.02
+    assert wide == ghm
