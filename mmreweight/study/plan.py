@@ -24,11 +24,13 @@ METHOD_CONFIGS = {
     'mwnet': 'retinanet_mwnet.py',
     'mwnet_all': 'retinanet_mwnet_all.py',
     'mentornet_pd': 'retinanet_mentornet.py',
+    'mentornet_pd_no_spcl': 'retinanet_mentornet_no_spcl.py',
     'mentornet_dd': 'retinanet_mentornet_dd.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
-VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all')
+VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
+            'mentornet_pd_no_spcl')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {

@@ -166,6 +166,23 @@ def test_burn_in_and_pd_boundaries_in_progress_units():
     assert (hem(make_ctx(loss, labels, progress=0.5)) == 0).sum() == 7  # losses < 7 dropped
 
 
+def test_spcl_from_one_keeps_self_paced_to_the_end():
+    """spcl_from=1.0 (configs/retinanet_mentornet_no_spcl.py) never reaches SPCL-linear."""
+    from mmengine.config import Config
+    cfg = Config.fromfile('configs/retinanet_mentornet_no_spcl.py')
+    w = MODELS.build(cfg.custom_hooks[0]['weighter'])
+    loss, labels = [0.5 * i for i in range(11)], [C] * 11
+    w(make_ctx(loss, labels, progress=0.5))  # lambda_neg = 3.5
+    # progress 1.0 is epoch 99: self-paced keeps the 8 losses <= 3.5, where PD's SPCL-linear
+    # would also give the loss 4.0 weight 1 - (4.0 - 3.5) = 0.5
+    assert w(make_ctx(loss, labels, progress=1.0)).tolist() == pytest.approx(
+        [11 / 8] * 8 + [0.0] * 3)
+    pd = MODELS.build(dict(cfg.custom_hooks[0]['weighter'], spcl_from=0.9))
+    pd(make_ctx(loss, labels, progress=0.5))
+    assert pd(make_ctx(loss, labels, progress=1.0)).tolist() == pytest.approx(
+        [11 / 8.5] * 8 + [11 / 8.5 * 0.5] + [0.0] * 2)
+
+
 def test_spcl_linear_soft_weights_by_hand():
     w = MentorNetWeighter(curriculum='spcl_linear', burn_in=None, spcl_gamma=2.0)
     # one batch: lambda_neg = percentile_0.7([0, 2, 4, 6, 8]) = 4 + 0.8*2 = 5.6 (h = 2.8)
