@@ -22,8 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .plan import (Run, StudySettings, is_done, result_path, run_cfg_options, run_dir,
-                   write_json_atomic)
+from .plan import (GHMR_METHODS, Run, StudySettings, is_done, result_path, run_cfg_options,
+                   run_dir, write_json_atomic)
 from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes, val_curve
 
 #: the environment of every step: one core each, so --jobs N uses N cores
@@ -220,7 +220,7 @@ class RunExecutor:
                                        same_as_last=False,
                                        **checkpoint_metrics(best_metrics, info['classes'], rare))
         diagnostics = dict(last=self.diagnose(config, last, 'diagnostics'))
-        if self.run.method == 'ghm':  # the gradient density before training, for comparison
+        if self.run.method in GHMR_METHODS:  # gradient density and GHM-R bins before training
             diagnostics['init'] = self.diagnose(config, 'init', 'diagnostics_init')
 
         result = dict(

@@ -25,13 +25,16 @@ METHOD_CONFIGS = {
     'mwnet_all': 'retinanet_mwnet_all.py',
     'mentornet_pd': 'retinanet_mentornet.py',
     'mentornet_pd_no_spcl': 'retinanet_mentornet_no_spcl.py',
+    'mentornet_pd_fg': 'retinanet_mentornet_foreground.py',
     'mentornet_dd': 'retinanet_mentornet_dd.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
-            'mentornet_pd_no_spcl')
+            'mentornet_pd_no_spcl', 'mentornet_pd_fg')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
+#: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
+GHMR_METHODS = ('ghm', 'ghm_wide_mu')
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
     'clean': dict(noise_type='none', noise_rate=0.0, imbalance_ratio=1.0),
@@ -372,8 +375,8 @@ def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
     return opts
 
 
-__all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'CONDITIONS', 'SOURCES',
-           'DEFAULT_NUM_SEEDS', 'Run',
+__all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'GHMR_METHODS', 'CONDITIONS',
+           'SOURCES', 'DEFAULT_NUM_SEEDS', 'Run',
            'StudySettings', 'grid', 'parse_only', 'matches', 'select', 'with_dependencies',
            'run_dir', 'result_path', 'is_done', 'pending', 'check_study_settings',
            'write_json_atomic', 'find_key_paths', 'format_option', 'benchmark_options',

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .plan import CONDITIONS, METHODS, SOURCES, STUDY_FILE, STUDY_METHODS
+from .plan import CONDITIONS, GHMR_METHODS, METHODS, SOURCES, STUDY_FILE, STUDY_METHODS
 
 METRICS = ('mAP', 'AP50', 'rare_AP')
 CHECKPOINTS = ('best', 'last')
@@ -19,8 +19,6 @@ LONG_TAIL = tuple(c for c, spec in CONDITIONS.items() if spec['imbalance_ratio']
 NOISY = tuple(c for c, spec in CONDITIONS.items() if spec['noise_type'] != 'none')
 #: "clearly better": mean difference above this many seed-to-seed standard deviations
 MARGIN_STDS = 2.0
-#: the study methods whose box loss is GHM-R
-GHMR_METHODS = ('ghm', 'ghm_wide_mu')
 Key = Tuple[str, str, str]  # source, condition, method
 
 

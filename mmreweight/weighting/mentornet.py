@@ -14,6 +14,11 @@ Per training step, for every valid anchor i (label weight > 0):
    all-reduced, so each rank produces the weights one process would on the concatenated batch
    (as the project's L2RW / Meta-Weight-Net weighters do). All-zero v gives all-zero w.
 
+With ``normalise='foreground'`` steps 2–5 apply to the valid foreground anchors only (mean one over
+them) and background anchors keep weight 1, as ``L2RWWeighter(normalise='foreground')``: label noise
+lives in the annotations, while a percentile curriculum over the background drops its hardest 30%,
+i.e. the hard negatives a detector needs (measured in the study, see the README).
+
 The label input is a positive/negative flag rather than the class index: the reference's label
 embedding has two rows, and a class-free mentor transfers between datasets.
 
@@ -38,6 +43,7 @@ from .mentornet_inputs import NEG, POS, PercentileEMA, mentor_features
 from .mentornet_net import fit_to_curriculum
 
 CURRICULA = PREDEFINED + ('dd',)
+NORMALISATIONS = ('mean_one', 'foreground')
 
 #: a weight below this counts as "zero" in the logged fraction (the reference's data-utilisation
 #: epsilon; network mentors output σ(·) > 0, never exactly 0)
@@ -67,13 +73,16 @@ class MentorNetWeighter(AnchorWeighter):
         spcl_from: PD switches from self-paced to SPCL-linear at epoch ≥ 100·spcl_from (0.9).
         spcl_gamma: γ of SPCL-linear, in loss units (reference 1).
         focal_gamma: γ of the focal curriculum (2).
-        example_dropout: fraction of valid anchors whose weight is zeroed at random, in [0, 1).
+        example_dropout: fraction of the weighted anchors whose weight is zeroed at random, in [0, 1).
         mentor_checkpoint: a mentor file (:func:`mentornet_dd.save_mentor`): required for
             ``'dd'``; for a predefined curriculum, a network fitted to it replaces the closed form.
         fit_network: for a predefined curriculum, fit a MentorNet network to it on the synthetic
             grid at construction (the paper's MentorNet-PD) and use it instead of the closed form.
         fit_steps: optimiser steps of that fit (its held-out metrics are in ``fit_metrics``).
         input_scale: overrides the network's factor on (ℓ, diff) (see :class:`MentorNetwork`).
+        normalise: ``'mean_one'`` (default; every valid anchor, the paper's examples) or
+            ``'foreground'`` (the curriculum weights the valid foreground anchors, mean one over
+            them; background anchors keep weight 1).
     """
 
     needs_clean_batch = False
@@ -83,8 +92,12 @@ class MentorNetWeighter(AnchorWeighter):
                  spcl_gamma: float = 1.0, focal_gamma: float = 2.0,
                  example_dropout: float = 0.0, mentor_checkpoint: Optional[str] = None,
                  fit_network: bool = False, fit_steps: int = 3000,
-                 input_scale: Optional[float] = None, mentor: Optional[str] = None) -> None:
+                 input_scale: Optional[float] = None, mentor: Optional[str] = None,
+                 normalise: str = 'mean_one') -> None:
         super().__init__()
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}')
+        self.normalise = normalise
         if mentor is not None and curriculum is not None and mentor != curriculum:
             raise ValueError(f'curriculum={curriculum!r} and mentor={mentor!r} disagree; '
                              'give one of them')
@@ -165,9 +178,10 @@ class MentorNetWeighter(AnchorWeighter):
                 v = self.closed_form(feats[:, 0], feats[:, 1], feats[:, 2], feats[:, 3])
         if self.burn_in_epoch is not None and epoch <= self.burn_in_epoch:
             v = torch.ones_like(v)
-        v = torch.where(valid, v, torch.zeros_like(v))
+        weighted = self._weighted(valid, is_pos)
+        v = torch.where(weighted, v, valid.to(v.dtype))  # 1 on unweighted valid anchors
         if self.example_dropout > 0:
-            idx = valid.nonzero().squeeze(1)
+            idx = weighted.nonzero().squeeze(1)
             drop = idx[torch.randperm(len(idx), device=idx.device)
                        [:int(self.example_dropout * len(idx))]]
             v[drop] = 0
@@ -175,12 +189,17 @@ class MentorNetWeighter(AnchorWeighter):
         self._log(v, valid, epoch)
         return v
 
+    def _weighted(self, valid: Tensor, is_pos: Tensor) -> Tensor:
+        """(N,) bool: the anchors the curriculum weights (the others keep weight 1)."""
+        return valid & is_pos if self.normalise == 'foreground' else valid
+
     def forward(self, ctx: AnchorLossContext) -> Tensor:
         v = self.mentor_weights(ctx)
-        # Global mean one: N and Σv over all ranks (one all-reduce).
-        stats = torch.stack([ctx.valid.sum().to(v.dtype), v.sum()])
+        weighted = self._weighted(ctx.valid, (ctx.labels >= 0) & (ctx.labels < ctx.num_classes))
+        # Global mean one over the weighted anchors: N and Σv over all ranks (one all-reduce).
+        stats = torch.stack([weighted.sum().to(v.dtype), v[weighted].sum()])
         count, total = maybe_all_reduce_sum(stats)
-        weights = v * count / (total + (total == 0).to(v.dtype))
+        weights = torch.where(weighted, v * count / (total + (total == 0).to(v.dtype)), v)
         return weights.detach().to(ctx.loss.dtype)
 
     # ------------------------------------------------------------------ logging
@@ -199,8 +218,9 @@ class MentorNetWeighter(AnchorWeighter):
         return dict(self._scalars)
 
     def extra_repr(self) -> str:
-        return (f'curriculum={self.curriculum!r}, percentile={self.pct_ema.percentile}, '
-                f'ema={self.pct_ema.decay}, burn_in_epoch={self.burn_in_epoch}, '
+        return (f'curriculum={self.curriculum!r}, normalise={self.normalise!r}, '
+                f'percentile={self.pct_ema.percentile}, ema={self.pct_ema.decay}, '
+                f'burn_in_epoch={self.burn_in_epoch}, '
                 f'network={self.mentor_net is not None}')
 
 

@@ -132,6 +132,38 @@ def test_weighter_self_paced_weights_by_hand():
     assert w.log_scalars()['mentornet_pct_ema_neg'] == pytest.approx(5.9)
 
 
+def test_foreground_weights_by_hand():
+    """normalise='foreground': the curriculum weights positives only, mean one over them."""
+    w = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise='foreground')
+    w(make_ctx(list(range(11)) + [1.0, 3.0], [C] * 11 + [0, 1]))  # lambda = (7, 2.4)
+    # batch 2: lambda_neg = (7 + 4.8) / 2 = 5.9 would drop the negative 6; lambda_pos =
+    # (2.4 + 7.3) / 2 = 4.85 keeps the positive 1 and drops 10; mean one over the 2 positives
+    out = w(make_ctx([2.0, 4.0, 6.0, 1.0, 10.0], [C, C, C, 0, 2], [1, 1, 1, 1, 1]))
+    assert out.tolist() == pytest.approx([1.0, 1.0, 1.0, 2.0, 0.0])
+    assert w.log_scalars()['mentornet_zero_frac'] == pytest.approx(0.2)
+    # the same batch over all anchors: v = [1, 1, 0, 1, 0], mean one over 5
+    every = MentorNetWeighter(curriculum='self_paced', burn_in=None)
+    every(make_ctx(list(range(11)) + [1.0, 3.0], [C] * 11 + [0, 1]))
+    assert every(make_ctx([2.0, 4.0, 6.0, 1.0, 10.0], [C, C, C, 0, 2])).tolist() == \
+        pytest.approx([5 / 3, 5 / 3, 0.0, 5 / 3, 0.0])
+
+
+def test_foreground_keeps_ignored_at_zero_and_drops_out_positives_only():
+    labels = torch.full((200,), C)
+    labels[:50] = 1
+    lw = torch.ones(200)
+    lw[[0, 100]] = 0
+    w = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise='foreground',
+                          example_dropout=0.5)
+    out = w(make_ctx(torch.rand(200, generator=torch.Generator().manual_seed(0)), labels, lw))
+    assert out[0] == 0 and out[100] == 0
+    assert (out[101:] == 1).all() and (out[51:100] == 1).all()  # background untouched
+    assert float(out[1:50].mean()) == pytest.approx(1.0, rel=1e-6)
+    assert int((out[1:50] == 0).sum()) >= 24  # int(0.5 * 49) dropped, plus the self-paced zeros
+    with pytest.raises(ValueError, match='normalise'):
+        MentorNetWeighter(normalise='background')
+
+
 def test_ema_frozen_in_eval_and_when_step_does_not_count():
     w = MentorNetWeighter(curriculum='self_paced', burn_in=None)
     w(make_ctx([1.0, 2.0, 3.0], [C, C, 0]))
@@ -286,11 +318,11 @@ def _batches():
     return steps, [slice(0, 7), slice(7, 19)]
 
 
-def _ddp_worker(rank, port, out_dir):
+def _ddp_worker(rank, port, out_dir, normalise):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
     try:
-        w = MentorNetWeighter(curriculum='self_paced', burn_in=None)
+        w = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise=normalise)
         steps, shards = _batches()
         outs = [w(make_ctx(loss[shards[rank]], labels[shards[rank]], lw[shards[rank]]))
                 for loss, labels, lw in steps]
@@ -299,9 +331,10 @@ def _ddp_worker(rank, port, out_dir):
         torch.distributed.destroy_process_group()
 
 
-def test_ddp_matches_single_process_on_concatenated_batch(tmp_path):
-    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
-    single = MentorNetWeighter(curriculum='self_paced', burn_in=None)
+@pytest.mark.parametrize('normalise', ['mean_one', 'foreground'])
+def test_ddp_matches_single_process_on_concatenated_batch(tmp_path, normalise):
+    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path), normalise), nprocs=2, join=True)
+    single = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise=normalise)
     steps, shards = _batches()
     expected = [single(make_ctx(*step)) for step in steps]
     for rank in range(2):
