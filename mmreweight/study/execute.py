@@ -22,8 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .plan import (GHMR_METHODS, Run, StudySettings, is_done, result_path, run_cfg_options,
-                   run_dir, write_json_atomic)
+from .plan import (GHMR_METHODS, MENTOR_DD_METHODS, Run, StudySettings, is_done, result_path,
+                   run_cfg_options, run_dir, write_json_atomic)
 from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes, val_curve
 
 #: the environment of every step: one core each, so --jobs N uses N cores
@@ -121,7 +121,7 @@ class RunExecutor:
         focal run kept (tools/train_mentornet_dd.py): its last one and the one before, which is
         the half-way one or, when a new best val mAP was saved after it, that iteration's (mmengine
         re-saves a regular checkpoint with the best, and keeps two)."""
-        if self.run.method != 'mentornet_dd':
+        if self.run.method not in MENTOR_DD_METHODS:
             return None
         path = os.path.join(self.dir, 'mentor.pth')
         if os.path.isfile(path):

@@ -27,11 +27,12 @@ METHOD_CONFIGS = {
     'mentornet_pd_no_spcl': 'retinanet_mentornet_no_spcl.py',
     'mentornet_pd_fg': 'retinanet_mentornet_foreground.py',
     'mentornet_dd': 'retinanet_mentornet_dd.py',
+    'mentornet_dd_fg': 'retinanet_mentornet_dd_foreground.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
-            'mentornet_pd_no_spcl', 'mentornet_pd_fg')
+            'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_wide_mu')
@@ -45,6 +46,8 @@ CONDITIONS = {
 }
 SOURCES = ('mnist', 'fashion_mnist')
 DEFAULT_NUM_SEEDS = 3
+#: the methods with a data-driven mentor (MentorNet-DD), learned from a run of MENTOR_SOURCE_METHOD
+MENTOR_DD_METHODS = ('mentornet_dd', 'mentornet_dd_fg')
 #: MentorNet-DD's mentor is learned from this method's run of the same condition, source, seed
 MENTOR_SOURCE_METHOD = 'focal'
 FILTER_KEYS = ('method', 'condition', 'source', 'seed')
@@ -91,7 +94,7 @@ class Run:
     @property
     def dependencies(self) -> Tuple['Run', ...]:
         """Runs whose outputs this one needs: MentorNet-DD needs a trained focal detector."""
-        if self.method == 'mentornet_dd':
+        if self.method in MENTOR_DD_METHODS:
             return (Run(MENTOR_SOURCE_METHOD, self.condition, self.source, self.seed), )
         return ()
 
@@ -366,7 +369,7 @@ def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
     opts.append(format_option('randomness.seed', run.seed))
     opts += schedule_options(cfg, settings.iters, settings.val_evals)
     opts += worker_options(cfg)
-    if run.method == 'mentornet_dd':
+    if run.method in MENTOR_DD_METHODS:
         if mentor_checkpoint is None:
             raise ValueError(f'{run.run_id} needs mentor_checkpoint')
         index = mentor_hook_index(cfg)
@@ -375,8 +378,8 @@ def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
     return opts
 
 
-__all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'GHMR_METHODS', 'CONDITIONS',
-           'SOURCES', 'DEFAULT_NUM_SEEDS', 'Run',
+__all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'GHMR_METHODS',
+           'MENTOR_DD_METHODS', 'CONDITIONS', 'SOURCES', 'DEFAULT_NUM_SEEDS', 'Run',
            'StudySettings', 'grid', 'parse_only', 'matches', 'select', 'with_dependencies',
            'run_dir', 'result_path', 'is_done', 'pending', 'check_study_settings',
            'write_json_atomic', 'find_key_paths', 'format_option', 'benchmark_options',

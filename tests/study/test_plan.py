@@ -62,6 +62,8 @@ def test_select_unions_specs_and_adds_dependencies_first():
     both = plan.with_dependencies([Run('mentornet_dd', 'clean', 'mnist', 0),
                                    Run('focal', 'clean', 'mnist', 0)])
     assert [r.method for r in both] == ['focal', 'mentornet_dd']
+    assert Run('mentornet_dd_fg', 'clean', 'mnist', 1).dependencies == (
+        Run('focal', 'clean', 'mnist', 1), )
 
 
 def test_pilot_selection():
@@ -109,7 +111,7 @@ def test_cfg_options_set_one_benchmark_everywhere(method, tmp_path):
     for hook in cfg.get('custom_hooks', []):
         if 'clean_dataloader' in hook:
             assert hook.clean_dataloader.num_workers == 0
-    if method == 'mentornet_dd':
+    if method in plan.MENTOR_DD_METHODS:
         assert cfg.custom_hooks[0].weighter.mentor_checkpoint == str(tmp_path / 'mentor.pth')
 
 
