@@ -343,7 +343,7 @@ def figure_weights(table, out_dir: str) -> List[str]:
                             f"noisy pos {summary['mean_weight_pos_noisy']:.2f}, AUC "
                             f"{summary['auc_weight_clean_vs_noisy']:.2f}")
                 plots.weight_vs_loss(ax, dump, f'{method} ({dump["method"]}){note}')
-                if method in ('ghm', 'ghm_c', *GHMR_METHODS):
+                if method in ('ghm_c', *GHMR_METHODS):
                     ax.set_yscale('log')
             axes[0].legend(fontsize=6, markerscale=3)
             name = f'weight_vs_loss_{source}_{condition}.png'

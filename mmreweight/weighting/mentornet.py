@@ -73,7 +73,8 @@ class MentorNetWeighter(AnchorWeighter):
         spcl_from: PD switches from self-paced to SPCL-linear at epoch ≥ 100·spcl_from (0.9).
         spcl_gamma: γ of SPCL-linear, in loss units (reference 1).
         focal_gamma: γ of the focal curriculum (2).
-        example_dropout: fraction of the weighted anchors whose weight is zeroed at random, in [0, 1).
+        example_dropout: fraction of the weighted anchors whose weight is zeroed at random, in
+            [0, 1).
         mentor_checkpoint: a mentor file (:func:`mentornet_dd.save_mentor`): required for
             ``'dd'``; for a predefined curriculum, a network fitted to it replaces the closed form.
         fit_network: for a predefined curriculum, fit a MentorNet network to it on the synthetic
@@ -178,7 +179,7 @@ class MentorNetWeighter(AnchorWeighter):
                 v = self.closed_form(feats[:, 0], feats[:, 1], feats[:, 2], feats[:, 3])
         if self.burn_in_epoch is not None and epoch <= self.burn_in_epoch:
             v = torch.ones_like(v)
-        weighted = self._weighted(valid, is_pos)
+        weighted = self._weighted(ctx)
         v = torch.where(weighted, v, valid.to(v.dtype))  # 1 on unweighted valid anchors
         if self.example_dropout > 0:
             idx = weighted.nonzero().squeeze(1)
@@ -189,13 +190,15 @@ class MentorNetWeighter(AnchorWeighter):
         self._log(v, valid, epoch)
         return v
 
-    def _weighted(self, valid: Tensor, is_pos: Tensor) -> Tensor:
-        """(N,) bool: the anchors the curriculum weights (the others keep weight 1)."""
-        return valid & is_pos if self.normalise == 'foreground' else valid
+    def _weighted(self, ctx: AnchorLossContext) -> Tensor:
+        """(N,) bool: the anchors the curriculum weights (the other valid ones keep weight 1)."""
+        if self.normalise == 'foreground':
+            return ctx.valid & (ctx.labels >= 0) & (ctx.labels < ctx.num_classes)
+        return ctx.valid
 
     def forward(self, ctx: AnchorLossContext) -> Tensor:
         v = self.mentor_weights(ctx)
-        weighted = self._weighted(ctx.valid, (ctx.labels >= 0) & (ctx.labels < ctx.num_classes))
+        weighted = self._weighted(ctx)
         # Global mean one over the weighted anchors: N and Σv over all ranks (one all-reduce).
         stats = torch.stack([weighted.sum().to(v.dtype), v[weighted].sum()])
         count, total = maybe_all_reduce_sum(stats)
