@@ -35,6 +35,11 @@ class AnchorLossContext:
         """(N,) bool mask of anchors that count in the loss."""
         return self.label_weights > 0
 
+    @property
+    def foreground(self) -> Tensor:
+        """(N,) bool mask of anchors assigned to a foreground class (valid or not)."""
+        return (self.labels >= 0) & (self.labels < self.num_classes)
+
 
 class AnchorWeighter(nn.Module):
     """Base class of per-anchor weight producers (L2RW, Meta-Weight-Net, MentorNet).

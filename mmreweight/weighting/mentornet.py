@@ -161,7 +161,7 @@ class MentorNetWeighter(AnchorWeighter):
         if self.pct_ema.value.device != loss.device:
             self.to(loss.device)  # the weighter is not part of the detector, so follow the loss
         valid = ctx.valid
-        is_pos = (ctx.labels >= 0) & (ctx.labels < ctx.num_classes)
+        is_pos = ctx.foreground
         update = self.training and bool(ctx.extras.get('update_state', True))
         batch_pct = torch.full((2,), float('nan'), device=loss.device)
         if update or not bool(self.pct_ema.initialised.all()):
@@ -193,7 +193,7 @@ class MentorNetWeighter(AnchorWeighter):
     def _weighted(self, ctx: AnchorLossContext) -> Tensor:
         """(N,) bool: the anchors the curriculum weights (the other valid ones keep weight 1)."""
         if self.normalise == 'foreground':
-            return ctx.valid & (ctx.labels >= 0) & (ctx.labels < ctx.num_classes)
+            return ctx.valid & ctx.foreground
         return ctx.valid
 
     def forward(self, ctx: AnchorLossContext) -> Tensor:
