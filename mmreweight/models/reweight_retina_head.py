@@ -11,15 +11,12 @@ from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
 from mmreweight.registry import MODELS
-from mmreweight.weighting.base import AnchorLossContext
+from mmreweight.weighting.base import (CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSITIVE,
+                                       UNKNOWN_POSITIVE, AnchorLossContext)
 
 #: mmdet's ``weight_reduce_loss`` divides by ``avg_factor + eps`` with this eps; we do the same so
 #: that uniform weights reproduce RetinaHead's loss to the last bit that float addition allows.
 _AVG_EPS = torch.finfo(torch.float32).eps
-
-# Values of the per-anchor ``gt_noisy`` flag.
-NOT_POSITIVE, CLEAN_POSITIVE, NOISY_POSITIVE, UNKNOWN_POSITIVE = -1, 0, 1, 2
-
 
 @dataclass
 class FlatTargets:

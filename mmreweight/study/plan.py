@@ -28,12 +28,16 @@ METHOD_CONFIGS = {
     'mentornet_pd_fg': 'retinanet_mentornet_foreground.py',
     'mentornet_dd': 'retinanet_mentornet_dd.py',
     'mentornet_dd_fg': 'retinanet_mentornet_dd_foreground.py',
+    'noise_oracle': 'retinanet_noise_oracle.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
-            'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg')
+            'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg', 'noise_oracle')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
+#: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
+#: never counted as beating focal
+ORACLES = ('noise_oracle', )
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_wide_mu')
 #: condition -> the train-split corruption of the embedded benchmark
@@ -378,7 +382,7 @@ def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
     return opts
 
 
-__all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'GHMR_METHODS',
+__all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'ORACLES', 'GHMR_METHODS',
            'MENTOR_DD_METHODS', 'CONDITIONS', 'SOURCES', 'DEFAULT_NUM_SEEDS', 'Run',
            'StudySettings', 'grid', 'parse_only', 'matches', 'select', 'with_dependencies',
            'run_dir', 'result_path', 'is_done', 'pending', 'check_study_settings',

@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .plan import CONDITIONS, GHMR_METHODS, METHODS, SOURCES, STUDY_FILE, STUDY_METHODS
+from .plan import (CONDITIONS, GHMR_METHODS, METHODS, ORACLES, SOURCES, STUDY_FILE,
+                   STUDY_METHODS)
 
 METRICS = ('mAP', 'AP50', 'rare_AP')
 CHECKPOINTS = ('best', 'last')
@@ -125,14 +126,20 @@ def compare_to_focal(table: Dict[Key, Dict[str, Any]], metric: str = 'mAP',
     return out
 
 
+def _named(method: str) -> str:
+    """The method's name, marked when it is an oracle (a bound, not a contender)."""
+    return f'{method} (oracle)' if method in ORACLES else method
+
+
 def comparison_text(comparisons, metric: str, ckpt: str) -> str:
     lines = []
     for (source, condition) in sorted(comparisons, key=lambda k: (
             _order([k[0]], SOURCES), list(CONDITIONS).index(k[1]) if k[1] in CONDITIONS else 99)):
         rows = comparisons[(source, condition)]
-        winners = [r['method'] for r in rows if r['verdict'] == 'beats focal']
+        winners = [r['method'] for r in rows
+                   if r['verdict'] == 'beats focal' and r['method'] not in ORACLES]
         detail = ', '.join(
-            f"{r['method']} {r['diff']:+.3f}"
+            f"{_named(r['method'])} {r['diff']:+.3f}"
             + (f" (2σ = {r['threshold']:.3f})" if r['threshold'] is not None else '')
             for r in rows)
         verdict = (', '.join(winners) if winners else
@@ -169,7 +176,7 @@ def gap_text(recovery, ckpt: str = 'best') -> str:
     lines = []
     for (source, condition), e in sorted(recovery.items(), key=lambda kv: (
             _order([kv[0][0]], SOURCES), list(CONDITIONS).index(kv[0][1]))):
-        shares = ', '.join(f'{m} {100 * r:+.0f}%' for m, r in sorted(
+        shares = ', '.join(f'{_named(m)} {100 * r:+.0f}%' for m, r in sorted(
             e['methods'].items(), key=lambda kv: -kv[1])) or '–'
         lines.append(f'- **{source} / {condition}** (mAP, {ckpt} checkpoint): label noise costs '
                      f'focal {e["gap"]:.3f} (clean {e["clean"]:.3f} → {e["noisy"]:.3f}); share of '

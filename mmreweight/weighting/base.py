@@ -5,6 +5,10 @@ from typing import Any, Dict
 import torch
 from torch import Tensor, nn
 
+#: Values of the per-anchor ``extras['gt_noisy']`` flag the head passes: not a positive anchor, a
+#: positive matched to a clean / noisy annotation, or to one without a noise flag.
+NOT_POSITIVE, CLEAN_POSITIVE, NOISY_POSITIVE, UNKNOWN_POSITIVE = -1, 0, 1, 2
+
 
 @dataclass
 class AnchorLossContext:
@@ -78,4 +82,17 @@ def maybe_all_reduce_sum(tensor: Tensor) -> Tensor:
     return tensor
 
 
-__all__ = ['AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum']
+def mean_one_over_ranks(v: Tensor, weighted: Tensor) -> Tensor:
+    """``v`` scaled to mean one over the ``weighted`` anchors of all DDP ranks; other entries as
+    they are.
+
+    Count and sum are all-reduced together (one collective), so each rank produces the weights
+    one process would on the concatenated batch. All-zero ``v`` on the weighted anchors stays zero.
+    """
+    stats = torch.stack([weighted.sum().to(v.dtype), v[weighted].sum()])
+    count, total = maybe_all_reduce_sum(stats)
+    return torch.where(weighted, v * count / (total + (total == 0).to(v.dtype)), v)
+
+
+__all__ = ['NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
+           'AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum', 'mean_one_over_ranks']

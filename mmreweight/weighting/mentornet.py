@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from mmreweight.registry import MODELS
-from .base import AnchorLossContext, AnchorWeighter, maybe_all_reduce_sum
+from .base import AnchorLossContext, AnchorWeighter, mean_one_over_ranks
 from .mentornet_curricula import (PREDEFINED, fraction_to_epoch, make_curriculum,
                                   progress_to_epoch)
 from .mentornet_dd import load_mentor
@@ -198,11 +198,7 @@ class MentorNetWeighter(AnchorWeighter):
 
     def forward(self, ctx: AnchorLossContext) -> Tensor:
         v = self.mentor_weights(ctx)
-        weighted = self._weighted(ctx)
-        # Global mean one over the weighted anchors: N and Σv over all ranks (one all-reduce).
-        stats = torch.stack([weighted.sum().to(v.dtype), v[weighted].sum()])
-        count, total = maybe_all_reduce_sum(stats)
-        weights = torch.where(weighted, v * count / (total + (total == 0).to(v.dtype)), v)
+        weights = mean_one_over_ranks(v, self._weighted(ctx))
         return weights.detach().to(ctx.loss.dtype)
 
     # ------------------------------------------------------------------ logging

@@ -165,3 +165,16 @@ def test_ghm_wide_mu_differs_from_ghm_only_in_ghmr_mu():
             wide['model']['bbox_head']['loss_bbox']['mu']) == (0.02, 0.2)
     wide['model']['bbox_head']['loss_bbox']['mu'] = 0.02
     assert wide == ghm
+
+
+def test_noise_oracle_is_focal_plus_the_oracle_weighter():
+    assert 'noise_oracle' in plan.VARIANTS and 'noise_oracle' in plan.ORACLES
+    assert 'noise_oracle' not in plan.STUDY_METHODS
+    focal, oracle = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
+                     for m in ('focal', 'noise_oracle'))
+    (hook, ) = oracle.pop('custom_hooks')
+    assert hook['weighter']['type'] == 'mmreweight.NoiseOracleWeighter'
+    assert oracle['model']['bbox_head'].pop('type') == 'mmreweight.ReweightRetinaHead'
+    assert focal['model']['bbox_head'].pop('type') == 'RetinaHead'
+    focal.pop('custom_hooks', None)
+    assert oracle == focal

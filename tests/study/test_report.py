@@ -176,3 +176,16 @@ def test_report_refreshes_the_readme_block(study, tmp_path):
     with pytest.raises(ValueError, match='study-report:begin'):
         report.write_report(str(study), str(tmp_path / 'docs' / 'study'),
                             readme=str(tmp_path / 'plain.md'))
+
+
+def test_the_noise_oracle_is_reported_as_a_bound_not_a_winner(study):
+    for seed, m in enumerate([0.58, 0.59, 0.60]):
+        _write(study, _result('noise_oracle', 'uniform40', seed, m, m))
+    table = report.aggregate(report.load_results(str(study)))
+    rows = {r['method']: r for r in report.compare_to_focal(table)[('mnist', 'uniform40')]}
+    assert rows['noise_oracle']['verdict'] == 'beats focal'  # by the numbers ...
+    text = report.comparison_text(report.compare_to_focal(table), 'mAP', 'best')
+    assert 'beats focal by > 2σ: ghm.' in text  # ... but not listed among the methods that do
+    assert 'noise_oracle (oracle) +0.080' in text
+    gaps = report.gap_text(report.gap_recovery(table))
+    assert 'noise_oracle (oracle) +80%' in gaps

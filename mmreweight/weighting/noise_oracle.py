@@ -1,0 +1,51 @@
+"""The noise oracle: per-anchor weights from the benchmark's record of which labels were corrupted.
+
+Not a method. Real data does not say which annotations are wrong; the embedded benchmark does
+(``gt_instances.noisy``, packed by :class:`~mmreweight.datasets.PackDetInputsWithCleanLabels`).
+The oracle gives the weights that L2RW, Meta-Weight-Net and MentorNet try to learn: 0 on every
+valid anchor matched to a noisy annotation, 1 on the other valid foreground anchors, scaled to mean
+one over the valid foreground anchors of all ranks (as ``normalise='foreground'`` in the learned
+weighters); background anchors keep weight 1. What it scores bounds what reweighting the
+classification loss can recover of label noise's cost on the same schedule; the study reports it
+next to the learned weighters (study method ``noise_oracle``).
+"""
+import torch
+from torch import Tensor
+
+from mmreweight.registry import MODELS
+from .base import (NOISY_POSITIVE, UNKNOWN_POSITIVE, AnchorLossContext, AnchorWeighter,
+                   mean_one_over_ranks)
+
+MISSING_FLAGS = ('NoiseOracleWeighter needs the noise flag of every annotation: build the train '
+                 "pipeline with 'mmreweight.LoadCleanLabels' and "
+                 "'mmreweight.PackDetInputsWithCleanLabels' on a dataset whose instances carry "
+                 "'noisy' (the embedded benchmark's)")
+
+
+@MODELS.register_module()
+class NoiseOracleWeighter(AnchorWeighter):
+    """Weight 0 for anchors of noisy annotations, mean one over the valid foreground anchors.
+
+    Raises ``ValueError`` when a positive anchor's annotation has no noise flag: guessing "clean"
+    would silently turn the oracle into focal loss.
+    """
+
+    def forward(self, ctx: AnchorLossContext) -> Tensor:
+        flags = ctx.extras.get('gt_noisy')
+        if flags is None:
+            raise ValueError(f'{MISSING_FLAGS}; the head passed no gt_noisy (use '
+                             'mmreweight.ReweightRetinaHead).')
+        valid = ctx.valid
+        if bool((valid & (flags == UNKNOWN_POSITIVE)).any()):
+            raise ValueError(f'{MISSING_FLAGS}; this batch has positive anchors without one.')
+        weighted = valid & ctx.foreground
+        v = (valid & (flags != NOISY_POSITIVE)).to(ctx.loss.dtype)
+        self._zeroed = int((weighted & (flags == NOISY_POSITIVE)).sum())
+        return mean_one_over_ranks(v, weighted).detach()
+
+    def log_scalars(self):
+        """How many valid foreground anchors of the last batch got weight 0."""
+        return dict(noise_oracle_zeroed=float(getattr(self, '_zeroed', 0)))
+
+
+__all__ = ['NoiseOracleWeighter']
