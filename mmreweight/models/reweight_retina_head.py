@@ -18,6 +18,7 @@ from mmreweight.weighting.base import (CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSIT
 #: that uniform weights reproduce RetinaHead's loss to the last bit that float addition allows.
 _AVG_EPS = torch.finfo(torch.float32).eps
 
+
 @dataclass
 class FlatTargets:
     """Anchor targets of a batch with all images and levels flattened image-major.
