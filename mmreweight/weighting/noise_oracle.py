@@ -8,13 +8,20 @@ one over the valid foreground anchors of all ranks (as ``normalise='foreground'`
 weighters); background anchors keep weight 1. What it scores bounds what reweighting the
 classification loss can recover of label noise's cost on the same schedule; the study reports it
 next to the learned weighters (study method ``noise_oracle``).
+
+``burn_in`` delays the oracle as MentorNet delays its curriculum (weights 1 while the MentorNet
+epoch ``⌊100·progress⌋`` is ≤ ``100·burn_in``), which tells how much of a learned weighter's
+shortfall its unweighted start explains (study method ``noise_oracle_burn_in``).
 """
+from typing import Optional
+
 import torch
 from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import (NOISY_POSITIVE, UNKNOWN_POSITIVE, AnchorLossContext, AnchorWeighter,
                    mean_one_over_ranks)
+from .mentornet_curricula import fraction_to_epoch, progress_to_epoch
 
 MISSING_FLAGS = ('NoiseOracleWeighter needs the noise flag of every annotation: build the train '
                  "pipeline with 'mmreweight.LoadCleanLabels' and "
@@ -26,9 +33,19 @@ MISSING_FLAGS = ('NoiseOracleWeighter needs the noise flag of every annotation: 
 class NoiseOracleWeighter(AnchorWeighter):
     """Weight 0 for anchors of noisy annotations, mean one over the valid foreground anchors.
 
+    Args:
+        burn_in: weights 1 (the unweighted loss) while ``⌊100·progress⌋ ≤ 100·burn_in``, as
+            ``MentorNetWeighter(burn_in=...)``; None (default) weights from the first iteration.
+
     Raises ``ValueError`` when a positive anchor's annotation has no noise flag: guessing "clean"
     would silently turn the oracle into focal loss.
     """
+
+    def __init__(self, burn_in: Optional[float] = None) -> None:
+        super().__init__()
+        if burn_in is not None and not 0.0 <= float(burn_in) <= 1.0:
+            raise ValueError(f'burn_in must be in [0, 1] (a fraction of training), got {burn_in!r}')
+        self.burn_in_epoch = None if burn_in is None else fraction_to_epoch(burn_in)
 
     def forward(self, ctx: AnchorLossContext) -> Tensor:
         flags = ctx.extras.get('gt_noisy')
@@ -39,6 +56,10 @@ class NoiseOracleWeighter(AnchorWeighter):
         if bool((valid & (flags == UNKNOWN_POSITIVE)).any()):
             raise ValueError(f'{MISSING_FLAGS}; this batch has positive anchors without one.')
         weighted = valid & ctx.foreground
+        if self.burn_in_epoch is not None and progress_to_epoch(
+                min(max(float(ctx.progress), 0.0), 1.0)) <= self.burn_in_epoch:
+            self._zeroed = 0
+            return valid.to(ctx.loss.dtype)
         v = (valid & (flags != NOISY_POSITIVE)).to(ctx.loss.dtype)
         self._zeroed = int((weighted & (flags == NOISY_POSITIVE)).sum())
         return mean_one_over_ranks(v, weighted).detach()

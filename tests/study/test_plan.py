@@ -178,3 +178,13 @@ def test_noise_oracle_is_focal_plus_the_oracle_weighter():
     assert focal['model']['bbox_head'].pop('type') == 'RetinaHead'
     focal.pop('custom_hooks', None)
     assert oracle == focal
+
+
+def test_noise_oracle_burn_in_differs_only_in_burn_in():
+    assert 'noise_oracle_burn_in' in plan.ORACLES and 'noise_oracle_burn_in' in plan.VARIANTS
+    plain, delayed = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
+                      for m in ('noise_oracle', 'noise_oracle_burn_in'))
+    mentor = Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS['mentornet_dd_fg']))
+    burn_in = delayed['custom_hooks'][0]['weighter'].pop('burn_in')
+    assert burn_in == mentor.custom_hooks[0]['weighter']['burn_in']  # MentorNet's
+    assert delayed == plain

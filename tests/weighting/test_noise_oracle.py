@@ -59,3 +59,16 @@ def test_missing_noise_flags_are_a_clear_error(flags, with_flags, match):
 def test_registered():
     assert isinstance(MODELS.build(dict(type='mmreweight.NoiseOracleWeighter')),
                       NoiseOracleWeighter)
+
+
+def test_burn_in_keeps_the_unweighted_loss_up_to_its_epoch():
+    weighter = NoiseOracleWeighter(burn_in=0.18)
+    ctx = make_ctx([C, 0, 1, 2, C], [N, P, Q, P, N], [1., 1., 1., 1., 0.])
+    for progress, expected in ((0.0, [1., 1., 1., 1., 0.]),
+                               (0.189, [1., 1., 1., 1., 0.]),  # MentorNet epoch 18: burn-in
+                               (0.19, [1., 1.5, 0., 1.5, 0.]),  # epoch 19: the oracle's weights
+                               (1.0, [1., 1.5, 0., 1.5, 0.])):
+        ctx.progress = progress
+        assert weighter(ctx).tolist() == expected, progress
+    with pytest.raises(ValueError, match='burn_in'):
+        NoiseOracleWeighter(burn_in=1.5)
