@@ -30,16 +30,17 @@ METHOD_CONFIGS = {
     'mentornet_dd_fg': 'retinanet_mentornet_dd_foreground.py',
     'noise_oracle': 'retinanet_noise_oracle.py',
     'noise_oracle_burn_in': 'retinanet_noise_oracle_burn_in.py',
+    'noise_oracle_soft': 'retinanet_noise_oracle_soft.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg', 'noise_oracle',
-            'noise_oracle_burn_in')
+            'noise_oracle_burn_in', 'noise_oracle_soft')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
-ORACLES = ('noise_oracle', 'noise_oracle_burn_in')
+ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_wide_mu')
 #: condition -> the train-split corruption of the embedded benchmark

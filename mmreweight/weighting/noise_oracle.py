@@ -9,7 +9,9 @@ weighters); background anchors keep weight 1. What it scores bounds what reweigh
 classification loss can recover of label noise's cost on the same schedule; the study reports it
 next to the learned weighters (study method ``noise_oracle``).
 
-``burn_in`` delays the oracle as MentorNet delays its curriculum (weights 1 while the MentorNet
+``noisy_weight`` (default 0) gives noisy annotations' anchors that weight relative to clean ones
+(before the normalisation): a weighter that separates perfectly but keeps some weight on the noise
+(study method ``noise_oracle_soft``: MentorNet-DD's measured ratio). ``burn_in`` delays the oracle as MentorNet delays its curriculum (weights 1 while the MentorNet
 epoch ``⌊100·progress⌋`` is ≤ ``100·burn_in``), which tells how much of a learned weighter's
 shortfall its unweighted start explains (study method ``noise_oracle_burn_in``).
 """
@@ -31,9 +33,11 @@ MISSING_FLAGS = ('NoiseOracleWeighter needs the noise flag of every annotation: 
 
 @MODELS.register_module()
 class NoiseOracleWeighter(AnchorWeighter):
-    """Weight 0 for anchors of noisy annotations, mean one over the valid foreground anchors.
+    """Weight 0 (or ``noisy_weight``) for anchors of noisy annotations, mean one over the valid
+    foreground anchors.
 
     Args:
+        noisy_weight: weight of a noisy annotation's anchors relative to a clean one's, in [0, 1].
         burn_in: weights 1 (the unweighted loss) while ``⌊100·progress⌋ ≤ 100·burn_in``, as
             ``MentorNetWeighter(burn_in=...)``; None (default) weights from the first iteration.
 
@@ -41,8 +45,11 @@ class NoiseOracleWeighter(AnchorWeighter):
     would silently turn the oracle into focal loss.
     """
 
-    def __init__(self, burn_in: Optional[float] = None) -> None:
+    def __init__(self, noisy_weight: float = 0.0, burn_in: Optional[float] = None) -> None:
         super().__init__()
+        if not 0.0 <= float(noisy_weight) <= 1.0:
+            raise ValueError(f'noisy_weight must be in [0, 1], got {noisy_weight!r}')
+        self.noisy_weight = float(noisy_weight)
         if burn_in is not None and not 0.0 <= float(burn_in) <= 1.0:
             raise ValueError(f'burn_in must be in [0, 1] (a fraction of training), got {burn_in!r}')
         self.burn_in_epoch = None if burn_in is None else fraction_to_epoch(burn_in)
@@ -58,15 +65,16 @@ class NoiseOracleWeighter(AnchorWeighter):
         weighted = valid & ctx.foreground
         if self.burn_in_epoch is not None and progress_to_epoch(
                 min(max(float(ctx.progress), 0.0), 1.0)) <= self.burn_in_epoch:
-            self._zeroed = 0
+            self._noisy = 0
             return valid.to(ctx.loss.dtype)
-        v = (valid & (flags != NOISY_POSITIVE)).to(ctx.loss.dtype)
-        self._zeroed = int((weighted & (flags == NOISY_POSITIVE)).sum())
+        noisy = weighted & (flags == NOISY_POSITIVE)
+        v = valid.to(ctx.loss.dtype).masked_fill(noisy, self.noisy_weight)
+        self._noisy = int(noisy.sum())
         return mean_one_over_ranks(v, weighted).detach()
 
     def log_scalars(self):
-        """How many valid foreground anchors of the last batch got weight 0."""
-        return dict(noise_oracle_zeroed=float(getattr(self, '_zeroed', 0)))
+        """How many valid foreground anchors of the last batch were down-weighted as noisy."""
+        return dict(noise_oracle_noisy_anchors=float(getattr(self, '_noisy', 0)))
 
 
 __all__ = ['NoiseOracleWeighter']

@@ -15,4 +15,4 @@ def test_oracle_zeroes_noisy_annotations_and_keeps_the_rest(tmp_path):
     assert stats['meta_w_neg'] == 1.0
     assert abs(stats['meta_w_pos'] - 1.0) < 1e-5  # mean one over the foreground
     assert stats['meta_w_clean'] > 1.0
-    assert runner.message_hub.get_scalar('train/noise_oracle_zeroed').current() > 0
+    assert runner.message_hub.get_scalar('train/noise_oracle_noisy_anchors').current() > 0

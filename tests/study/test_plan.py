@@ -180,11 +180,16 @@ def test_noise_oracle_is_focal_plus_the_oracle_weighter():
     assert oracle == focal
 
 
-def test_noise_oracle_burn_in_differs_only_in_burn_in():
-    assert 'noise_oracle_burn_in' in plan.ORACLES and 'noise_oracle_burn_in' in plan.VARIANTS
-    plain, delayed = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
-                      for m in ('noise_oracle', 'noise_oracle_burn_in'))
+@pytest.mark.parametrize('method, options', [
+    ('noise_oracle_burn_in', dict(burn_in=0.18)),
+    ('noise_oracle_soft', dict(burn_in=0.18, noisy_weight=0.25)),
+])
+def test_noise_oracle_variants_differ_only_in_their_options(method, options):
+    assert method in plan.ORACLES and method in plan.VARIANTS
+    plain, variant = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
+                      for m in ('noise_oracle', method))
     mentor = Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS['mentornet_dd_fg']))
-    burn_in = delayed['custom_hooks'][0]['weighter'].pop('burn_in')
-    assert burn_in == mentor.custom_hooks[0]['weighter']['burn_in']  # MentorNet's
-    assert delayed == plain
+    weighter = variant['custom_hooks'][0]['weighter']
+    assert {k: weighter.pop(k) for k in options} == options
+    assert options['burn_in'] == mentor.custom_hooks[0]['weighter']['burn_in']  # MentorNet's
+    assert variant == plain

@@ -44,7 +44,7 @@ def test_without_noise_it_is_the_unweighted_loss():
 def test_logs_how_many_anchors_it_dropped():
     weighter = NoiseOracleWeighter()
     weighter(make_ctx([C, 0, 1, 2], [N, Q, Q, P]))
-    assert weighter.log_scalars() == dict(noise_oracle_zeroed=2.0)
+    assert weighter.log_scalars() == dict(noise_oracle_noisy_anchors=2.0)
 
 
 @pytest.mark.parametrize('flags, with_flags, match', [
@@ -72,3 +72,13 @@ def test_burn_in_keeps_the_unweighted_loss_up_to_its_epoch():
         assert weighter(ctx).tolist() == expected, progress
     with pytest.raises(ValueError, match='burn_in'):
         NoiseOracleWeighter(burn_in=1.5)
+
+
+def test_noisy_weight_by_hand():
+    weighter = NoiseOracleWeighter(noisy_weight=0.25)
+    w = weighter(make_ctx([C, 0, 1, 2, 0], [N, P, Q, P, Q]))
+    # foreground v = [1, 0.25, 1, 0.25], sum 2.5 over 4 anchors: scaled by 4 / 2.5 = 1.6
+    assert w.tolist() == pytest.approx([1.0, 1.6, 0.4, 1.6, 0.4])
+    assert weighter.log_scalars() == dict(noise_oracle_noisy_anchors=2.0)
+    with pytest.raises(ValueError, match='noisy_weight'):
+        NoiseOracleWeighter(noisy_weight=-0.1)
