@@ -7,6 +7,7 @@ Per training step, for every valid anchor i (label weight > 0):
    positives), y_i = 1 for foreground anchors, e = min(⌊100·progress⌋, 99);
 2. ``v_i = mentor(x_i)``: a closed-form curriculum (:mod:`mentornet_curricula`) or a MentorNet
    network (:mod:`mentornet_net`; fitted to a curriculum, or data-driven from a file);
+   (optional, not in the paper) ``threshold``: ``v_i ← 1[v_i ≥ threshold]``;
 3. burn-in: ``v_i = 1`` while ``e ≤ 100·burn_in`` (the reference's ``max(v, 1[burn-in])``);
 4. example dropout (optional): a random fraction ``example_dropout`` of the valid anchors gets
    ``v_i = 0``;
@@ -84,6 +85,10 @@ class MentorNetWeighter(AnchorWeighter):
         normalise: ``'mean_one'`` (default; every valid anchor, the paper's examples) or
             ``'foreground'`` (the curriculum weights the valid foreground anchors, mean one over
             them; background anchors keep weight 1).
+        threshold: if given, the mentor's v becomes ``1[v ≥ threshold]`` (before burn-in and
+            dropout). Not in the paper: a data-driven mentor's v estimates P(clean), and its soft
+            values leave the noise weight (the study's ``noise_oracle_soft`` measures what that
+            costs). None (default) keeps v soft.
     """
 
     needs_clean_batch = False
@@ -94,8 +99,10 @@ class MentorNetWeighter(AnchorWeighter):
                  example_dropout: float = 0.0, mentor_checkpoint: Optional[str] = None,
                  fit_network: bool = False, fit_steps: int = 3000,
                  input_scale: Optional[float] = None, mentor: Optional[str] = None,
-                 normalise: str = 'mean_one') -> None:
+                 normalise: str = 'mean_one', threshold: Optional[float] = None) -> None:
         super().__init__()
+        _check_fraction('threshold', threshold, allow_none=True)
+        self.threshold = None if threshold is None else float(threshold)
         if normalise not in NORMALISATIONS:
             raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}')
         self.normalise = normalise
@@ -177,6 +184,8 @@ class MentorNetWeighter(AnchorWeighter):
                 v = self.mentor_net.weights(feats)
             else:
                 v = self.closed_form(feats[:, 0], feats[:, 1], feats[:, 2], feats[:, 3])
+        if self.threshold is not None:
+            v = (v >= self.threshold).to(v.dtype)
         if self.burn_in_epoch is not None and epoch <= self.burn_in_epoch:
             v = torch.ones_like(v)
         weighted = self._weighted(ctx)
@@ -218,6 +227,7 @@ class MentorNetWeighter(AnchorWeighter):
 
     def extra_repr(self) -> str:
         return (f'curriculum={self.curriculum!r}, normalise={self.normalise!r}, '
+                f'threshold={self.threshold}, '
                 f'percentile={self.pct_ema.percentile}, ema={self.pct_ema.decay}, '
                 f'burn_in_epoch={self.burn_in_epoch}, '
                 f'network={self.mentor_net is not None}')

@@ -193,3 +193,13 @@ def test_noise_oracle_variants_differ_only_in_their_options(method, options):
     assert {k: weighter.pop(k) for k in options} == options
     assert options['burn_in'] == mentor.custom_hooks[0]['weighter']['burn_in']  # MentorNet's
     assert variant == plain
+
+
+def test_mentornet_dd_hard_is_dd_foreground_with_a_threshold():
+    assert 'mentornet_dd_hard' in plan.MENTOR_DD_METHODS and 'mentornet_dd_hard' in plan.VARIANTS
+    soft, hard = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
+                  for m in ('mentornet_dd_fg', 'mentornet_dd_hard'))
+    assert hard['custom_hooks'][0]['weighter'].pop('threshold') == 0.5
+    assert hard == soft
+    run = Run('mentornet_dd_hard', 'uniform40', 'mnist', 1)
+    assert run.dependencies == (Run('focal', 'uniform40', 'mnist', 1), )  # its mentor's source

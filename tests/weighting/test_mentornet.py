@@ -132,6 +132,21 @@ def test_weighter_self_paced_weights_by_hand():
     assert w.log_scalars()['mentornet_pct_ema_neg'] == pytest.approx(5.9)
 
 
+def test_threshold_makes_soft_weights_hard():
+    # focal curriculum (1 - e^-l)^2: [0.155, 0.400, 0.748, 0.0] for l = [0.5, 1, 2, 0]
+    soft = MentorNetWeighter(curriculum='focal', burn_in=None)
+    hard = MentorNetWeighter(curriculum='focal', burn_in=None, threshold=0.35)
+    ctx = make_ctx([0.5, 1.0, 2.0, 0.0], [C, 0, 1, C])
+    # mean one over the 4 anchors: v * 4 / 1.30205
+    assert soft(ctx).tolist() == pytest.approx([0.4756, 1.2275, 2.2968, 0.0], abs=1e-4)
+    assert hard(ctx).tolist() == [0.0, 2.0, 2.0, 0.0]  # 1[v >= 0.35] = [0, 1, 1, 0], mean one
+    burn = MentorNetWeighter(curriculum='focal', burn_in=0.18, threshold=0.35)
+    assert burn(make_ctx([0.5, 1.0, 2.0, 0.0], [C, 0, 1, C], progress=0.1)).tolist() == \
+        [1.0, 1.0, 1.0, 1.0]  # burn-in still overrides
+    with pytest.raises(ValueError, match='threshold'):
+        MentorNetWeighter(curriculum='focal', threshold=1.5)
+
+
 def test_foreground_weights_by_hand():
     """normalise='foreground': the curriculum weights positives only, mean one over them."""
     w = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise='foreground')
