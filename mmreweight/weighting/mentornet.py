@@ -101,7 +101,8 @@ class MentorNetWeighter(AnchorWeighter):
                  input_scale: Optional[float] = None, mentor: Optional[str] = None,
                  normalise: str = 'mean_one', threshold: Optional[float] = None) -> None:
         super().__init__()
-        _check_fraction('threshold', threshold, allow_none=True)
+        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f'threshold must be in [0, 1] (a weight v), got {threshold!r}')
         self.threshold = None if threshold is None else float(threshold)
         if normalise not in NORMALISATIONS:
             raise ValueError(f'normalise must be one of {NORMALISATIONS}, got {normalise!r}')
