@@ -86,9 +86,9 @@ class MentorNetWeighter(AnchorWeighter):
             ``'foreground'`` (the curriculum weights the valid foreground anchors, mean one over
             them; background anchors keep weight 1).
         threshold: if given, the mentor's v becomes ``1[v ≥ threshold]`` (before burn-in and
-            dropout). Not in the paper: a data-driven mentor's v estimates P(clean), and its soft
-            values leave the noise weight (the study's ``noise_oracle_soft`` measures what that
-            costs). None (default) keeps v soft.
+            dropout). Not in the paper: a data-driven mentor's v estimates P(clean), so t = 0.5
+            is its own decision. In the study it did not lower the weight left on noisy
+            annotations (see configs/retinanet_mentornet_dd_hard.py). None (default) keeps v soft.
     """
 
     needs_clean_batch = False
