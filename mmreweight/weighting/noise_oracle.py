@@ -11,9 +11,10 @@ next to the learned weighters (study method ``noise_oracle``).
 
 ``noisy_weight`` (default 0) gives noisy annotations' anchors that weight relative to clean ones
 (before the normalisation): a weighter that separates perfectly but keeps some weight on the noise
-(study method ``noise_oracle_soft``: MentorNet-DD's measured ratio). ``burn_in`` delays the oracle as MentorNet delays its curriculum (weights 1 while the MentorNet
-epoch ``⌊100·progress⌋`` is ≤ ``100·burn_in``), which tells how much of a learned weighter's
-shortfall its unweighted start explains (study method ``noise_oracle_burn_in``).
+(study method ``noise_oracle_soft``: MentorNet-DD's measured ratio). ``burn_in`` delays the oracle
+as MentorNet delays its curriculum (weights 1 while the MentorNet epoch ``⌊100·progress⌋`` is
+≤ ``100·burn_in``), which tells how much of a learned weighter's shortfall its unweighted start
+explains (study method ``noise_oracle_burn_in``).
 """
 from typing import Optional
 
