@@ -1,6 +1,6 @@
 """The contract between a reweighting head and whatever produces per-anchor weights."""
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -82,17 +82,24 @@ def maybe_all_reduce_sum(tensor: Tensor) -> Tensor:
     return tensor
 
 
+def global_count_and_sum(raw: Tensor, valid_count: int) -> Tuple[Tensor, Tensor]:
+    """(number of valid anchors, sum of ``raw``) over all ranks, detached (one collective)."""
+    stats = torch.stack([raw.new_tensor(float(valid_count)), raw.detach().sum()])
+    maybe_all_reduce_sum(stats)
+    return stats[0], stats[1]
+
+
 def mean_one_over_ranks(v: Tensor, weighted: Tensor) -> Tensor:
     """``v`` scaled to mean one over the ``weighted`` anchors of all DDP ranks; other entries as
     they are.
 
-    Count and sum are all-reduced together (one collective), so each rank produces the weights
-    one process would on the concatenated batch. All-zero ``v`` on the weighted anchors stays zero.
+    Each rank produces the weights one process would on the concatenated batch. All-zero ``v`` on
+    the weighted anchors stays zero.
     """
-    stats = torch.stack([weighted.sum().to(v.dtype), v[weighted].sum()])
-    count, total = maybe_all_reduce_sum(stats)
+    count, total = global_count_and_sum(v[weighted], int(weighted.sum()))
     return torch.where(weighted, v * count / (total + (total == 0).to(v.dtype)), v)
 
 
 __all__ = ['NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
-           'AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum', 'mean_one_over_ranks']
+           'AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum', 'global_count_and_sum',
+           'mean_one_over_ranks']

@@ -2,14 +2,14 @@ r"""Shared plumbing of the meta weighters (L2RW, Meta-Weight-Net): binding to a 
 learning rates of :math:`\theta`, DDP reductions and the global mean-one normalisation."""
 import functools
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Sequence, Union
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from .alignment import THETA_CHOICES, ThetaView, build_theta_view
-from .base import AnchorWeighter
+from .base import AnchorWeighter, global_count_and_sum  # noqa: F401 (re-exported)
 
 
 def world_size() -> int:
@@ -37,13 +37,6 @@ def all_reduce_mean_(tensors: Sequence[Tensor]) -> None:
 
 def all_reduce_sum_(tensors: Sequence[Tensor]) -> None:
     _all_reduce_(tensors, average=False)
-
-
-def global_count_and_sum(raw: Tensor, valid_count: int) -> Tuple[Tensor, Tensor]:
-    """(number of valid anchors, sum of ``raw``) over all ranks, detached."""
-    stats = torch.stack([raw.new_tensor(float(valid_count)), raw.detach().sum()])
-    all_reduce_sum_([stats])
-    return stats[0], stats[1]
 
 
 def scatter_valid(values: Tensor, valid: Tensor) -> Tensor:
