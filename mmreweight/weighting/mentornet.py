@@ -7,7 +7,8 @@ Per training step, for every valid anchor i (label weight > 0):
    positives), y_i = 1 for foreground anchors, e = min(⌊100·progress⌋, 99);
 2. ``v_i = mentor(x_i)``: a closed-form curriculum (:mod:`mentornet_curricula`) or a MentorNet
    network (:mod:`mentornet_net`; fitted to a curriculum, or data-driven from a file);
-   (optional, not in the paper) ``threshold``: ``v_i ← 1[v_i ≥ threshold]``;
+   (optional, not in the paper) ``monotone``: v made non-increasing in the loss
+   (:mod:`mentornet_monotone`); ``threshold``: ``v_i ← 1[v_i ≥ threshold]``;
 3. burn-in: ``v_i = 1`` while ``e ≤ 100·burn_in`` (the reference's ``max(v, 1[burn-in])``);
 4. example dropout (optional): a random fraction ``example_dropout`` of the valid anchors gets
    ``v_i = 0``;
@@ -41,10 +42,13 @@ from .mentornet_curricula import (PREDEFINED, fraction_to_epoch, make_curriculum
                                   progress_to_epoch)
 from .mentornet_dd import load_mentor
 from .mentornet_inputs import NEG, POS, PercentileEMA, mentor_features
+from .mentornet_monotone import monotone_envelope
 from .mentornet_net import fit_to_curriculum
 
 CURRICULA = PREDEFINED + ('dd',)
 NORMALISATIONS = ('mean_one', 'foreground')
+#: curricula whose weights rise with the loss: a monotone (non-increasing) envelope would undo them
+RISING_CURRICULA = ('hem', 'focal')
 
 #: a weight below this counts as "zero" in the logged fraction (the reference's data-utilisation
 #: epsilon; network mentors output σ(·) > 0, never exactly 0)
@@ -89,6 +93,12 @@ class MentorNetWeighter(AnchorWeighter):
             dropout). Not in the paper: a data-driven mentor's v estimates P(clean), so t = 0.5
             is its own decision. In the study it did not lower the weight left on noisy
             annotations (see configs/retinanet_mentornet_dd_hard.py). None (default) keeps v soft.
+        monotone: make v non-increasing in the loss (the mentor's lower envelope,
+            :mod:`mentornet_monotone`) before ``threshold``. Not in the paper: it stops a
+            data-driven mentor from trusting losses above the range it was fitted on (see
+            configs/retinanet_mentornet_dd_monotone.py). Refused for the rising 'hem' and 'focal'
+            curricula.
+        monotone_step: grid step of that envelope, in loss units (> 0).
     """
 
     needs_clean_batch = False
@@ -99,8 +109,12 @@ class MentorNetWeighter(AnchorWeighter):
                  example_dropout: float = 0.0, mentor_checkpoint: Optional[str] = None,
                  fit_network: bool = False, fit_steps: int = 3000,
                  input_scale: Optional[float] = None, mentor: Optional[str] = None,
-                 normalise: str = 'mean_one', threshold: Optional[float] = None) -> None:
+                 normalise: str = 'mean_one', threshold: Optional[float] = None,
+                 monotone: bool = False, monotone_step: float = 0.01) -> None:
         super().__init__()
+        if not float(monotone_step) > 0:
+            raise ValueError(f'monotone_step must be > 0 (loss units), got {monotone_step!r}')
+        self.monotone, self.monotone_step = bool(monotone), float(monotone_step)
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f'threshold must be in [0, 1] (a weight v), got {threshold!r}')
         self.threshold = None if threshold is None else float(threshold)
@@ -114,6 +128,9 @@ class MentorNetWeighter(AnchorWeighter):
         if curriculum not in CURRICULA:
             raise ValueError(f'unknown MentorNet curriculum {curriculum!r}; expected one of '
                              f'{", ".join(CURRICULA)}')
+        if self.monotone and curriculum in RISING_CURRICULA:
+            raise ValueError(f'monotone=True makes weights non-increasing in the loss, which '
+                             f'undoes the {curriculum!r} curriculum (its weights rise with it)')
         _check_fraction('burn_in', burn_in, allow_none=True)
         _check_fraction('spcl_from', spcl_from)
         if not 0.0 <= example_dropout < 1.0:
@@ -181,10 +198,14 @@ class MentorNetWeighter(AnchorWeighter):
 
         feats = mentor_features(loss, is_pos, thresholds, epoch)
         with torch.no_grad():
-            if self.mentor_net is not None:
-                v = self.mentor_net.weights(feats)
-            else:
-                v = self.closed_form(feats[:, 0], feats[:, 1], feats[:, 2], feats[:, 3])
+            v = self.mentor_v(feats)
+            if self.monotone:
+                raw = v
+                v = monotone_envelope(self.mentor_v, v, loss, is_pos, thresholds, epoch,
+                                      self.monotone_step)
+                lowered = (raw - v)[self._weighted(ctx)] > ZERO_EPS
+                self._scalars['mentornet_monotone_lowered'] = (
+                    float(lowered.float().mean()) if lowered.numel() else 0.0)
         if self.threshold is not None:
             v = (v >= self.threshold).to(v.dtype)
         if self.burn_in_epoch is not None and epoch <= self.burn_in_epoch:
@@ -199,6 +220,12 @@ class MentorNetWeighter(AnchorWeighter):
 
         self._log(v, valid, epoch)
         return v
+
+    def mentor_v(self, feats: Tensor) -> Tensor:
+        """(M,) the mentor's v for (M, 4) features ``[ℓ, ℓ − λ, y, e]`` (network or closed form)."""
+        if self.mentor_net is not None:
+            return self.mentor_net.weights(feats)
+        return self.closed_form(feats[:, 0], feats[:, 1], feats[:, 2], feats[:, 3])
 
     def _weighted(self, ctx: AnchorLossContext) -> Tensor:
         """(N,) bool: the anchors the curriculum weights (the other valid ones keep weight 1)."""
@@ -223,12 +250,13 @@ class MentorNetWeighter(AnchorWeighter):
 
     def log_scalars(self) -> Dict[str, float]:
         """Percentile moving averages (negatives, positives), fraction of valid anchors with
-        v < 10⁻³, mean v over valid anchors (data utilisation) and the MentorNet epoch."""
+        v < 10⁻³, mean v over valid anchors (data utilisation) and the MentorNet epoch; with
+        ``monotone``, the fraction of weighted anchors whose v the envelope lowered by > 10⁻³."""
         return dict(self._scalars)
 
     def extra_repr(self) -> str:
         return (f'curriculum={self.curriculum!r}, normalise={self.normalise!r}, '
-                f'threshold={self.threshold}, '
+                f'threshold={self.threshold}, monotone={self.monotone}, '
                 f'percentile={self.pct_ema.percentile}, ema={self.pct_ema.decay}, '
                 f'burn_in_epoch={self.burn_in_epoch}, '
                 f'network={self.mentor_net is not None}')

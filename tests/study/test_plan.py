@@ -195,11 +195,13 @@ def test_noise_oracle_variants_differ_only_in_their_options(method, options):
     assert variant == plain
 
 
-def test_mentornet_dd_hard_is_dd_foreground_with_a_threshold():
-    assert 'mentornet_dd_hard' in plan.MENTOR_DD_METHODS and 'mentornet_dd_hard' in plan.VARIANTS
-    soft, hard = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
-                  for m in ('mentornet_dd_fg', 'mentornet_dd_hard'))
-    assert hard['custom_hooks'][0]['weighter'].pop('threshold') == 0.5
-    assert hard == soft
-    run = Run('mentornet_dd_hard', 'uniform40', 'mnist', 1)
+@pytest.mark.parametrize('method, option, value', [('mentornet_dd_hard', 'threshold', 0.5),
+                                                   ('mentornet_dd_mono', 'monotone', True)])
+def test_mentornet_dd_variants_are_dd_foreground_with_one_option(method, option, value):
+    assert method in plan.MENTOR_DD_METHODS and method in plan.VARIANTS
+    plain, variant = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
+                      for m in ('mentornet_dd_fg', method))
+    assert variant['custom_hooks'][0]['weighter'].pop(option) == value
+    assert variant == plain
+    run = Run(method, 'uniform40', 'mnist', 1)
     assert run.dependencies == (Run('focal', 'uniform40', 'mnist', 1), )  # its mentor's source

@@ -1,0 +1,58 @@
+"""A mentor's weights made non-increasing in the loss (``MentorNetWeighter(monotone=True)``).
+
+Not in the paper. Why: a data-driven mentor is fitted to the losses of the detector whose
+checkpoints made its training data (in the study, the focal run on the same noisy data). A detector
+trained under the mentor fits the noisy annotations less, so their losses run past the range the
+mentor saw, and there the network extrapolates. The study's DD mentor (40% uniform noise) gives
+v ≈ 0.1 just above the positives' percentile but v ≈ 0.5–0.6 again for ℓ ≥ 1, the most obviously
+wrong labels. Under label noise a higher loss should never make a label more trustworthy, so the
+weighter takes the mentor's lower envelope in the loss, per group g (negatives, positives)::
+
+    ṽ(ℓ) = min( v(ℓ), min_{k ≥ 0: k·s ≤ ℓ} v(k·s) ),    v(x) = mentor(x, x − λ_g, y_g, e)
+
+with λ_g the group's percentile moving average, e the epoch and s the grid step in loss units: ṽ
+never exceeds what the mentor gives any lower loss on the grid, so it is non-increasing at the
+grid's resolution (within one step it varies as little as v does). The grid points are fixed
+multiples of s, so an anchor's ṽ does not depend on the other anchors of the batch or rank (the
+weights stay what one process computes on the concatenated DDP batch).
+"""
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .mentornet_inputs import NEG, POS, mentor_features
+
+#: at most this many grid points per group (losses past the last one use the envelope up to it)
+MAX_GRID_POINTS = 1 << 20
+
+
+def monotone_envelope(mentor: Callable[[Tensor], Tensor], v: Tensor, loss: Tensor,
+                      is_pos: Tensor, thresholds: Tensor, epoch: int, step: float) -> Tensor:
+    """(N,) ``v`` lowered to the mentor's envelope ṽ of the module docstring.
+
+    Args:
+        mentor: maps (M, 4) MentorNet features ``[ℓ, ℓ − λ, y, e]`` to (M,) weights v.
+        v: (N,) the mentor's weights of the anchors (``mentor`` on their own features).
+        loss: (N,) the anchors' losses (≥ 0).
+        is_pos: (N,) bool, foreground anchors (group POS; the others are group NEG).
+        thresholds: (2,) λ per group (index NEG, POS).
+        epoch: the MentorNet epoch of the step.
+        step: grid step s (> 0), in loss units.
+    """
+    out = v.clone()
+    for group, members in ((NEG, ~is_pos), (POS, is_pos)):
+        if not bool(members.any()):
+            continue
+        group_loss = loss[members].clamp(min=0)
+        n = min(int(torch.floor(group_loss.max() / step)) + 1, MAX_GRID_POINTS)
+        grid = torch.arange(n, device=loss.device, dtype=loss.dtype) * step
+        on_grid = mentor(mentor_features(grid, torch.full_like(grid, group == POS, dtype=torch.bool),
+                                         thresholds, epoch))
+        envelope = torch.cummin(on_grid.to(v.dtype), 0).values
+        below = torch.floor(group_loss / step).long().clamp(0, n - 1)
+        out[members] = torch.minimum(v[members], envelope[below])
+    return out
+
+
+__all__ = ['monotone_envelope', 'MAX_GRID_POINTS']
