@@ -114,6 +114,29 @@ def grouped_bars(ax, groups: Sequence[str], series: Sequence[str],
     ax.set_title(title, fontsize=10)
 
 
+def mentor_curve(ax, loss: np.ndarray, v: np.ndarray, envelope: np.ndarray,
+                 clean_losses: np.ndarray, noisy_losses: np.ndarray, title: str = '') -> None:
+    """A mentor's weight v(loss) (solid) and its monotone envelope (dashed) over a loss grid, on
+    histograms of the losses of positives on clean (blue) and noisy (red) annotations."""
+    hist_ax = ax.twinx()
+    bins = np.linspace(0, loss[-1], 41)
+    for losses, colour, label in ((clean_losses, 'tab:blue', 'clean'),
+                                  (noisy_losses, 'tab:red', 'noisy')):
+        hist_ax.hist(np.clip(losses, 0, loss[-1]), bins, color=colour, alpha=0.3,
+                     label=f'positives, {label} annotation ({len(losses)})')
+    hist_ax.set_ylabel('positive anchors')
+    ax.plot(loss, v, color='k', label='mentor v')
+    ax.plot(loss, envelope, color='k', ls='--', label='monotone envelope')
+    ax.set_zorder(hist_ax.get_zorder() + 1)  # curves over the bars
+    ax.patch.set_visible(False)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel('per-anchor loss')
+    ax.set_ylabel('mentor weight v')
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6, loc='upper center')
+    hist_ax.legend(fontsize=6, loc='center right')
+
+
 def save(fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -133,5 +156,5 @@ def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
     return fig, flat[:n]
 
 
-__all__ = ['weight_vs_loss', 'gradient_density', 'class_weights', 'grouped_bars', 'save',
-           'subplots']
+__all__ = ['weight_vs_loss', 'gradient_density', 'class_weights', 'grouped_bars', 'mentor_curve',
+           'save', 'subplots']

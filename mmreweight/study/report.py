@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .plan import (CONDITIONS, GHMR_METHODS, METHODS, ORACLES, SOURCES, STUDY_FILE,
-                   STUDY_METHODS)
+from .plan import (CONDITIONS, GHMR_METHODS, MENTOR_DD_METHODS, METHODS, ORACLES, SOURCES,
+                   STUDY_FILE, STUDY_METHODS)
 
 METRICS = ('mAP', 'AP50', 'rare_AP')
 CHECKPOINTS = ('best', 'last')
@@ -442,6 +442,65 @@ def figure_weight_curves(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'weights_during_training.png'))
 
 
+#: MentorNet epoch at which the mentor curves are drawn (the last one: the checkpoint's)
+MENTOR_CURVE_EPOCH = 99
+
+
+def mentor_curve_data(mentor_path: str, lam: float, max_loss: float, points: int = 301,
+                      epoch: int = MENTOR_CURVE_EPOCH) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(loss grid, v, monotone envelope) of a mentor file for positives at ``epoch`` with
+    percentile moving average ``lam``, on ``points`` losses from 0 to ``max_loss``."""
+    import torch
+    from mmreweight.weighting.mentornet_dd import load_mentor
+    from mmreweight.weighting.mentornet_inputs import mentor_features
+    from mmreweight.weighting.mentornet_monotone import monotone_envelope
+    net, _, _ = load_mentor(mentor_path)
+    net.requires_grad_(False)
+    loss = torch.linspace(0, max_loss, points)
+    is_pos = torch.ones_like(loss, dtype=torch.bool)
+    thresholds = torch.tensor([0.0, float(lam)])
+    v = net.weights(mentor_features(loss, is_pos, thresholds, epoch))
+    envelope = monotone_envelope(net.weights, v, loss, is_pos, thresholds, epoch,
+                                 step=max_loss / (points - 1))
+    return loss.numpy(), v.numpy(), envelope.numpy()
+
+
+def figure_mentor_curves(table, out_dir: str) -> Optional[str]:
+    """Per noisy (source, condition) and MentorNet-DD method (first seed): the run's mentor v for
+    positives at the last epoch, with λ the run's last logged moving average, and its monotone
+    envelope, over the losses of the run's positives at its last checkpoint."""
+    from . import plots
+    from .results import train_scalars
+    panels = []
+    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1]),
+                                            list(METHODS).index(k[2]))):
+        if key[1] not in NOISY or key[2] not in MENTOR_DD_METHODS:
+            continue
+        run = _first_seed(table, key)
+        mentor, log = (os.path.join(run['_dir'], *p) for p in (('mentor.pth', ),
+                                                               ('logs', 'train.log')))
+        dump = _dump(run)
+        if dump is None or not os.path.isfile(mentor) or not os.path.isfile(log):
+            continue
+        lam = train_scalars(log, ['mentornet_pct_ema_pos'])['mentornet_pct_ema_pos']
+        if not lam:
+            continue
+        panels.append((key, run, mentor, lam[-1][1], dump))
+    if not panels:
+        return None
+    fig, axes = plots.subplots(len(panels), ncols=2, size=(5.0, 3.6))
+    for ax, (key, run, mentor, lam, dump) in zip(axes, panels):
+        pos = dump['pos'].astype(bool)
+        clean = dump['loss'][pos & (dump['noisy'] == 0)]
+        noisy = dump['loss'][pos & (dump['noisy'] == 1)]
+        max_loss = float(np.percentile(dump['loss'][pos], 99.5)) * 1.1 if pos.any() else 2.0
+        grid, v, envelope = mentor_curve_data(mentor, lam, max(max_loss, 1e-3))
+        plots.mentor_curve(ax, grid, v, envelope, clean, noisy,
+                           f'{key[0]} / {key[1]} / {key[2]} (seed {run["seed"]}): mentor at '
+                           f'epoch {MENTOR_CURVE_EPOCH}, λ = {lam:.3f}')
+    return plots.save(fig, os.path.join(out_dir, 'mentor_curves.png'))
+
+
 def _diagnostics_json(run: Dict[str, Any], which: str, name: str) -> Optional[Dict[str, Any]]:
     """A JSON file ``name`` of the run's ``which`` ('last' / 'init') diagnostics, if written."""
     rel = (run.get('diagnostics') or {}).get(which)
@@ -628,7 +687,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                    weights=figure_weights(table, out_dir),
                    ghm=figure_ghm_density(table, out_dir),
                    ghmr=figure_ghmr_profile(table, out_dir), cb=figure_cb_weights(table, out_dir),
-                   weight_curves=figure_weight_curves(table, out_dir))
+                   weight_curves=figure_weight_curves(table, out_dir),
+                   mentor=figure_mentor_curves(table, out_dir))
 
     md = [f'# {title}', '']
     if note:
@@ -687,6 +747,15 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                'weights have mean one over the reweighted anchors.', '', logged, '']
         if figures['weight_curves']:
             md += ['![weights during training](weights_during_training.png)', '']
+    if figures['mentor']:
+        md += ['## What the data-driven mentor trusts', '',
+               'MentorNet-DD\'s mentor (fitted to the focal run\'s losses on the clean split with '
+               'labels corrupted on purpose) as a function of a positive anchor\'s loss, at the '
+               'last epoch with the run\'s last percentile moving average λ (solid), its '
+               'monotone envelope (dashed, what `MentorNetWeighter(monotone=True)` uses), and '
+               'the losses of the run\'s positives at its last checkpoint on clean and noisy '
+               'annotations (first seed, `tools/diagnose.py` batches).', '',
+               '![mentor curves](mentor_curves.png)', '']
     if figures['ghm']:
         md += ['## GHM gradient density before and after training', '',
                'Histogram of g = |sigmoid(x) - t| over valid elements (30 bins), at '

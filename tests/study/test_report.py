@@ -189,3 +189,29 @@ def test_the_noise_oracle_is_reported_as_a_bound_not_a_winner(study):
     assert 'noise_oracle (oracle) +0.080' in text
     gaps = report.gap_text(report.gap_recovery(table))
     assert 'noise_oracle (oracle) +80%' in gaps
+
+
+def test_mentor_curves_from_a_dd_runs_mentor_log_and_dump(study, tmp_path):
+    import torch
+
+    from mmreweight.weighting.mentornet_dd import save_mentor
+    from mmreweight.weighting.mentornet_net import MentorNetwork
+    _write(study, _result('mentornet_dd_mono', 'uniform40', 0, 0.55, 0.55))
+    run_dir = study / 'mnist-uniform40-mentornet_dd_mono-s0'
+    net = MentorNetwork(seed=2)
+    save_mentor(str(run_dir / 'mentor.pth'), net)
+    (run_dir / 'logs').mkdir()
+    (run_dir / 'logs' / 'train.log').write_text(
+        'INFO - Iter(train) [ 50/600]  lr: 2.0000e-02  mentornet_pct_ema_pos: 0.5000\n'
+        'INFO - Iter(train) [100/600]  lr: 2.0000e-02  mentornet_pct_ema_pos: 0.2500\n')
+    text = open(report.write_report(str(study), str(tmp_path / 'docs'))).read()
+    assert (tmp_path / 'docs' / 'mentor_curves.png').stat().st_size > 1000
+    assert '![mentor curves](mentor_curves.png)' in text
+    # the curve: the mentor on [l, l - lambda, y = 1, epoch 99] (lambda: the last logged value)
+    grid, v, envelope = report.mentor_curve_data(str(run_dir / 'mentor.pth'), 0.25, 2.0, 21)
+    loss = torch.linspace(0, 2.0, 21)
+    with torch.no_grad():
+        expected = net.weights(torch.stack([loss, loss - 0.25, torch.ones(21),
+                                            torch.full((21, ), 99.0)], 1))
+    assert np.allclose(v, expected.numpy(), atol=1e-6)
+    assert np.allclose(envelope, np.minimum.accumulate(expected.numpy()), atol=1e-6)
