@@ -655,6 +655,8 @@ def readme_summary(table, report_dir: str, readme_dir: str) -> str:
         md += [f'![weights during training]({rel}/weights_during_training.png)', '']
     if os.path.exists(os.path.join(report_dir, 'val_map_curves.png')):
         md += [f'![val mAP during training]({rel}/val_map_curves.png)', '']
+    if os.path.exists(os.path.join(report_dir, 'mentor_curves.png')):
+        md += [f'![the data-driven mentor\'s weight vs loss]({rel}/mentor_curves.png)', '']
     md += [f'Full report, per-run settings, diagnostics and cost: [{rel}/]({rel}/README.md).']
     return '\n'.join(md)
 
