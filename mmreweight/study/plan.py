@@ -30,6 +30,7 @@ METHOD_CONFIGS = {
     'mentornet_dd_fg': 'retinanet_mentornet_dd_foreground.py',
     'mentornet_dd_hard': 'retinanet_mentornet_dd_hard.py',
     'mentornet_dd_mono': 'retinanet_mentornet_dd_monotone.py',
+    'mentornet_dd_mono_hard': 'retinanet_mentornet_dd_monotone_hard.py',
     'noise_oracle': 'retinanet_noise_oracle.py',
     'noise_oracle_burn_in': 'retinanet_noise_oracle_burn_in.py',
     'noise_oracle_soft': 'retinanet_noise_oracle_soft.py',
@@ -38,7 +39,7 @@ METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg', 'mentornet_dd_hard',
-            'mentornet_dd_mono', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
+            'mentornet_dd_mono', 'mentornet_dd_mono_hard', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
@@ -56,7 +57,8 @@ CONDITIONS = {
 SOURCES = ('mnist', 'fashion_mnist')
 DEFAULT_NUM_SEEDS = 3
 #: the methods with a data-driven mentor (MentorNet-DD), learned from a run of MENTOR_SOURCE_METHOD
-MENTOR_DD_METHODS = ('mentornet_dd', 'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono')
+MENTOR_DD_METHODS = ('mentornet_dd', 'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono',
+                     'mentornet_dd_mono_hard')
 #: MentorNet-DD's mentor is learned from this method's run of the same condition, source, seed
 MENTOR_SOURCE_METHOD = 'focal'
 FILTER_KEYS = ('method', 'condition', 'source', 'seed')

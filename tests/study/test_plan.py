@@ -195,13 +195,15 @@ def test_noise_oracle_variants_differ_only_in_their_options(method, options):
     assert variant == plain
 
 
-@pytest.mark.parametrize('method, option, value', [('mentornet_dd_hard', 'threshold', 0.5),
-                                                   ('mentornet_dd_mono', 'monotone', True)])
-def test_mentornet_dd_variants_are_dd_foreground_with_one_option(method, option, value):
+@pytest.mark.parametrize('method, options', [
+    ('mentornet_dd_hard', dict(threshold=0.5)), ('mentornet_dd_mono', dict(monotone=True)),
+    ('mentornet_dd_mono_hard', dict(monotone=True, threshold=0.5))])
+def test_mentornet_dd_variants_are_dd_foreground_with_their_options(method, options):
     assert method in plan.MENTOR_DD_METHODS and method in plan.VARIANTS
     plain, variant = (Config.fromfile(str(CONFIGS / plan.METHOD_CONFIGS[m])).to_dict()
                       for m in ('mentornet_dd_fg', method))
-    assert variant['custom_hooks'][0]['weighter'].pop(option) == value
+    weighter = variant['custom_hooks'][0]['weighter']
+    assert {k: weighter.pop(k) for k in options} == options
     assert variant == plain
     run = Run(method, 'uniform40', 'mnist', 1)
     assert run.dependencies == (Run('focal', 'uniform40', 'mnist', 1), )  # its mentor's source
