@@ -29,6 +29,9 @@ from mmreweight.weighting.mentornet_curricula import progress_to_epoch
 from mmreweight.weighting.mentornet_dd import dd_features, fit_data_driven, save_mentor
 from mmreweight.weighting.mentornet_dd_data import collect_dd_batch
 
+#: a rise of the fitted v past the training losses larger than this is reported (see mentor_rise)
+RISE_WARNING = 0.1
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Train a data-driven MentorNet (MentorNet-DD)')
@@ -137,6 +140,10 @@ def main(argv=None):
     save_mentor(args.out, net, 'dd', meta)
     print(f'held-out: accuracy {metrics["accuracy"]:.4f}, AUC {metrics["auc"]:.4f}, '
           f'AUC over positives {metrics["auc_pos"]:.4f}; wrote {args.out}')
+    if metrics['rise_pos'] > RISE_WARNING:
+        print(f'note: for positives the mentor\'s v rises again by {metrics["rise_pos"]:.2f} up to '
+              f'loss {metrics["rise_at_loss"]:.2f} (epoch {metrics["rise_epoch"]:.0f}), past the '
+              'losses it was fitted on; MentorNetWeighter(monotone=True) ignores such rises')
     return metrics
 
 

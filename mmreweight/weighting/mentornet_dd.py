@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .mentornet_curricula import NUM_EPOCHS
 from .mentornet_inputs import percentile_linear
+from .mentornet_monotone import mentor_rise
 from .mentornet_net import MentorNetwork, evaluate_fit, train_mentor
 
 FORMAT = 'mmreweight.mentornet/1'
@@ -73,7 +74,9 @@ def fit_data_driven(features: Tensor, targets: Tensor, net: Optional[MentorNetwo
     below the loss-unit scale the gates resolve) and every epoch is mapped to the nearest epoch
     present (:meth:`MentorNetwork.restrict_epochs`).
     A random ``holdout`` fraction is kept out; returns ``(net, metrics)`` with its ``accuracy``,
-    ``mae`` and ``auc`` (and ``auc_pos``, over positives only, where the corruption lives).
+    ``mae`` and ``auc`` (and ``auc_pos``, over positives only, where the corruption lives), and
+    how far the fitted v rises again with the loss beyond the training losses
+    (:func:`~.mentornet_monotone.mentor_rise`: ``rise_pos``, ``rise_at_loss``, ``rise_epoch``).
     """
     if features.ndim != 2 or features.shape[1] != 4 or len(features) != len(targets):
         raise ValueError(f'expected features (M, 4) and targets (M,), got '
@@ -95,6 +98,7 @@ def fit_data_driven(features: Tensor, targets: Tensor, net: Optional[MentorNetwo
     metrics['auc'] = roc_auc(v, targets[ts])
     pos = features[ts, 2] > 0.5
     metrics['auc_pos'] = roc_auc(v[pos], targets[ts][pos])
+    metrics.update(mentor_rise(net.weights, features))
     return net, metrics
 
 

@@ -16,7 +16,7 @@ grid's resolution (within one step it varies as little as v does). The grid poin
 multiples of s, so an anchor's ṽ does not depend on the other anchors of the batch or rank (the
 weights stay what one process computes on the concatenated DDP batch).
 """
-from typing import Callable
+from typing import Callable, Dict
 
 import torch
 from torch import Tensor
@@ -55,4 +55,33 @@ def monotone_envelope(mentor: Callable[[Tensor], Tensor], v: Tensor, loss: Tenso
     return out
 
 
-__all__ = ['monotone_envelope', 'MAX_GRID_POINTS']
+def mentor_rise(mentor: Callable[[Tensor], Tensor], features: Tensor, span: float = 3.0,
+                points: int = 301) -> Dict[str, float]:
+    """How far a mentor's v for positives rises again with the loss: a check of a fitted mentor.
+
+    For every epoch e among ``features`` (M, 4) ``[ℓ, ℓ − λ, y, e]`` that has positives (λ read
+    back as ℓ − diff), v is evaluated on ``points`` losses from 0 to ``span`` × the largest
+    positive loss there (losses a detector trained under the mentor may reach) and the rise is
+    ``max_ℓ (v(ℓ) − min_{ℓ' ≤ ℓ} v(ℓ'))``, 0 for a non-increasing mentor.
+
+    Returns ``rise_pos`` (the largest rise over epochs), ``rise_at_loss`` and ``rise_epoch`` (where
+    it is); all 0 when there are no positives.
+    """
+    out = dict(rise_pos=0.0, rise_at_loss=0.0, rise_epoch=0.0)
+    is_pos = features[:, 2] > 0.5
+    for epoch in features[is_pos, 3].round().unique().tolist():
+        rows = features[is_pos & (features[:, 3].round() == epoch)]
+        lam = float((rows[:, 0] - rows[:, 1]).mean())
+        grid = torch.linspace(0, span * float(rows[:, 0].max()), points)
+        thresholds = torch.tensor([0.0, lam])
+        with torch.no_grad():
+            v = mentor(mentor_features(grid, torch.ones_like(grid, dtype=torch.bool), thresholds,
+                                       int(epoch)))
+        rise = v - torch.cummin(v, 0).values
+        k = int(rise.argmax())
+        if float(rise[k]) > out['rise_pos']:
+            out = dict(rise_pos=float(rise[k]), rise_at_loss=float(grid[k]), rise_epoch=epoch)
+    return out
+
+
+__all__ = ['monotone_envelope', 'mentor_rise', 'MAX_GRID_POINTS']

@@ -114,3 +114,18 @@ def test_weighter_applies_the_envelope_before_normalising_by_hand():
 def test_monotone_option_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MentorNetWeighter(**kwargs)
+
+
+def test_mentor_rise_by_hand():
+    from mmreweight.weighting.mentornet_monotone import mentor_rise
+
+    # positives of epoch 40 with losses up to 0.5 (lambda 0.2), a negative of epoch 70
+    feats = torch.tensor([[0.1, -0.1, 1, 40], [0.5, 0.3, 1, 40], [2.0, 1.9, 0, 70]])
+    # v = min(|l - 1|, 1) on 0..1.5 (3 x 0.5): falls to 0 at l = 1, rises to 0.5 at l = 1.5
+    assert mentor_rise(v_shaped, feats) == pytest.approx(
+        dict(rise_pos=0.5, rise_at_loss=1.5, rise_epoch=40))
+
+    def falling(f):
+        return torch.exp(-f[:, 0])
+
+    assert mentor_rise(falling, feats)['rise_pos'] == 0.0
