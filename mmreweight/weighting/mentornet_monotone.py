@@ -45,6 +45,10 @@ def monotone_envelope(mentor: Callable[[Tensor], Tensor], v: Tensor, loss: Tenso
         if not bool(members.any()):
             continue
         group_loss = loss[members].clamp(min=0)
+        if not bool(torch.isfinite(group_loss).all()):
+            # the grid runs up to the largest loss: NaN or inf has no place on it
+            raise ValueError('MentorNet monotone envelope: the per-anchor classification loss '
+                             'holds non-finite values (NaN or inf); check the logits')
         n = min(int(torch.floor(group_loss.max() / step)) + 1, MAX_GRID_POINTS)
         grid = torch.arange(n, device=loss.device, dtype=loss.dtype) * step
         on_grid = mentor(mentor_features(grid, torch.full_like(grid, group == POS, dtype=torch.bool),

@@ -129,3 +129,12 @@ def test_mentor_rise_by_hand():
         return torch.exp(-f[:, 0])
 
     assert mentor_rise(falling, feats)['rise_pos'] == 0.0
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_loss_is_named(bad):
+    loss = torch.tensor([0.2, bad])
+    is_pos = torch.ones(2, dtype=torch.bool)
+    with pytest.raises(ValueError, match='non-finite'):
+        monotone_envelope(v_shaped, torch.ones(2), loss, is_pos, torch.tensor([0.0, 0.5]), 50,
+                          0.1)
