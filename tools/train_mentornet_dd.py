@@ -19,7 +19,7 @@ import os
 import os.path as osp
 import sys
 
-# Run from a checkout, use the checkout's mmreweight (not an older installed copy), as tools/train.py.
+# From a checkout, use the checkout's mmreweight (not an older installed copy), as tools/train.py.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_REPO, 'mmreweight', '__init__.py')):
     sys.path.insert(0, _REPO)

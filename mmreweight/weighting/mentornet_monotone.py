@@ -3,10 +3,12 @@
 Not in the paper. Why: a data-driven mentor is fitted to the losses of the detector whose
 checkpoints made its training data (in the study, the focal run on the same noisy data). A detector
 trained under the mentor fits the noisy annotations less, so their losses run past the range the
-mentor saw, and there the network extrapolates. The study's DD mentor (40% uniform noise) gives
-v ≈ 0.1 just above the positives' percentile but v ≈ 0.5–0.6 again for ℓ ≥ 1, the most obviously
-wrong labels. Under label noise a higher loss should never make a label more trustworthy, so the
-weighter takes the mentor's lower envelope in the loss, per group g (negatives, positives)::
+mentor saw, and there the network extrapolates. One of the study's three DD mentors under 40%
+uniform noise (and two of three under pair-flip) gives v ≈ 0.1 just above the positives'
+percentile but v ≈ 0.5–0.6 again for ℓ ≥ 1, the most obviously wrong labels
+(:func:`mentor_rise` measures this on a fitted mentor). Under label noise a higher loss should
+never make a label more trustworthy, so the weighter takes the mentor's lower envelope in the
+loss, per group g (negatives, positives)::
 
     ṽ(ℓ) = min( v(ℓ), min_{k ≥ 0: k·s ≤ ℓ} v(k·s) ),    v(x) = mentor(x, x − λ_g, y_g, e)
 
@@ -51,8 +53,8 @@ def monotone_envelope(mentor: Callable[[Tensor], Tensor], v: Tensor, loss: Tenso
                              'holds non-finite values (NaN or inf); check the logits')
         n = min(int(torch.floor(group_loss.max() / step)) + 1, MAX_GRID_POINTS)
         grid = torch.arange(n, device=loss.device, dtype=loss.dtype) * step
-        on_grid = mentor(mentor_features(grid, torch.full_like(grid, group == POS, dtype=torch.bool),
-                                         thresholds, epoch))
+        grid_is_pos = torch.full_like(grid, group == POS, dtype=torch.bool)
+        on_grid = mentor(mentor_features(grid, grid_is_pos, thresholds, epoch))
         envelope = torch.cummin(on_grid.to(v.dtype), 0).values
         below = torch.floor(group_loss / step).long().clamp(0, n - 1)
         out[members] = torch.minimum(v[members], envelope[below])
