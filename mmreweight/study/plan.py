@@ -39,7 +39,8 @@ METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg', 'mentornet_dd_hard',
-            'mentornet_dd_mono', 'mentornet_dd_mono_hard', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
+            'mentornet_dd_mono', 'mentornet_dd_mono_hard', 'noise_oracle', 'noise_oracle_burn_in',
+            'noise_oracle_soft')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
