@@ -268,6 +268,14 @@ def _dump(run: Dict[str, Any], which: str = 'last') -> Optional[Dict[str, np.nda
         return {k: data[k] for k in data.files}
 
 
+def _dump_lost(run: Dict[str, Any], which: str = 'last') -> bool:
+    """The run's result names a diagnostics dump that is not on disk: an archived run record
+    (result, logs, summaries), whose dump stayed in the study directory it ran in."""
+    rel = (run.get('diagnostics') or {}).get(which)
+    return bool(rel) and not rel.startswith('failed') and not os.path.isfile(
+        os.path.join(run['_dir'], rel, 'diagnostics.npz'))
+
+
 def _first_seed(table, key) -> Optional[Dict[str, Any]]:
     cell = table.get(key)
     return min(cell['runs'], key=lambda r: r['seed']) if cell else None
@@ -333,10 +341,13 @@ def figure_weights(table, out_dir: str) -> List[str]:
     shown = [c for c in NOISY if c in conditions] or [c for c in ('clean', ) if c in conditions]
     for source in _order({k[0] for k in table}, SOURCES):
         for condition in shown:
+            runs = [(m, _first_seed(table, (source, condition, m))) for m in METHODS]
+            runs = [(m, run) for m, run in runs if run is not None]
+            if any(_dump_lost(run) for _, run in runs):
+                continue  # drawn from some of its runs it would mislead: see write_report
             panels = []
-            for method in METHODS:
-                run = _first_seed(table, (source, condition, method))
-                dump = _dump(run) if run else None
+            for method, run in runs:
+                dump = _dump(run)
                 if dump is not None and str(dump['method']) != 'none':
                     panels.append((method, run, dump))
             if not panels:
@@ -465,39 +476,51 @@ def mentor_curve_data(mentor_path: str, lam: float, max_loss: float, points: int
     return loss.numpy(), v.numpy(), envelope.numpy()
 
 
-def figure_mentor_curves(table, out_dir: str) -> Optional[str]:
-    """Per noisy (source, condition) and MentorNet-DD method (first seed): the run's mentor v for
-    positives at the last epoch, with λ the run's last logged moving average, and its monotone
-    envelope, over the losses of the run's positives at its last checkpoint."""
-    from . import plots
+def _mentor_run(table, source: str, condition: str):
+    """(run, mentor path, last logged λ of positives, dump) of the MentorNet-DD run of
+    ``source``/``condition`` with the lowest seed (then the first DD method) whose directory still
+    holds its mentor, training log and diagnostics dump; None if none does. All DD variants of a
+    seed share one mentor (fitted from the focal run of that seed)."""
     from .results import train_scalars
-    panels = []
-    for key in sorted(table, key=lambda k: (_order([k[0]], SOURCES), list(CONDITIONS).index(k[1]),
-                                            list(METHODS).index(k[2]))):
-        if key[1] not in NOISY or key[2] not in MENTOR_DD_METHODS:
-            continue
-        run = _first_seed(table, key)
+    runs = [r for m in MENTOR_DD_METHODS for r in (table.get((source, condition, m)) or
+                                                     {}).get('runs', [])]
+    for run in sorted(runs, key=lambda r: (r['seed'], MENTOR_DD_METHODS.index(r['method']))):
         mentor, log = (os.path.join(run['_dir'], *p) for p in (('mentor.pth', ),
                                                                ('logs', 'train.log')))
         dump = _dump(run)
         if dump is None or not os.path.isfile(mentor) or not os.path.isfile(log):
             continue
         lam = train_scalars(log, ['mentornet_pct_ema_pos'])['mentornet_pct_ema_pos']
-        if not lam:
-            continue
-        panels.append((key, run, mentor, lam[-1][1], dump))
+        if lam:
+            return run, mentor, lam[-1][1], dump
+    return None
+
+
+def figure_mentor_curves(table, out_dir: str) -> Optional[str]:
+    """Per noisy (source, condition): the data-driven mentor v for positives at the last epoch,
+    with λ the run's last logged moving average, and its monotone envelope, over the losses of the
+    run's positives at its last checkpoint (:func:`_mentor_run` picks the run)."""
+    from . import plots
+    panels = []
+    for source, condition in sorted({k[:2] for k in table if k[1] in NOISY},
+                                    key=lambda k: (_order([k[0]], SOURCES),
+                                                   list(CONDITIONS).index(k[1]))):
+        found = _mentor_run(table, source, condition)
+        if found is not None:
+            panels.append(((source, condition), *found))
     if not panels:
         return None
     fig, axes = plots.subplots(len(panels), ncols=2, size=(5.0, 3.6))
-    for ax, (key, run, mentor, lam, dump) in zip(axes, panels):
+    for ax, ((source, condition), run, mentor, lam, dump) in zip(axes, panels):
         pos = dump['pos'].astype(bool)
         clean = dump['loss'][pos & (dump['noisy'] == 0)]
         noisy = dump['loss'][pos & (dump['noisy'] == 1)]
         max_loss = float(np.percentile(dump['loss'][pos], 99.5)) * 1.1 if pos.any() else 2.0
         grid, v, envelope = mentor_curve_data(mentor, lam, max(max_loss, 1e-3))
         plots.mentor_curve(ax, grid, v, envelope, clean, noisy,
-                           f'{key[0]} / {key[1]} / {key[2]} (seed {run["seed"]}): mentor at '
-                           f'epoch {MENTOR_CURVE_EPOCH}, λ = {lam:.3f}')
+                           f'{source} / {condition}: seed-{run["seed"]} mentor at epoch '
+                           f'{MENTOR_CURVE_EPOCH}, λ = {lam:.3f};\nlosses of the '
+                           f'{run["method"]} run')
     return plots.save(fig, os.path.join(out_dir, 'mentor_curves.png'))
 
 
@@ -534,7 +557,10 @@ def _summary(run: Dict[str, Any], which: str = 'last') -> Dict[str, Any]:
 def figure_ghm_density(table, out_dir: str) -> Optional[str]:
     from . import plots
     panels = []
-    for key, run in _first_seed_cells(table, 'ghm'):
+    cells = _first_seed_cells(table, 'ghm')
+    if any(_dump_lost(run, which) for _, run in cells for which in ('init', 'last')):
+        return None
+    for key, run in cells:
         init, last = _dump(run, 'init'), _dump(run, 'last')
         if init is not None and last is not None:
             panels.append((key, init, last))
@@ -578,6 +604,9 @@ def figure_cb_weights(table, out_dir: str) -> Optional[str]:
     sources = [s for s in _order({k[0] for k in table}, SOURCES)
                if any(k[0] == s and k[2] == 'cb_focal' for k in table)]
     if not sources:
+        return None
+    if any(_dump_lost(run) for k in table if k[2] == 'cb_focal'
+           for run in [_first_seed(table, k)]):
         return None
     fig, axes = plots.subplots(len(sources), ncols=1, size=(8, 3.6))
     drawn = False
@@ -673,6 +702,33 @@ def update_readme(readme: str, section: str) -> None:
         f.write(text)
 
 
+#: single figures drawn from diagnostics dumps or mentor files, by their key in write_report
+DUMP_FIGURES = {'ghm': 'ghm_gradient_density.png', 'cb': 'cb_class_weights.png',
+                'mentor': 'mentor_curves.png'}
+
+
+def keep_earlier_figures(figures: Dict[str, Any], table, out_dir: str) -> List[str]:
+    """Keep, from an earlier report in ``out_dir``, the dump figures this study directory could
+    not redraw in full (its runs are archived records without their diagnostics dumps), rather
+    than drop them or draw them from part of their runs. Updates ``figures``; returns the names
+    kept."""
+    kept = []
+    for key, name in DUMP_FIGURES.items():
+        path = os.path.join(out_dir, name)
+        if figures[key] is None and os.path.isfile(path):
+            figures[key] = path
+            kept.append(name)
+    drawn = {os.path.basename(p) for p in figures['weights']}
+    for source in _order({k[0] for k in table}, SOURCES):
+        for condition in _order({k[1] for k in table if k[0] == source}, CONDITIONS):
+            name = f'weight_vs_loss_{source}_{condition}.png'
+            path = os.path.join(out_dir, name)
+            if name not in drawn and os.path.isfile(path):
+                figures['weights'].append(path)
+                kept.append(name)
+    return kept
+
+
 def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                  note: str = '', study_iters: Sequence[int] = (),
                  readme: Optional[str] = None) -> str:
@@ -691,6 +747,7 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                    ghmr=figure_ghmr_profile(table, out_dir), cb=figure_cb_weights(table, out_dir),
                    weight_curves=figure_weight_curves(table, out_dir),
                    mentor=figure_mentor_curves(table, out_dir))
+    kept = keep_earlier_figures(figures, table, out_dir)
 
     md = [f'# {title}', '']
     if note:
@@ -703,6 +760,9 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
            'seed).',
            '- **rare-3 AP**: mean test AP of the 3 classes with the fewest training annotations '
            '(long-tailed conditions only).', '']
+    if kept:
+        md += [f'- Kept from an earlier report, drawn from diagnostics dumps that these run '
+               f'records do not hold: {", ".join(f"`{n}`" for n in kept)}.', '']
     if settings.get('benchmark_overrides'):
         md += [f'- benchmark overrides: `{settings["benchmark_overrides"]}`', '']
     for source in _order({k[0] for k in table}, SOURCES):
@@ -756,7 +816,9 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                'last epoch with the run\'s last percentile moving average λ (solid), its '
                'monotone envelope (dashed, what `MentorNetWeighter(monotone=True)` uses), and '
                'the losses of the run\'s positives at its last checkpoint on clean and noisy '
-               'annotations (first seed, `tools/diagnose.py` batches).', '',
+               'annotations (`tools/diagnose.py` batches; per condition, the lowest seed whose '
+               'run directory still holds its mentor and dump; every DD variant of a seed '
+               'uses the same mentor).', '',
                '![mentor curves](mentor_curves.png)', '']
     if figures['ghm']:
         md += ['## GHM gradient density before and after training', '',

@@ -191,13 +191,39 @@ def test_the_noise_oracle_is_reported_as_a_bound_not_a_winner(study):
     assert 'noise_oracle (oracle) +80%' in gaps
 
 
+def test_archived_records_keep_the_dump_figures_of_an_earlier_report(study, tmp_path):
+    """Run records without their dumps (archived): the dump figures an earlier report drew stay
+    as they were and are listed as kept; none is redrawn from part of its runs."""
+    out = tmp_path / 'docs'
+    report.write_report(str(study), str(out))
+    names = ('weight_vs_loss_mnist_uniform40.png', 'ghm_gradient_density.png',
+             'cb_class_weights.png')
+    before = {n: (out / n).read_bytes() for n in names}
+    assert 'Kept from an earlier report' not in (out / 'README.md').read_text()
+    for npz in study.glob('*/*/diagnostics.npz'):
+        if 'l2rw' not in str(npz):  # the l2rw run alone keeps its dump
+            npz.unlink()
+    text = open(report.write_report(str(study), str(out))).read()
+    assert {n: (out / n).read_bytes() for n in names} == before  # not redrawn
+    assert ('Kept from an earlier report, drawn from diagnostics dumps that these run records '
+            'do not hold: `ghm_gradient_density.png`, `cb_class_weights.png`, '
+            '`weight_vs_loss_mnist_uniform40.png`.') in text
+    for name in names:
+        assert f']({name})' in text
+    fresh = tmp_path / 'fresh'  # no earlier report: the figures are left out, not half drawn
+    text = open(report.write_report(str(study), str(fresh))).read()
+    assert not any((fresh / n).exists() for n in names) and 'Kept from' not in text
+
+
 def test_mentor_curves_from_a_dd_runs_mentor_log_and_dump(study, tmp_path):
     import torch
 
     from mmreweight.weighting.mentornet_dd import save_mentor
     from mmreweight.weighting.mentornet_net import MentorNetwork
-    _write(study, _result('mentornet_dd_mono', 'uniform40', 0, 0.55, 0.55))
-    run_dir = study / 'mnist-uniform40-mentornet_dd_mono-s0'
+    # a lower-seed DD run whose mentor is gone (an archived record): the figure uses seed 1's
+    _write(study, _result('mentornet_dd', 'uniform40', 0, 0.55, 0.55))
+    _write(study, _result('mentornet_dd_mono', 'uniform40', 1, 0.55, 0.55))
+    run_dir = study / 'mnist-uniform40-mentornet_dd_mono-s1'
     net = MentorNetwork(seed=2)
     save_mentor(str(run_dir / 'mentor.pth'), net)
     (run_dir / 'logs').mkdir()
@@ -207,6 +233,9 @@ def test_mentor_curves_from_a_dd_runs_mentor_log_and_dump(study, tmp_path):
     text = open(report.write_report(str(study), str(tmp_path / 'docs'))).read()
     assert (tmp_path / 'docs' / 'mentor_curves.png').stat().st_size > 1000
     assert '![mentor curves](mentor_curves.png)' in text
+    table = report.aggregate(report.load_results(str(study)))
+    run, mentor, lam, _ = report._mentor_run(table, 'mnist', 'uniform40')
+    assert (run['method'], run['seed'], lam) == ('mentornet_dd_mono', 1, 0.25)
     # the curve: the mentor on [l, l - lambda, y = 1, epoch 99] (lambda: the last logged value)
     grid, v, envelope = report.mentor_curve_data(str(run_dir / 'mentor.pth'), 0.25, 2.0, 21)
     loss = torch.linspace(0, 2.0, 21)
