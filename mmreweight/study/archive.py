@@ -1,0 +1,62 @@
+"""A study run's record, copied out of its study directory: what the report needs (result,
+timings, training log, diagnostics summaries, dumps and GHM-R profiles, the MentorNet-DD mentor)
+without the checkpoints and the test outputs. ~0.2 MB a run, so a study's records can be
+committed (docs/study/runs) and its report regenerated, figures included, on another machine."""
+import os
+import shutil
+from typing import List, Optional
+
+from .plan import STUDY_FILE
+
+#: files of a run directory, relative to it
+RUN_FILES = ('result.json', 'timings.json', os.path.join('logs', 'train.log'), 'mentor.pth')
+#: files of each diagnostics directory the run's result names (tools/diagnose.py's outputs)
+DIAGNOSTICS_FILES = ('summary.json', 'diagnostics.npz', 'ghmr_profile.json')
+
+
+def record_files(run_dir: str) -> List[str]:
+    """The record's files of a finished run (one with a result.json), relative to ``run_dir``."""
+    import json
+    with open(os.path.join(run_dir, 'result.json')) as f:
+        result = json.load(f)
+    names = list(RUN_FILES)
+    for rel in (result.get('diagnostics') or {}).values():
+        if rel and not rel.startswith('failed'):
+            names += [os.path.join(rel, name) for name in DIAGNOSTICS_FILES]
+    return [n for n in names if os.path.isfile(os.path.join(run_dir, n))]
+
+
+def archive_run(run_dir: str, dest_root: str, overwrite: bool = False) -> Optional[str]:
+    """Copy the record of ``run_dir`` to ``dest_root/<run id>``; returns that path, or None when
+    the run has no result.json (not finished) or its record is there and ``overwrite`` is off."""
+    if not os.path.isfile(os.path.join(run_dir, 'result.json')):
+        return None
+    dest = os.path.join(dest_root, os.path.basename(os.path.normpath(run_dir)))
+    if os.path.exists(dest):
+        if not overwrite:
+            return None
+        shutil.rmtree(dest)
+    for name in record_files(run_dir):
+        os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
+        shutil.copy2(os.path.join(run_dir, name), os.path.join(dest, name))
+    return dest
+
+
+def archive_study(study_dir: str, dest_root: str, overwrite: bool = False) -> List[str]:
+    """Archive every finished run of ``study_dir`` (and its settings file, if ``dest_root`` has
+    none); returns the records written. Runs already archived are kept unless ``overwrite``."""
+    os.makedirs(dest_root, exist_ok=True)
+    settings = os.path.join(study_dir, STUDY_FILE)
+    if os.path.isfile(settings) and not os.path.exists(os.path.join(dest_root, STUDY_FILE)):
+        shutil.copy2(settings, dest_root)
+    written = []
+    for name in sorted(os.listdir(study_dir)):
+        path = os.path.join(study_dir, name)
+        if os.path.isdir(path):
+            dest = archive_run(path, dest_root, overwrite)
+            if dest is not None:
+                written.append(dest)
+    return written
+
+
+__all__ = ['RUN_FILES', 'DIAGNOSTICS_FILES', 'record_files', 'archive_run', 'archive_study']
