@@ -1,5 +1,6 @@
 """A study run's record, copied out of its study directory: what the report needs (result,
-timings, training log, diagnostics summaries, dumps and GHM-R profiles, the MentorNet-DD mentor)
+timings, training log, diagnostics summaries, dumps and GHM-R profiles, the MentorNet-DD mentor and
+its fit's log)
 without the checkpoints and the test outputs. ~0.2 MB a run, so a study's records can be
 committed (docs/study/runs) and its report regenerated, figures included, on another machine."""
 import os
@@ -9,7 +10,8 @@ from typing import List, Optional
 from .plan import STUDY_FILE
 
 #: files of a run directory, relative to it
-RUN_FILES = ('result.json', 'timings.json', os.path.join('logs', 'train.log'), 'mentor.pth')
+RUN_FILES = ('result.json', 'timings.json', os.path.join('logs', 'train.log'), 'mentor.pth',
+             os.path.join('logs', 'mentor.log'))
 #: files of each diagnostics directory the run's result names (tools/diagnose.py's outputs)
 DIAGNOSTICS_FILES = ('summary.json', 'diagnostics.npz', 'ghmr_profile.json')
 

@@ -27,6 +27,7 @@ def test_records_keep_what_the_report_reads_and_drop_checkpoints(tmp_path):
     run = _run(study, 'mnist-uniform40-mentornet_dd-s0', dict(last='diagnostics',
                                                              init='failed: rc 1'), {
         'timings.json': '{}', 'logs/train.log': 'log', 'logs/test_last.log': 'test',
+        'logs/mentor.log': 'fit',
         'mentor.pth': 'mentor', 'work/iter_30.pth': 'checkpoint', 'config.py': 'cfg',
         'diagnostics/summary.json': '{}', 'diagnostics/weight_vs_loss.png': 'png'})
     np.savez(run / 'diagnostics' / 'diagnostics.npz', loss=np.ones(3))
@@ -39,7 +40,8 @@ def test_records_keep_what_the_report_reads_and_drop_checkpoints(tmp_path):
     copied = sorted(str(p.relative_to(dest)) for p in dest.rglob('*') if p.is_file())
     dd = 'mnist-uniform40-mentornet_dd-s0/'
     assert copied == ['mnist-uniform40-focal-s0/result.json', dd + 'diagnostics/diagnostics.npz',
-                      dd + 'diagnostics/summary.json', dd + 'logs/train.log', dd + 'mentor.pth',
+                      dd + 'diagnostics/summary.json', dd + 'logs/mentor.log',
+                      dd + 'logs/train.log', dd + 'mentor.pth',
                       dd + 'result.json', dd + 'timings.json', 'study.json']
     # the report's dump reader finds the archived dump where the study's was
     runs = {r['run_id']: r for r in report.load_results(str(dest))}
