@@ -4,8 +4,8 @@ committed, from which tools/study_report.py regenerates the report, figures incl
     python tools/study_archive.py work_dirs/study                    # -> docs/study/runs
     python tools/study_archive.py work_dirs/study --to /tmp/runs --overwrite
 
-A run already archived is kept unless --overwrite (the study is deterministic on CPU: a rerun of
-the same run, settings and code gives the same numbers).
+A run already archived is kept unless --overwrite, or --fill adds the files its record lacks (the
+study is deterministic on CPU: a rerun of the same run, settings and code gives the same numbers).
 """
 import argparse
 import os
@@ -24,10 +24,13 @@ def main(argv=None) -> int:
     p.add_argument('study_dir')
     p.add_argument('--to', default=os.path.join(_REPO, 'docs', 'study', 'runs'))
     p.add_argument('--overwrite', action='store_true', help='replace records already there')
+    p.add_argument('--fill', action='store_true',
+                   help='add to records already there the files they lack (an older record\'s '
+                        'dump or mentor, from a rerun), keeping the rest')
     args = p.parse_args(argv)
     if not os.path.isdir(args.study_dir):
         p.error(f'no study directory {args.study_dir!r}')
-    written = archive_study(args.study_dir, args.to, args.overwrite)
+    written = archive_study(args.study_dir, args.to, args.overwrite, args.fill)
     for path in written:
         print(f'archived {path}')
     print(f'{len(written)} run record(s) written to {args.to}')

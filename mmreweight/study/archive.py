@@ -28,25 +28,35 @@ def record_files(run_dir: str) -> List[str]:
     return [n for n in names if os.path.isfile(os.path.join(run_dir, n))]
 
 
-def archive_run(run_dir: str, dest_root: str, overwrite: bool = False) -> Optional[str]:
+def archive_run(run_dir: str, dest_root: str, overwrite: bool = False,
+                fill: bool = False) -> Optional[str]:
     """Copy the record of ``run_dir`` to ``dest_root/<run id>``; returns that path, or None when
-    the run has no result.json (not finished) or its record is there and ``overwrite`` is off."""
+    the run has no result.json (not finished) or its record is there and neither ``overwrite``
+    (replace it) nor ``fill`` (add the files it lacks, e.g. the dump of an older record, from a
+    rerun of the same run: the study is deterministic on CPU) applies."""
     if not os.path.isfile(os.path.join(run_dir, 'result.json')):
         return None
     dest = os.path.join(dest_root, os.path.basename(os.path.normpath(run_dir)))
+    names = record_files(run_dir)
     if os.path.exists(dest):
-        if not overwrite:
+        if overwrite:
+            shutil.rmtree(dest)
+        elif fill:
+            names = [n for n in names if not os.path.exists(os.path.join(dest, n))]
+            if not names:
+                return None
+        else:
             return None
-        shutil.rmtree(dest)
-    for name in record_files(run_dir):
+    for name in names:
         os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
         shutil.copy2(os.path.join(run_dir, name), os.path.join(dest, name))
     return dest
 
 
-def archive_study(study_dir: str, dest_root: str, overwrite: bool = False) -> List[str]:
+def archive_study(study_dir: str, dest_root: str, overwrite: bool = False,
+                  fill: bool = False) -> List[str]:
     """Archive every finished run of ``study_dir`` (and its settings file, if ``dest_root`` has
-    none); returns the records written. Runs already archived are kept unless ``overwrite``."""
+    none); returns the records written or filled (see :func:`archive_run`)."""
     os.makedirs(dest_root, exist_ok=True)
     settings = os.path.join(study_dir, STUDY_FILE)
     if os.path.isfile(settings) and not os.path.exists(os.path.join(dest_root, STUDY_FILE)):
@@ -55,7 +65,7 @@ def archive_study(study_dir: str, dest_root: str, overwrite: bool = False) -> Li
     for name in sorted(os.listdir(study_dir)):
         path = os.path.join(study_dir, name)
         if os.path.isdir(path):
-            dest = archive_run(path, dest_root, overwrite)
+            dest = archive_run(path, dest_root, overwrite, fill)
             if dest is not None:
                 written.append(dest)
     return written

@@ -48,9 +48,14 @@ def test_records_keep_what_the_report_reads_and_drop_checkpoints(tmp_path):
     assert report._dump(runs[dd[:-1]])['loss'].tolist() == [1.0, 1.0, 1.0]
     assert not report._dump_lost(runs[dd[:-1]])
 
-    # a record already there is kept unless overwrite
+    # a record already there is kept unless overwrite; fill adds only what it lacks
     (run / 'logs' / 'train.log').write_text('rerun')
     assert archive_study(str(study), str(dest)) == []
     assert (dest / dd / 'logs' / 'train.log').read_text() == 'log'
+    (dest / dd / 'mentor.pth').unlink()
+    assert [p.split('/')[-1] for p in archive_study(str(study), str(dest), fill=True)] == [dd[:-1]]
+    assert (dest / dd / 'mentor.pth').read_text() == 'mentor'
+    assert (dest / dd / 'logs' / 'train.log').read_text() == 'log'
+    assert archive_study(str(study), str(dest), fill=True) == []
     assert len(archive_study(str(study), str(dest), overwrite=True)) == 2
     assert (dest / dd / 'logs' / 'train.log').read_text() == 'rerun'
