@@ -1,8 +1,8 @@
 """A study run's record, copied out of its study directory: what the report needs (result,
 timings, training log, diagnostics summaries, dumps and GHM-R profiles, the MentorNet-DD mentor and
-its fit's log)
-without the checkpoints and the test outputs. ~0.2 MB a run, so a study's records can be
-committed (docs/study/runs) and its report regenerated, figures included, on another machine."""
+its fit's log) without the checkpoints and the test outputs. ~0.2 MB a run, so a study's records
+can be committed (docs/study/runs) and its report regenerated, figures included, elsewhere."""
+import json
 import os
 import shutil
 from typing import List, Optional
@@ -18,7 +18,6 @@ DIAGNOSTICS_FILES = ('summary.json', 'diagnostics.npz', 'ghmr_profile.json')
 
 def record_files(run_dir: str) -> List[str]:
     """The record's files of a finished run (one with a result.json), relative to ``run_dir``."""
-    import json
     with open(os.path.join(run_dir, 'result.json')) as f:
         result = json.load(f)
     names = list(RUN_FILES)

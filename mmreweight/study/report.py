@@ -344,7 +344,7 @@ def figure_weights(table, out_dir: str) -> List[str]:
             runs = [(m, _first_seed(table, (source, condition, m))) for m in METHODS]
             runs = [(m, run) for m, run in runs if run is not None]
             if any(_dump_lost(run) for _, run in runs):
-                continue  # drawn from some of its runs it would mislead: see write_report
+                continue  # drawn from only some of its runs it would mislead (keep_earlier_figures)
             panels = []
             for method, run in runs:
                 dump = _dump(run)
