@@ -9,15 +9,15 @@ counts) shows up as a different update.
 """
 import copy
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
+
+from mmreweight.engine.dist_testing import free_port, gloo_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD = 2
@@ -67,10 +67,7 @@ def _step(model, images, samples):
 
 
 def _worker(rank, port, out_dir):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=WORLD)
-    torch.set_num_threads(1)
-    try:
+    with gloo_process_group(rank, WORLD, port):
         import mmreweight  # noqa: F401
         from mmengine.model import MMDistributedDataParallel
         images, samples = _data()
@@ -82,20 +79,12 @@ def _worker(rank, port, out_dir):
             _step(model, images[part], copy.deepcopy(samples[part]))
             result[name] = {k: v.detach().clone() for k, v in model.module.state_dict().items()}
         torch.save(result, os.path.join(out_dir, f'rank{rank}.pth'))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
 def ddp_states(tmp_path_factory):
     out = tmp_path_factory.mktemp('ddp')
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f'rank{r}.pth', weights_only=True) for r in range(WORLD)]
 
 
@@ -140,7 +129,7 @@ def test_torchrun_trains_on_cpu(tmp_path):
                    env=env, check=True, capture_output=True)
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={_free_port()}', REPO / 'tools' / 'train.py',
+         f'--master_port={free_port()}', REPO / 'tools' / 'train.py',
          REPO / 'configs' / 'retinanet_ghm.py', '--launcher', 'pytorch',
          '--work-dir', tmp_path / 'work', '--cfg-options', *opts],
         env=env, capture_output=True, text=True, cwd=tmp_path)

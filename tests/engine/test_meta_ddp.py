@@ -8,14 +8,13 @@ exactly that objective.
 """
 import copy
 import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import mmreweight  # noqa: F401
+from mmreweight.engine.dist_testing import free_port, gloo_process_group
 from mmreweight.engine.meta_reference import (detector_loss, functional, per_anchor_losses,
                                               reference_l2rw_weights)
 from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
@@ -37,10 +36,7 @@ def shard(batch, rank):
 
 
 def _worker(rank, port, out_dir, theta):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=WORLD)
-    torch.set_num_threads(1)
-    try:
+    with gloo_process_group(rank, WORLD, port):
         from mmreweight.weighting import L2RWWeighter, MetaWeightNetWeighter
         train, clean = batches()
         results = {}
@@ -58,14 +54,6 @@ def _worker(rank, port, out_dir, theta):
             if name == 'mwnet':
                 results['hypergrad'] = weighter.last_hypergrad
         torch.save(results, os.path.join(out_dir, f'rank{rank}.pth'))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def reference_mwnet_ddp(model, vnet, names, train, clean):
@@ -112,7 +100,7 @@ def reference_l2rw_ddp(model, names, train, clean):
 
 @pytest.mark.parametrize('theta', ['cls_out'])
 def test_two_ranks_equal_one_process(tmp_path, theta):
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path), theta), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path), theta), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=False) for r in range(WORLD)]
     train, clean = batches()
     model = build_tiny_retinanet(torch.float64)

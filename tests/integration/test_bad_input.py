@@ -12,16 +12,16 @@ import copy
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from integration_helpers import add_hooks, build_runner, tiny_cfg
+
+from mmreweight.engine.dist_testing import free_port, gloo_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -371,18 +371,9 @@ def test_missing_checkpoint_on_resume(tmp_path):
 WORLD = 2
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _clean_loader_worker(rank, port, loaders, out_dir):
     """One rank: the hook's checks and first clean batch for each clean dataloader config."""
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=WORLD)
-    torch.set_num_threads(1)
-    try:
+    with gloo_process_group(rank, WORLD, port):
         from mmengine.registry import DefaultScope
         from mmengine.runner import Runner
 
@@ -400,8 +391,6 @@ def _clean_loader_worker(rank, port, loaders, out_dir):
             except ValueError as err:
                 result[name] = f'ValueError: {err}'
         torch.save(result, os.path.join(out_dir, f'rank{rank}.pth'))
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope='module')
@@ -418,7 +407,7 @@ def ddp_clean_streams(tmp_path_factory):
                                 ('two', two, False)):
         loaders[name] = copy.deepcopy(dict(base, dataset=coco_dataset(ann)))
         loaders[name]['sampler']['round_up'] = round_up
-    mp.spawn(_clean_loader_worker, args=(_free_port(), loaders, str(tmp)), nprocs=WORLD,
+    mp.spawn(_clean_loader_worker, args=(free_port(), loaders, str(tmp)), nprocs=WORLD,
              join=True)
     return [torch.load(tmp / f'rank{r}.pth', weights_only=True) for r in range(WORLD)]
 

@@ -1,12 +1,12 @@
 """MentorNet curricula, percentile moving average and MentorNetWeighter vs hand-computed values."""
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from mmreweight.engine.dist_testing import free_port, gloo_process_group
 from mmreweight.registry import MODELS
 from mmreweight.weighting.base import AnchorLossContext
 from mmreweight.weighting.mentornet import MentorNetWeighter
@@ -313,12 +313,6 @@ def test_missing_mentor_file_is_a_clear_error(tmp_path):
 
 
 # ---------------------------------------------------------------------------- DDP
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _batches():
     """Two steps, each split unevenly over two ranks (7 and 12 anchors), with ignored anchors."""
     g = torch.Generator().manual_seed(1)
@@ -334,21 +328,17 @@ def _batches():
 
 
 def _ddp_worker(rank, port, out_dir, normalise):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
-    try:
+    with gloo_process_group(rank, 2, port):
         w = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise=normalise)
         steps, shards = _batches()
         outs = [w(make_ctx(loss[shards[rank]], labels[shards[rank]], lw[shards[rank]]))
                 for loss, labels, lw in steps]
         torch.save(dict(weights=outs, ema=w.pct_ema.value), os.path.join(out_dir, f'{rank}.pt'))
-    finally:
-        torch.distributed.destroy_process_group()
 
 
 @pytest.mark.parametrize('normalise', ['mean_one', 'foreground'])
 def test_ddp_matches_single_process_on_concatenated_batch(tmp_path, normalise):
-    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path), normalise), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(free_port(), str(tmp_path), normalise), nprocs=2, join=True)
     single = MentorNetWeighter(curriculum='self_paced', burn_in=None, normalise=normalise)
     steps, shards = _batches()
     expected = [single(make_ctx(*step)) for step in steps]
