@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     p.add_argument('--overwrite', action='store_true', help='replace records already there')
     p.add_argument('--fill', action='store_true',
                    help='add to records already there the files they lack (an older record\'s '
-                        'dump or mentor, from a rerun), keeping the rest')
+                        'dump or mentor, from a rerun), keeping the rest; refused if the '
+                        'rerun\'s metrics differ from the record\'s')
     args = p.parse_args(argv)
     if not os.path.isdir(args.study_dir):
         p.error(f'no study directory {args.study_dir!r}')

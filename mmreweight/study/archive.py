@@ -27,12 +27,30 @@ def record_files(run_dir: str) -> List[str]:
     return [n for n in names if os.path.isfile(os.path.join(run_dir, n))]
 
 
+#: what a rerun must reproduce before its files may fill an existing record
+SAME_RUN_KEYS = ('best', 'last', 'val_curve')
+
+
+def _check_same_metrics(run_dir: str, record_dir: str) -> None:
+    """Refuse to fill a record from a run whose metrics differ from the record's: its dump or
+    mentor would then describe another training than the record's numbers."""
+    results = []
+    for d in (run_dir, record_dir):
+        with open(os.path.join(d, 'result.json')) as f:
+            results.append(json.load(f))
+    differ = [k for k in SAME_RUN_KEYS if results[0].get(k) != results[1].get(k)]
+    if differ:
+        raise ValueError(f'cannot fill the record {record_dir} from {run_dir}: the rerun\'s '
+                         f'{", ".join(differ)} differ from the record\'s (not the same training)')
+
+
 def archive_run(run_dir: str, dest_root: str, overwrite: bool = False,
                 fill: bool = False) -> Optional[str]:
     """Copy the record of ``run_dir`` to ``dest_root/<run id>``; returns that path, or None when
     the run has no result.json (not finished) or its record is there and neither ``overwrite``
     (replace it) nor ``fill`` (add the files it lacks, e.g. the dump of an older record, from a
-    rerun of the same run: the study is deterministic on CPU) applies."""
+    rerun of the same run: the study is deterministic on CPU; a rerun whose metrics differ
+    from the record's is a ValueError) applies."""
     if not os.path.isfile(os.path.join(run_dir, 'result.json')):
         return None
     dest = os.path.join(dest_root, os.path.basename(os.path.normpath(run_dir)))
@@ -41,6 +59,7 @@ def archive_run(run_dir: str, dest_root: str, overwrite: bool = False,
         if overwrite:
             shutil.rmtree(dest)
         elif fill:
+            _check_same_metrics(run_dir, dest)
             names = [n for n in names if not os.path.exists(os.path.join(dest, n))]
             if not names:
                 return None

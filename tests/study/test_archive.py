@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from mmreweight.study import report
 from mmreweight.study.archive import archive_study
@@ -24,12 +25,12 @@ def test_records_keep_what_the_report_reads_and_drop_checkpoints(tmp_path):
     study, dest = tmp_path / 'study', tmp_path / 'runs'
     (study).mkdir()
     (study / 'study.json').write_text('{"settings": {"iters": 30}}')
-    run = _run(study, 'mnist-uniform40-mentornet_dd-s0', dict(last='diagnostics',
-                                                             init='failed: rc 1'), {
-        'timings.json': '{}', 'logs/train.log': 'log', 'logs/test_last.log': 'test',
-        'logs/mentor.log': 'fit',
-        'mentor.pth': 'mentor', 'work/iter_30.pth': 'checkpoint', 'config.py': 'cfg',
-        'diagnostics/summary.json': '{}', 'diagnostics/weight_vs_loss.png': 'png'})
+    files = {'timings.json': '{}', 'logs/train.log': 'log', 'logs/test_last.log': 'test',
+             'logs/mentor.log': 'fit', 'mentor.pth': 'mentor', 'work/iter_30.pth': 'checkpoint',
+             'config.py': 'cfg', 'diagnostics/summary.json': '{}',
+             'diagnostics/weight_vs_loss.png': 'png'}
+    run = _run(study, 'mnist-uniform40-mentornet_dd-s0',
+               dict(last='diagnostics', init='failed: rc 1'), files)
     np.savez(run / 'diagnostics' / 'diagnostics.npz', loss=np.ones(3))
     _run(study, 'mnist-uniform40-focal-s0', dict(last='diagnostics'), {})
     (study / 'mnist-uniform40-focal-s1').mkdir()  # unfinished: no result.json
@@ -59,3 +60,20 @@ def test_records_keep_what_the_report_reads_and_drop_checkpoints(tmp_path):
     assert archive_study(str(study), str(dest), fill=True) == []
     assert len(archive_study(str(study), str(dest), overwrite=True)) == 2
     assert (dest / dd / 'logs' / 'train.log').read_text() == 'rerun'
+
+
+def test_fill_refuses_a_rerun_with_other_metrics(tmp_path):
+    study, dest = tmp_path / 'study', tmp_path / 'runs'
+    run = _run(study, 'mnist-uniform40-focal-s0', dict(last='diagnostics'),
+               {'diagnostics/summary.json': '{}'})
+    result = json.loads((run / 'result.json').read_text())
+    result.update(best=dict(mAP=0.5), last=dict(mAP=0.5), val_curve=[[30, 0.5]])
+    (run / 'result.json').write_text(json.dumps(result))
+    archive_study(str(study), str(dest))
+    (dest / run.name / 'diagnostics' / 'summary.json').unlink()
+
+    result['val_curve'] = [[30, 0.6]]  # another training: its dump must not fill the record
+    (run / 'result.json').write_text(json.dumps(result))
+    with pytest.raises(ValueError, match='val_curve differ'):
+        archive_study(str(study), str(dest), fill=True)
+    assert not (dest / run.name / 'diagnostics' / 'summary.json').exists()
