@@ -49,8 +49,8 @@ def archive_run(run_dir: str, dest_root: str, overwrite: bool = False,
     """Copy the record of ``run_dir`` to ``dest_root/<run id>``; returns that path, or None when
     the run has no result.json (not finished) or its record is there and neither ``overwrite``
     (replace it) nor ``fill`` (add the files it lacks, e.g. the dump of an older record, from a
-    rerun of the same run: the study is deterministic on CPU; a rerun whose metrics differ
-    from the record's is a ValueError) applies."""
+    rerun of the same run: runs repeat exactly on the same CPU, not on every CPU, so a rerun
+    whose metrics differ from the record's is a ValueError) applies."""
     if not os.path.isfile(os.path.join(run_dir, 'result.json')):
         return None
     dest = os.path.join(dest_root, os.path.basename(os.path.normpath(run_dir)))
