@@ -5,8 +5,8 @@ committed, from which tools/study_report.py regenerates the report, figures incl
     python tools/study_archive.py work_dirs/study --to /tmp/runs --overwrite
 
 A run already archived is kept unless --overwrite, or --fill adds the files its record lacks from
-a rerun of the same run, settings and code, which must reproduce the record's metrics (it does on the
-same CPU; other CPUs' floating-point kernels can differ).
+a rerun of the same run, settings and code, which must reproduce the record's metrics (it does on
+the same CPU; other CPUs' floating-point kernels can differ).
 """
 import argparse
 import os
