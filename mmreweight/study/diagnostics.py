@@ -1,7 +1,8 @@
 r"""Per-anchor diagnostics of a detector (trained, or freshly initialised): for a few training
 batches, each valid anchor's classification loss, the weight the config's method gives it, its
-label, positive flag and whether its matched annotation is noisy, plus GHM's gradient-density
-histogram of :math:`g = |\sigma(x) - t|` over valid elements. Nothing is updated: no optimizer
+label, positive flag, the annotation it is matched to (and their IoU) and whether that annotation
+is noisy, plus GHM's gradient-density histogram of :math:`g = |\sigma(x) - t|` over valid
+elements. Nothing is updated: no optimizer
 step, GHM moving averages and MentorNet percentiles are read, not written, MW-Net takes no meta
 step; the detector is never saved.
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.models.utils import unpack_gt_instances
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint, set_random_seed
@@ -66,18 +68,27 @@ def anchor_levels(shapes: List[torch.Size], num_base_priors: int) -> Tensor:
 def anchor_targets(head, cls_scores: List[Tensor], batch_gt_instances, batch_img_metas,
                    batch_gt_instances_ignore=None) -> Dict[str, Tensor]:
     """Labels, label weights and noise flags of every anchor (image-major, levels
-    concatenated) from mmdet's own ``get_targets``, for heads of any ``AnchorHead`` type.
+    concatenated) from mmdet's own ``get_targets``, for heads of any ``AnchorHead`` type, and
+    which annotation each positive anchor is matched to, and how well.
 
     ``gt_noisy`` uses :mod:`~mmreweight.models.reweight_retina_head`'s codes: not positive,
-    clean / noisy positive, or positive of an annotation without a noise flag.
+    clean / noisy positive, or positive of an annotation without a noise flag. ``gt_index``
+    numbers the batch's annotations in image order (-1: not positive); ``gt_iou`` is a
+    positive anchor's IoU with its annotation (0: not positive).
     """
-    device = cls_scores[0].device
-    featmap_sizes = [s.shape[-2:] for s in cls_scores]
+    return anchor_targets_at(head, [s.shape[-2:] for s in cls_scores], cls_scores[0].device,
+                             batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)
+
+
+def anchor_targets_at(head, featmap_sizes, device, batch_gt_instances, batch_img_metas,
+                      batch_gt_instances_ignore=None) -> Dict[str, Tensor]:
+    """:func:`anchor_targets` for feature maps of the given sizes."""
     anchor_list, valid_flag_list = head.get_anchors(featmap_sizes, batch_img_metas, device=device)
     labels, label_weights, _, _, _, sampling = head.get_targets(
         anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
         batch_gt_instances_ignore, return_sampling_results=True)
-    flags = []
+    flags, gt_index, gt_iou = [], [], []
+    first_gt = 0
     for i, result in enumerate(sampling):
         # assignment ran on the anchors inside the image; map its indices back to all anchors
         inside = anchor_inside_flags(torch.cat(anchor_list[i]), torch.cat(valid_flag_list[i]),
@@ -93,11 +104,19 @@ def anchor_targets(head, cls_scores: List[Tensor], batch_gt_instances, batch_img
             noisy = torch.as_tensor(noisy, device=device).bool()
             flag[pos] = noisy[result.pos_assigned_gt_inds].long()
         flags.append(flag)
+        gt_index.append(torch.full_like(flag, -1).index_put_(
+            (pos, ), result.pos_assigned_gt_inds.long() + first_gt))
+        gt_iou.append(torch.zeros(inside.numel(), device=device).index_put_(
+            (pos, ), bbox_overlaps(get_box_tensor(result.pos_priors),
+                                   get_box_tensor(result.pos_gt_bboxes), is_aligned=True)))
+        first_gt += len(batch_gt_instances[i])
 
     def flat(per_level):  # per level (B, n_l) -> (B * N,)
         return torch.cat(per_level, 1).reshape(-1)
 
-    return dict(labels=flat(labels), label_weights=flat(label_weights), gt_noisy=torch.cat(flags))
+    return dict(labels=flat(labels), label_weights=flat(label_weights), gt_noisy=torch.cat(flags),
+                gt_index=torch.cat(gt_index), gt_iou=torch.cat(gt_iou),
+                num_gts=torch.tensor(first_gt))
 
 
 def flatten_levels(per_level: List[Tensor], channels: int) -> Tensor:
@@ -215,7 +234,16 @@ class AnchorDiagnostics:
             self.hook.weighter.prepare_clean(clean['inputs'], clean['data_samples'])
         self.model.loss(inputs, samples)  # the head calls the weighter (captured) in its loss
         got = dict(self.head.weighter.last)
-        return dict(got, levels=anchor_levels(got.pop('shapes'), self.head.num_base_priors))
+        shapes = got.pop('shapes')
+        # the head's targets carry no match; assign again (deterministic) to get them
+        gts, ignores, metas = unpack_gt_instances(samples)
+        matches = anchor_targets_at(self.head, [s[-2:] for s in shapes], got['labels'].device,
+                                    gts, metas, ignores)
+        if not torch.equal(matches['labels'], got['labels']):
+            raise RuntimeError('the anchor assignment differs from the one the head trained with')
+        return dict(got, gt_index=matches['gt_index'], gt_iou=matches['gt_iou'],
+                    num_gts=matches['num_gts'],
+                    levels=anchor_levels(shapes, self.head.num_base_priors))
 
     @torch.no_grad()
     def _loss_batch(self, inputs, samples) -> Dict[str, Tensor]:
@@ -265,8 +293,10 @@ class AnchorDiagnostics:
         }
         arrays = dict(loss=out['loss'][valid].detach().float(),
                       weight=out['weights'][valid].detach().float(), label=labels[valid],
-                      pos=pos[valid], noisy=noisy[valid], level=out['levels'][valid])
-        return dict({k: v.cpu().numpy() for k, v in arrays.items()}, hists=hists)
+                      pos=pos[valid], noisy=noisy[valid], level=out['levels'][valid],
+                      gt_index=out['gt_index'][valid], gt_iou=out['gt_iou'][valid].float())
+        return dict({k: v.cpu().numpy() for k, v in arrays.items()}, hists=hists,
+                    num_gts=int(out['num_gts']))
 
     def train_loader(self):
         with DefaultScope.overwrite_default_scope(self.scope):
@@ -362,7 +392,11 @@ class AnchorDiagnostics:
         parts = [self.batch(data) for data in itertools.islice(loader, batches)]
         if not parts:
             raise ValueError('the training dataloader gave no batch')
-        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != 'hists'}
+        first_gt = np.cumsum([0] + [p['num_gts'] for p in parts[:-1]])
+        for part, first in zip(parts, first_gt):  # number annotations across the batches
+            part['gt_index'] = np.where(part['gt_index'] >= 0, part['gt_index'] + first, -1)
+        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]
+               if k not in ('hists', 'num_gts')}
         neg = np.flatnonzero(~cat['pos'])
         keep_frac = 1.0
         if max_negatives is not None and len(neg) > max_negatives:
@@ -373,6 +407,8 @@ class AnchorDiagnostics:
         out = dict(cat, loss=cat['loss'].astype(np.float32),
                    weight=cat['weight'].astype(np.float32), label=cat['label'].astype(np.int16),
                    noisy=cat['noisy'].astype(np.int8), level=cat['level'].astype(np.int8),
+                   gt_index=cat['gt_index'].astype(np.int32),
+                   gt_iou=cat['gt_iou'].astype(np.float32),
                    neg_keep_frac=np.float64(keep_frac))
         for name in HISTOGRAMS:
             out[f'hist_{name}'] = np.sum([p['hists'][name] for p in parts], axis=0)

@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
+from torchvision.ops import box_iou
 
 from mmreweight.losses import GHMC, count_fpn_levels, frozen_loss_statistics
 from mmreweight.models.reweight_retina_head import CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSITIVE
@@ -76,6 +77,19 @@ def test_anchor_targets_and_noise_flags_match_the_reweighting_head():
     assert torch.equal(mine['gt_noisy'], theirs.gt_noisy)
     assert (mine['gt_noisy'] == NOISY_POSITIVE).any() and (mine['gt_noisy'] == 0).any()
     assert ((mine['gt_noisy'] != NOT_POSITIVE) == (mine['labels'] < 10)).all()
+    # the matched annotation and the IoU, against torchvision's IoU of the anchors with it
+    anchors, _ = plain.get_anchors([s.shape[-2:] for s in scores], metas, device='cpu')
+    anchors = torch.cat([torch.cat(per_image) for per_image in anchors])
+    boxes = torch.cat([g.bboxes for g in gts])
+    pos = mine['gt_noisy'] != NOT_POSITIVE
+    assert ((mine['gt_index'] >= 0) == pos).all() and (mine['gt_iou'][~pos] == 0).all()
+    index = mine['gt_index'][pos]
+    expected = box_iou(anchors[pos], boxes).gather(1, index[:, None]).squeeze(1)
+    torch.testing.assert_close(mine['gt_iou'][pos], expected)
+    first_image = torch.arange(len(pos)) < len(pos) // 2
+    assert (index[first_image[pos]] < 2).all() and (index[~first_image[pos]] == 2).all()
+    assert torch.equal(torch.cat([g.labels for g in gts])[index], mine['labels'][pos])
+    assert set(index.tolist()) == {0, 1, 2} and mine['num_gts'].item() == 3
     levels = diag.anchor_levels([s.shape for s in scores], 9)
     assert levels.shape == mine['labels'].shape
     assert levels[:16 * 16 * 9].eq(0).all() and levels[16 * 16 * 9].item() == 1
@@ -112,6 +126,8 @@ def test_dump_of_an_initialised_detector(method, tiny_data):
     assert np.isfinite(dump['loss']).all() and (dump['weight'] >= 0).all()
     pos = dump['pos']
     assert pos.any() and ((dump['noisy'] != NOT_POSITIVE) == pos).all()
+    assert ((dump['gt_index'] >= 0) == pos).all() and (dump['gt_iou'][~pos] == 0).all()
+    assert (dump['gt_iou'][pos] > 0).all() and (dump['gt_iou'] <= 1).all()
     # every valid anchor's 10 elements are in the histogram
     assert dump['hist_all'].sum() == n * 10
     assert dump['hist_target1'].sum() == pos.sum()
