@@ -2,9 +2,8 @@ r"""Per-anchor diagnostics of a detector (trained, or freshly initialised): for 
 batches, each valid anchor's classification loss, the weight the config's method gives it, its
 label, positive flag, the annotation it is matched to (and their IoU) and whether that annotation
 is noisy, plus GHM's gradient-density histogram of :math:`g = |\sigma(x) - t|` over valid
-elements. Nothing is updated: no optimizer
-step, GHM moving averages and MentorNet percentiles are read, not written, MW-Net takes no meta
-step; the detector is never saved.
+elements. Nothing is updated: no optimizer step, GHM moving averages and MentorNet percentiles
+are read, not written, MW-Net takes no meta step; the detector is never saved.
 
 What "weight" and "loss" are, per method (the weight multiplies the loss in training):
 
