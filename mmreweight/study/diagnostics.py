@@ -447,8 +447,35 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
                                                    is_clean)
         out['auc_small_loss_clean_vs_noisy'] = roc_auc(
             torch.from_numpy(-dump['loss'][sel].astype(np.float64)), is_clean)
+    if 'gt_index' in dump:  # dumps from session 11 on
+        for name, code in (('clean', CLEAN_POSITIVE), ('noisy', NOISY_POSITIVE)):
+            out.update({f'{key}_{name}': value for key, value in
+                        box_zeroing(dump, pos & (noisy == code)).items()})
     return out
 
 
+def box_zeroing(dump: Dict[str, np.ndarray], positives: np.ndarray) -> Dict[str, Any]:
+    """Whether the weights select annotations or anchors within them: of the annotations of the
+    ``positives`` mask, the share with every anchor's weight (near) zero and the share with
+    some zeroed and some kept, and the mean rank correlation of weight and IoU among one
+    annotation's anchors (Spearman, ties averaged; annotations with 3+ anchors whose weights and
+    IoUs both vary)."""
+    from scipy.stats import spearmanr
+    index, zero = dump['gt_index'][positives], dump['weight'][positives] < 1e-3
+    weight, iou = dump['weight'][positives], dump['gt_iou'][positives]
+    all_zero, partly, corr = [], [], []
+    for gt in np.unique(index):
+        mine = index == gt
+        all_zero.append(zero[mine].all())
+        partly.append(zero[mine].any() and not zero[mine].all())
+        if mine.sum() >= 3 and np.ptp(weight[mine]) > 0 and np.ptp(iou[mine]) > 0:
+            corr.append(spearmanr(weight[mine], iou[mine])[0])
+    return dict(annotations=len(all_zero),
+                annotations_all_zeroed=float(np.mean(all_zero)) if all_zero else None,
+                annotations_partly_zeroed=float(np.mean(partly)) if partly else None,
+                weight_iou_rank_corr=float(np.mean(corr)) if corr else None)
+
+
 __all__ = ['HIST_BINS', 'HISTOGRAMS', 'density_histogram', 'anchor_levels', 'anchor_targets',
-           'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics', 'summarize']
+           'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics', 'summarize',
+           'box_zeroing']

@@ -163,6 +163,24 @@ def test_summary_auc_of_weights_and_of_the_small_loss_criterion():
     assert s['mean_weight_pos_noisy'] == pytest.approx(4.8 / 4)
 
 
+def test_box_zeroing_tells_annotation_selection_from_anchor_selection():
+    # annotation 0: 4 anchors, weight rising with IoU, one zeroed; annotation 1: all zeroed;
+    # annotation 2: 3 anchors, weight falling with IoU, none zeroed; a negative (index -1)
+    gt_index = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, -1])
+    iou = np.array([.5, .6, .7, .8, .6, .7, .5, .6, .9, 0], np.float32)
+    weight = np.array([0, .5, 1, 2, 0, 0, 3, 2, 1, 1], np.float32)
+    dump = dict(gt_index=gt_index, gt_iou=iou, weight=weight)
+    got = diag.box_zeroing(dump, gt_index >= 0)
+    assert got['annotations'] == 3
+    assert got['annotations_all_zeroed'] == pytest.approx(1 / 3)
+    assert got['annotations_partly_zeroed'] == pytest.approx(1 / 3)
+    # rank correlations +1 (annotation 0) and -1 (annotation 2); annotation 1 has 2 anchors
+    assert got['weight_iou_rank_corr'] == pytest.approx(0.0)
+    got = diag.box_zeroing(dump, np.isin(gt_index, [0]))
+    assert got['weight_iou_rank_corr'] == pytest.approx(1.0)
+    assert got['annotations_all_zeroed'] == 0 and got['annotations_partly_zeroed'] == 1
+
+
 def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
     d = diag.AnchorDiagnostics(_tiny_cfg('l2rw'), 'init', seed=0)
     data = next(iter(d.train_loader()))
