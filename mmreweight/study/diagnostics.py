@@ -425,7 +425,9 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     weights (of all anchors and of positives), and how well the weights rank clean above noisy
     positives (ROC AUC of the weight as a clean-vs-noisy score: 0.5 = blind, 1 = every clean
     positive above every noisy one). For comparison, the AUC of the negative loss: how well the
-    small-loss criterion alone (no meta step) would tell them apart."""
+    small-loss criterion alone (no meta step) would tell them apart. With the matches in the
+    dump, also :func:`box_zeroing` of the clean and of the noisy positives (keys ``*_clean``,
+    ``*_noisy``)."""
     from mmreweight.weighting.mentornet_dd import roc_auc
     w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
     clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
@@ -447,7 +449,7 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
                                                    is_clean)
         out['auc_small_loss_clean_vs_noisy'] = roc_auc(
             torch.from_numpy(-dump['loss'][sel].astype(np.float64)), is_clean)
-    if 'gt_index' in dump:  # dumps from session 11 on
+    if 'gt_index' in dump:  # dumps that hold the matches (older study records do not)
         for name, code in (('clean', CLEAN_POSITIVE), ('noisy', NOISY_POSITIVE)):
             out.update({f'{key}_{name}': value for key, value in
                         box_zeroing(dump, pos & (noisy == code)).items()})
