@@ -44,6 +44,8 @@ from mmreweight.weighting.class_counts import count_instances_per_class
 
 #: GHM-C's number of bins in the paper and in configs/retinanet_ghm.py
 HIST_BINS = 30
+#: a weight below this counts as zeroed (L2RW clips to exactly 0; soft weights come near it)
+ZERO_WEIGHT = 1e-3
 #: histograms kept: all valid elements, target-1 elements, and those of clean / noisy positives
 HISTOGRAMS = ('all', 'target1', 'target1_clean', 'target1_noisy')
 
@@ -360,7 +362,7 @@ class AnchorDiagnostics:
                & (first['labels'] < first['logits'].shape[1]))
         w = torch.stack([o['weights'][pos].detach().double() for o in outs])  # (K, P)
         noisy = first['gt_noisy'][pos]
-        nonzero = w > 1e-3
+        nonzero = w > ZERO_WEIGHT
         pairs = list(itertools.combinations(range(clean_batches), 2))
         agree = float(np.mean([(nonzero[i] == nonzero[j]).double().mean().item()
                                for i, j in pairs]))
@@ -438,8 +440,8 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     out = dict(anchors=int(len(w)), positives=int(pos.sum()), noisy_positives=int(noisy_pos.sum()),
                mean_weight_neg=mean(~pos), mean_weight_pos_clean=mean(clean_pos),
                mean_weight_pos_noisy=mean(noisy_pos),
-               zero_weight_frac=float((w < 1e-3).mean()) if len(w) else None,
-               zero_weight_frac_pos=mean(pos, (w < 1e-3).astype(np.float64)),
+               zero_weight_frac=float((w < ZERO_WEIGHT).mean()) if len(w) else None,
+               zero_weight_frac_pos=mean(pos, (w < ZERO_WEIGHT).astype(np.float64)),
                mean_loss_pos_clean=mean(clean_pos, dump['loss']),
                mean_loss_pos_noisy=mean(noisy_pos, dump['loss']))
     if clean_pos.any() and noisy_pos.any():
@@ -463,8 +465,8 @@ def box_zeroing(dump: Dict[str, np.ndarray], positives: np.ndarray) -> Dict[str,
     annotation's anchors (Spearman, ties averaged; annotations with 3+ anchors whose weights and
     IoUs both vary)."""
     from scipy.stats import spearmanr
-    index, zero = dump['gt_index'][positives], dump['weight'][positives] < 1e-3
-    weight, iou = dump['weight'][positives], dump['gt_iou'][positives]
+    index, weight, iou = (dump[k][positives] for k in ('gt_index', 'weight', 'gt_iou'))
+    zero = weight < ZERO_WEIGHT
     all_zero, partly, corr = [], [], []
     for gt in np.unique(index):
         mine = index == gt
