@@ -1,9 +1,10 @@
 r"""Per-anchor diagnostics of a detector (trained, or freshly initialised): for a few training
 batches, each valid anchor's classification loss, the weight the config's method gives it, its
-label, positive flag, the annotation it is matched to (and their IoU) and whether that annotation
-is noisy, plus GHM's gradient-density histogram of :math:`g = |\sigma(x) - t|` over valid
-elements. Nothing is updated: no optimizer step, GHM moving averages and MentorNet percentiles
-are read, not written, MW-Net takes no meta step; the detector is never saved.
+label, positive flag, FPN level and shape (base prior), the annotation it is matched to (and their
+IoU) and whether that annotation is noisy, plus GHM's gradient-density histogram of
+:math:`g = |\sigma(x) - t|` over valid elements. Nothing is updated: no optimizer step, GHM moving
+averages and MentorNet percentiles are read, not written, MW-Net takes no meta step; the detector
+is never saved.
 
 What "weight" and "loss" are, per method (the weight multiplies the loss in training):
 
@@ -63,6 +64,15 @@ def anchor_levels(shapes: List[torch.Size], num_base_priors: int) -> Tensor:
     per_image = torch.cat([torch.full((s[-2] * s[-1] * num_base_priors, ), level,
                                       dtype=torch.long)
                            for level, s in enumerate(shapes)])
+    return per_image.repeat(shapes[0][0])
+
+
+def anchor_priors(shapes: List[torch.Size], num_base_priors: int) -> Tensor:
+    """(B * N,) base-prior index (which of a location's anchor shapes) of every anchor, in the
+    same order as :func:`anchor_levels`: ``flatten_levels`` keeps a location's priors adjacent.
+    With a weighter whose theta is the classification output conv, each prior has its own output
+    channels, so its anchors' alignments use only their own slice of the clean gradient."""
+    per_image = torch.cat([torch.arange(num_base_priors).repeat(s[-2] * s[-1]) for s in shapes])
     return per_image.repeat(shapes[0][0])
 
 
@@ -244,7 +254,8 @@ class AnchorDiagnostics:
             raise RuntimeError('the anchor assignment differs from the one the head trained with')
         return dict(got, gt_index=matches['gt_index'], gt_iou=matches['gt_iou'],
                     num_gts=matches['num_gts'],
-                    levels=anchor_levels(shapes, self.head.num_base_priors))
+                    levels=anchor_levels(shapes, self.head.num_base_priors),
+                    priors=anchor_priors(shapes, self.head.num_base_priors))
 
     @torch.no_grad()
     def _loss_batch(self, inputs, samples) -> Dict[str, Tensor]:
@@ -252,7 +263,8 @@ class AnchorDiagnostics:
         gts, ignores, metas = unpack_gt_instances(samples)
         t = anchor_targets(self.head, cls_scores, gts, metas, ignores)
         logits = flatten_levels(cls_scores, self.head.cls_out_channels)
-        levels = anchor_levels([s.shape for s in cls_scores], self.head.num_base_priors)
+        shapes = [s.shape for s in cls_scores]
+        levels = anchor_levels(shapes, self.head.num_base_priors)
         if isinstance(self.loss_cls, GHMC):
             loss, weights = ghm_anchor_weights(self.loss_cls, logits, t['labels'],
                                                t['label_weights'], levels,
@@ -267,7 +279,8 @@ class AnchorDiagnostics:
             else:
                 weights = torch.ones_like(loss)
         weights = torch.where(t['label_weights'] > 0, weights, torch.zeros_like(weights))
-        return dict(t, loss=loss, logits=logits, weights=weights, levels=levels)
+        return dict(t, loss=loss, logits=logits, weights=weights, levels=levels,
+                    priors=anchor_priors(shapes, self.head.num_base_priors))
 
     def batch(self, data) -> Dict[str, Any]:
         """Per-anchor arrays of the valid anchors of one training batch, and its histograms."""
@@ -295,6 +308,7 @@ class AnchorDiagnostics:
         arrays = dict(loss=out['loss'][valid].detach().float(),
                       weight=out['weights'][valid].detach().float(), label=labels[valid],
                       pos=pos[valid], noisy=noisy[valid], level=out['levels'][valid],
+                      prior=out['priors'][valid],
                       gt_index=out['gt_index'][valid], gt_iou=out['gt_iou'][valid].float())
         return dict({k: v.cpu().numpy() for k, v in arrays.items()}, hists=hists,
                     num_gts=int(out['num_gts']))
@@ -394,8 +408,10 @@ class AnchorDiagnostics:
         if not parts:
             raise ValueError('the training dataloader gave no batch')
         first_gt = np.cumsum([0] + [p['num_gts'] for p in parts[:-1]])
-        for part, first in zip(parts, first_gt):  # number annotations across the batches
+        for i, (part, first) in enumerate(zip(parts, first_gt)):
+            # number annotations across the batches; keep which batch an anchor came from
             part['gt_index'] = np.where(part['gt_index'] >= 0, part['gt_index'] + first, -1)
+            part['batch'] = np.full(len(part['gt_index']), i, dtype=np.int16)
         cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]
                if k not in ('hists', 'num_gts')}
         neg = np.flatnonzero(~cat['pos'])
@@ -408,6 +424,7 @@ class AnchorDiagnostics:
         out = dict(cat, loss=cat['loss'].astype(np.float32),
                    weight=cat['weight'].astype(np.float32), label=cat['label'].astype(np.int16),
                    noisy=cat['noisy'].astype(np.int8), level=cat['level'].astype(np.int8),
+                   prior=cat['prior'].astype(np.int8), batch=cat['batch'],
                    gt_index=cat['gt_index'].astype(np.int32),
                    gt_iou=cat['gt_iou'].astype(np.float32),
                    neg_keep_frac=np.float64(keep_frac))
@@ -429,7 +446,7 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     positive above every noisy one). For comparison, the AUC of the negative loss: how well the
     small-loss criterion alone (no meta step) would tell them apart. With the matches in the
     dump, also :func:`box_zeroing` of the clean and of the noisy positives (keys ``*_clean``,
-    ``*_noisy``)."""
+    ``*_noisy``); with the anchors' shapes and batches, also :func:`shape_gating`."""
     from mmreweight.weighting.mentornet_dd import roc_auc
     w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
     clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
@@ -455,6 +472,8 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
         for name, code in (('clean', CLEAN_POSITIVE), ('noisy', NOISY_POSITIVE)):
             out.update({f'{key}_{name}': value for key, value in
                         box_zeroing(dump, pos & (noisy == code)).items()})
+    if 'prior' in dump and 'batch' in dump:  # newer dumps still
+        out.update(shape_gating(dump))
     return out
 
 
@@ -480,6 +499,44 @@ def box_zeroing(dump: Dict[str, np.ndarray], positives: np.ndarray) -> Dict[str,
                 weight_iou_rank_corr=float(np.mean(corr)) if corr else None)
 
 
-__all__ = ['HIST_BINS', 'HISTOGRAMS', 'density_histogram', 'anchor_levels', 'anchor_targets',
-           'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics', 'summarize',
-           'box_zeroing']
+def shape_gating(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    """Whether the positives' zero weights act per batch, class and anchor shape: with theta =
+    the classification output conv (shared over FPN levels), an anchor's alignment with the
+    clean gradient uses only its (shape, class) output channels, so one clean batch can zero a
+    whole (batch, class, shape) cell. Reports, over pairs of positives of different annotations
+    in one batch and class, the share that agree on being zeroed or kept when their shapes are
+    the same and when they differ; and the zeroed share of clean and of noisy positives (mean
+    over cells) within the (batch, class, shape) cells that hold both."""
+    pos = dump['pos'].astype(bool)
+    zero = dump['weight'][pos] < ZERO_WEIGHT
+    batch, label, prior, index, noisy = (dump[k][pos] for k in
+                                         ('batch', 'label', 'prior', 'gt_index', 'noisy'))
+    agree = dict(same=[0, 0], other=[0, 0])  # agreeing pairs, pairs
+    for b, c in set(zip(batch.tolist(), label.tolist())):
+        k = (batch == b) & (label == c)
+        n = int(k.sum())
+        # each unordered pair once
+        other_box = (index[k][:, None] != index[k][None, :]) & np.triu(np.ones((n, n), bool), 1)
+        same_shape = prior[k][:, None] == prior[k][None, :]
+        agrees = zero[k][:, None] == zero[k][None, :]
+        for key, pairs in (('same', other_box & same_shape), ('other', other_box & ~same_shape)):
+            agree[key][0] += int(agrees[pairs].sum())
+            agree[key][1] += int(pairs.sum())
+    clean_share, noisy_share = [], []
+    for cell in set(zip(batch.tolist(), label.tolist(), prior.tolist())):
+        k = (batch == cell[0]) & (label == cell[1]) & (prior == cell[2])
+        k_clean, k_noisy = k & (noisy == CLEAN_POSITIVE), k & (noisy == NOISY_POSITIVE)
+        if k_clean.any() and k_noisy.any():
+            clean_share.append(zero[k_clean].mean())
+            noisy_share.append(zero[k_noisy].mean())
+    out = {f'zero_agreement_{key}_shape': n_agree / n if n else None
+           for key, (n_agree, n) in agree.items()}
+    return dict(out, zero_agreement_pairs=agree['same'][1] + agree['other'][1],
+                mixed_cells=len(clean_share),
+                zero_frac_clean_in_mixed_cells=float(np.mean(clean_share)) if clean_share else None,
+                zero_frac_noisy_in_mixed_cells=float(np.mean(noisy_share)) if noisy_share else None)
+
+
+__all__ = ['HIST_BINS', 'HISTOGRAMS', 'density_histogram', 'anchor_levels', 'anchor_priors',
+           'anchor_targets', 'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics',
+           'summarize', 'box_zeroing', 'shape_gating']

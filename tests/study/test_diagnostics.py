@@ -93,6 +93,13 @@ def test_anchor_targets_and_noise_flags_match_the_reweighting_head():
     levels = diag.anchor_levels([s.shape for s in scores], 9)
     assert levels.shape == mine['labels'].shape
     assert levels[:16 * 16 * 9].eq(0).all() and levels[16 * 16 * 9].item() == 1
+    # each anchor's prior index names its shape: its size equals that base anchor's at its level
+    priors = diag.anchor_priors([s.shape for s in scores], 9)
+    assert priors.shape == levels.shape and set(priors.tolist()) == set(range(9))
+    base = plain.prior_generator.base_anchors  # per level, (9, 4)
+    expected_wh = torch.stack([base[lv][p, 2:] - base[lv][p, :2]
+                               for lv, p in zip(levels.tolist(), priors.tolist())])
+    torch.testing.assert_close(anchors[:, 2:] - anchors[:, :2], expected_wh)
 
 
 @pytest.fixture(scope='module')
@@ -121,7 +128,9 @@ def test_dump_of_an_initialised_detector(method, tiny_data):
     d = diag.AnchorDiagnostics(_tiny_cfg(method), 'init', seed=0)
     dump = d.run(batches=1, max_negatives=None)
     n = len(dump['loss'])
-    assert all(len(dump[k]) == n for k in ('weight', 'label', 'pos', 'noisy', 'level'))
+    assert all(len(dump[k]) == n
+               for k in ('weight', 'label', 'pos', 'noisy', 'level', 'prior', 'batch'))
+    assert (dump['batch'] == 0).all()
     assert dump['neg_keep_frac'] == 1.0
     assert np.isfinite(dump['loss']).all() and (dump['weight'] >= 0).all()
     pos = dump['pos']
@@ -179,6 +188,32 @@ def test_box_zeroing_tells_annotation_selection_from_anchor_selection():
     got = diag.box_zeroing(dump, np.isin(gt_index, [0]))
     assert got['weight_iou_rank_corr'] == pytest.approx(1.0)
     assert got['annotations_all_zeroed'] == 0 and got['annotations_partly_zeroed'] == 1
+
+
+def test_shape_gating_pairs_anchors_of_one_batch_class_and_shape():
+    # batch 0, class 3: clean annotation 0 (shape 0 zeroed twice, shape 1 kept), noisy
+    # annotations 1 (shape 0 zeroed, shape 1 kept) and 2 (shape 1 zeroed); batch 1, class 3:
+    # annotation 3 (shape 0 kept), which pairs with nothing; a negative
+    batch = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    label = np.array([3, 3, 3, 3, 3, 3, 3, 10])
+    prior = np.array([0, 0, 1, 0, 1, 1, 0, 4])
+    gt_index = np.array([0, 0, 0, 1, 1, 2, 3, -1])
+    noisy = np.array([0, 0, 0, 1, 1, 1, 0, -1], np.int8)
+    weight = np.array([0, 0, 2, 0, 1, 0, 1, 1], np.float32)
+    dump = dict(batch=batch, label=label, prior=prior, gt_index=gt_index, noisy=noisy,
+                weight=weight, pos=gt_index >= 0)
+    got = diag.shape_gating(dump)
+    # same shape, other box: (0a,1a) (0b,1a) agree; (0c,1b) agree; (0c,2) (1b,2) do not
+    assert got['zero_agreement_same_shape'] == pytest.approx(3 / 5)
+    # other shape: 0a/0b with 2 agree, 1a with 2 agrees; 0a/0b with 1b, 0c with 1a do not
+    assert got['zero_agreement_other_shape'] == pytest.approx(3 / 6)
+    assert got['zero_agreement_pairs'] == 11
+    # cells (0, 3, 0): clean 1.0, noisy 1.0; (0, 3, 1): clean 0.0, noisy 0.5
+    assert got['mixed_cells'] == 2
+    assert got['zero_frac_clean_in_mixed_cells'] == pytest.approx(0.5)
+    assert got['zero_frac_noisy_in_mixed_cells'] == pytest.approx(0.75)
+    summary = diag.summarize(dump | dict(loss=weight, gt_iou=np.ones(8, np.float32)))
+    assert summary['zero_agreement_pairs'] == 11
 
 
 def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
