@@ -358,8 +358,8 @@ class AnchorDiagnostics:
         over batches), of the weights averaged over all of them (about what a clean batch
         ``clean_batches`` times larger would give, up to the clipping) and of the last batch's
         weights (with ``clean_grad_momentum`` these come from the moving average over the
-        draws), and the per-batch weights themselves. Meant for L2RW: MW-Net's weights are VNet(loss), and no meta step is
-        taken here, so they do not depend on the clean batch.
+        draws), and the per-batch weights themselves. Meant for L2RW: MW-Net's weights are
+        VNet(loss), and no meta step is taken here, so they do not depend on the clean batch.
         """
         from mmreweight.weighting.mentornet_dd import roc_auc
         if self.clean_iter is None:
