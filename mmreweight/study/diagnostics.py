@@ -472,7 +472,7 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
         for name, code in (('clean', CLEAN_POSITIVE), ('noisy', NOISY_POSITIVE)):
             out.update({f'{key}_{name}': value for key, value in
                         box_zeroing(dump, pos & (noisy == code)).items()})
-    if 'prior' in dump and 'batch' in dump:  # newer dumps still
+    if 'prior' in dump and 'batch' in dump:  # older study records lack them
         out.update(shape_gating(dump))
     return out
 
