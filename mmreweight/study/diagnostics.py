@@ -512,7 +512,7 @@ def shape_gating(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     batch, label, prior, index, noisy = (dump[k][pos] for k in
                                          ('batch', 'label', 'prior', 'gt_index', 'noisy'))
     agree = dict(same=[0, 0], other=[0, 0])  # agreeing pairs, pairs
-    for b, c in set(zip(batch.tolist(), label.tolist())):
+    for b, c in sorted(set(zip(batch.tolist(), label.tolist()))):
         k = (batch == b) & (label == c)
         n = int(k.sum())
         # each unordered pair once
@@ -523,7 +523,8 @@ def shape_gating(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
             agree[key][0] += int(agrees[pairs].sum())
             agree[key][1] += int(pairs.sum())
     clean_share, noisy_share = [], []
-    for cell in set(zip(batch.tolist(), label.tolist(), prior.tolist())):
+    # sorted: a fixed summation order, so a rerun writes the same floats
+    for cell in sorted(set(zip(batch.tolist(), label.tolist(), prior.tolist()))):
         k = (batch == cell[0]) & (label == cell[1]) & (prior == cell[2])
         k_clean, k_noisy = k & (noisy == CLEAN_POSITIVE), k & (noisy == NOISY_POSITIVE)
         if k_clean.any() and k_noisy.any():
