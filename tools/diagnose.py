@@ -4,8 +4,9 @@
     python tools/diagnose.py configs/retinanet_ghm.py init --out diag_init/   # untrained
 
 Runs ``--batches`` training batches through the detector without updating anything and writes
-to ``--out``: ``diagnostics.npz`` (per valid anchor: loss, weight, label, pos, noisy, level, and for
-positives the matched annotation, numbered over the dump, ``gt_index``, and their IoU ``gt_iou``;
+to ``--out``: ``diagnostics.npz`` (per valid anchor: loss, weight, label, pos, noisy, level, shape
+``prior`` and training ``batch``, and for positives the matched annotation, numbered over the
+dump, ``gt_index``, and their IoU ``gt_iou``;
 every positive and a sample of negatives, ``neg_keep_frac``; GHM gradient-density histograms
 ``hist_*`` over ``hist_edges``; class-balanced weights or GHM moving averages when the loss has
 them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``; with
