@@ -234,7 +234,8 @@ class AnchorDiagnostics:
             # one inner learning rate for theta: it cancels in L2RW's normalisation, and MW-Net
             # takes no meta step here
             weighter.bind(self.model, lr=float(self.cfg.optim_wrapper.optimizer.lr))
-        if self.hook.needs_clean:
+        # MW-Net's clean batch would take a meta step (train the VNet): its weights need none
+        if self.hook.needs_clean and getattr(weighter, 'weights_from_clean_batch', True):
             loader = Runner.build_dataloader(self.hook.clean_dataloader_cfg, seed=self.seed)
             self.clean_iter = itertools.cycle(loader)
         self.head.weighter = _Capture(weighter)
@@ -358,13 +359,13 @@ class AnchorDiagnostics:
         over batches), of the weights averaged over all of them (about what a clean batch
         ``clean_batches`` times larger would give, up to the clipping) and of the last batch's
         weights (with ``clean_grad_momentum`` these come from the moving average over the
-        draws), and the per-batch weights themselves. Meant for L2RW: MW-Net's weights are
-        VNet(loss), and no meta step is taken here, so they do not depend on the clean batch.
+        draws), and the per-batch weights themselves. For L2RW: MW-Net's weights are VNet(loss),
+        and no meta step is taken here, so they do not depend on the clean batch.
         """
         from mmreweight.weighting.mentornet_dd import roc_auc
         if self.clean_iter is None:
-            raise ValueError('clean_batch_agreement needs a weighter that draws a clean batch '
-                             f'(L2RW, MW-Net); {self.method} does not')
+            raise ValueError('clean_batch_agreement needs a weighter whose weights come from '
+                             f'the clean batch it draws (L2RW); {self.method} has none')
         if clean_batches < 2:
             raise ValueError(f'clean_batches must be >= 2, got {clean_batches}')
         with DefaultScope.overwrite_default_scope(self.scope):

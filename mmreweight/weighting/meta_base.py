@@ -95,6 +95,9 @@ class MetaAnchorWeighter(AnchorWeighter):
             CleanTargetCache`; exact, heads with a random sampler are never cached); 0: none.
     """
     needs_clean_batch = True
+    #: whether a batch's weights are computed from the clean batch drawn for it (L2RW), rather
+    #: than from a state the clean batch trains (MW-Net's VNet): what a read-only diagnosis needs
+    weights_from_clean_batch = True
 
     def __init__(self, theta: str = 'cls_out', clean_target_cache_mb: float = 256) -> None:
         super().__init__()

@@ -122,6 +122,7 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
             ``dict(type='Adam', lr=1e-3, weight_decay=1e-4)``.)
         clean_target_cache_mb: see :class:`~mmreweight.weighting.meta_base.MetaAnchorWeighter`.
     """
+    weights_from_clean_batch = False  # the clean batch trains the VNet; weights are VNet(loss)
 
     def __init__(self, theta: str = 'cls_out', hidden: int = 100, normalise: str = 'mean_one',
                  optim_wrapper: Optional[dict] = None, clean_target_cache_mb: float = 256) -> None:

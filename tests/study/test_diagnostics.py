@@ -1,5 +1,6 @@
 """Per-anchor diagnostics: histograms, GHM weights, anchor targets and noise flags, and the
 whole dump on freshly initialised detectors (nothing is trained)."""
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -122,10 +123,12 @@ def _tiny_cfg(method):
     return cfg
 
 
-# one weighter (L2RW: the clean batch path) stands for the others, to keep the tests short
-@pytest.mark.parametrize('method', ['focal', 'ghm', 'cb_focal', 'l2rw'])
+# L2RW (weights from the clean batch) and MW-Net (a trained state) stand for the weighters
+@pytest.mark.parametrize('method', ['focal', 'ghm', 'cb_focal', 'l2rw', 'mwnet'])
 def test_dump_of_an_initialised_detector(method, tiny_data):
     d = diag.AnchorDiagnostics(_tiny_cfg(method), 'init', seed=0)
+    weighter = d.hook.weighter if d.hook is not None else None
+    state = copy.deepcopy(weighter.state_dict()) if weighter is not None else None
     dump = d.run(batches=1, max_negatives=None)
     n = len(dump['loss'])
     assert all(len(dump[k]) == n
@@ -149,9 +152,16 @@ def test_dump_of_an_initialised_detector(method, tiny_data):
     elif method == 'ghm':
         assert d.method == 'GHMC' and dump['ghm_acc_sum'].shape[1] == 30
         assert (dump['weight'] > 0).all()
-    else:  # weighters: mean one over valid anchors (all kept here)
-        assert d.method.endswith('Weighter')
+    elif method == 'l2rw':  # mean one over valid anchors (all kept here)
+        assert d.method == 'L2RWWeighter'
         assert dump['weight'].mean() == pytest.approx(1.0, rel=1e-4)
+    else:  # MW-Net: no meta step (its VNet unchanged), weights VNet(loss), mean one over the
+        # foreground (the study config's normalise='foreground'), background 1
+        assert d.method == 'MetaWeightNetWeighter' and weighter.normalise == 'foreground'
+        assert all(torch.equal(v, weighter.state_dict()[k]) for k, v in state.items())
+        raw = weighter.vnet(torch.from_numpy(dump['loss'][pos])).detach().numpy()
+        np.testing.assert_allclose(dump['weight'][pos], raw / raw.mean(), rtol=1e-5)
+        assert (dump['weight'][~pos] == 1).all()
     summary = diag.summarize(dump)
     assert summary['positives'] == pos.sum() and summary['anchors'] == n
 
@@ -240,7 +250,7 @@ def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
     with pytest.raises(ValueError, match='clean_batches must be >= 2'):
         d.clean_batch_agreement(data, 1)
     focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0)
-    with pytest.raises(ValueError, match='needs a weighter that draws a clean batch'):
+    with pytest.raises(ValueError, match='needs a weighter whose weights come from'):
         focal.clean_batch_agreement(data, 2)
 
 
