@@ -117,7 +117,7 @@ class MetaAnchorWeighter(AnchorWeighter):
         mapping :math:`\\theta`'s parameters to their current learning rates."""
         self.unbind()
         self.__dict__['view'] = build_theta_view(detector, self.theta,
-                                                    self.clean_target_cache_mb)
+                                                 self.clean_target_cache_mb)
         self._lr = lr
         return self
 
