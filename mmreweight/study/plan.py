@@ -23,6 +23,7 @@ METHOD_CONFIGS = {
     'l2rw_head_ema': 'retinanet_l2rw_head_ema.py',
     'mwnet': 'retinanet_mwnet.py',
     'mwnet_all': 'retinanet_mwnet_all.py',
+    'mwnet_no_decay': 'retinanet_mwnet_no_decay.py',
     'mentornet_pd': 'retinanet_mentornet.py',
     'mentornet_pd_no_spcl': 'retinanet_mentornet_no_spcl.py',
     'mentornet_pd_fg': 'retinanet_mentornet_foreground.py',
@@ -38,9 +39,9 @@ METHOD_CONFIGS = {
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
-            'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg', 'mentornet_dd_hard',
-            'mentornet_dd_mono', 'mentornet_dd_mono_hard', 'noise_oracle', 'noise_oracle_burn_in',
-            'noise_oracle_soft')
+            'mwnet_no_decay', 'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg',
+            'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard', 'noise_oracle',
+            'noise_oracle_burn_in', 'noise_oracle_soft')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal

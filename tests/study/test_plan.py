@@ -98,7 +98,7 @@ def test_cfg_options_set_one_benchmark_everywhere(method, tmp_path):
     assert {'train_dataloader.dataset', 'val_dataloader.dataset',
             'test_dataloader.dataset'} <= set(paths)
     if method in ('l2rw', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet',
-                  'mwnet_all'):
+                  'mwnet_all', 'mwnet_no_decay'):
         assert 'custom_hooks.0.clean_dataloader.dataset' in paths
     for path in paths:
         node = cfg
