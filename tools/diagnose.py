@@ -12,7 +12,8 @@ every positive and a sample of negatives, ``neg_keep_frac``; GHM gradient-densit
 them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``; with
 ``--clean-batches K`` (L2RW) also ``clean_agreement.json``: how far the weights of one training
 batch agree across K clean batches (MW-Net's weights are VNet(loss): without a meta step they do not
-depend on the clean batch). What "weight"
+depend on the clean batch); with ``--meta-signal K`` (MW-Net) also ``meta_signal.json``: what K meta
+steps from the checkpoint's VNet would teach it (:mod:`mmreweight.study.meta_signal`). What "weight"
 means for each method is in :mod:`mmreweight.study.diagnostics`.
 """
 import argparse
@@ -31,6 +32,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmreweight.losses import GHMR  # noqa: E402
 from mmreweight.study import plots  # noqa: E402
 from mmreweight.study.diagnostics import AnchorDiagnostics, summarize  # noqa: E402
+from mmreweight.study.meta_signal import meta_signal  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -48,6 +50,12 @@ def parse_args(argv=None):
                    help='L2RW: also weight the first training batch '
                         'under this many clean batches and write clean_agreement.json (how '
                         'much the weights depend on the clean batch drawn); 0: off')
+    p.add_argument('--meta-signal', type=int, default=0,
+                   help='MW-Net: also take this many meta steps from the checkpoint\'s VNet (one '
+                        'per training batch, each with its own clean batch, the VNet restored '
+                        'after each) and write meta_signal.json: how the per-anchor meta '
+                        'coefficients go with the loss and the noise flags, and how far the '
+                        'hypergradients agree; 0: off')
     p.add_argument('--ghmr-profile', action='store_true',
                    help='also write ghmr_profile.json/.png: how GHM-R bins the box deltas and '
                         'how its gradient compares with L1\'s (always on for a GHM-R config)')
@@ -99,6 +107,12 @@ def main(argv=None):
         with open(os.path.join(args.out, 'clean_agreement.json'), 'w') as f:
             json.dump(agreement, f, indent=1)
         print(json.dumps(agreement, indent=1))
+    if args.meta_signal:
+        signal = meta_signal(diag, args.meta_signal)
+        with open(os.path.join(args.out, 'meta_signal.json'), 'w') as f:
+            json.dump(signal, f, indent=1)
+        print(json.dumps({k: v for k, v in signal.items()
+                          if k not in ('per_batch', 'hypergrads')}, indent=1))
 
 
 if __name__ == '__main__':

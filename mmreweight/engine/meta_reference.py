@@ -132,5 +132,20 @@ def reference_mwnet_hypergrad(detector, vnet: nn.Module, theta_names: Sequence[s
     return list(torch.autograd.grad(clean_loss, list(vnet.parameters())))
 
 
+def reference_weight_grad(detector, theta_names: Sequence[str], lr, train, clean,
+                          weights: Tensor) -> Tensor:
+    r""":math:`\partial L_\mathrm{clean}(\theta') / \partial w_a` at the given per-anchor
+    ``weights`` (one per anchor of ``train``), with :math:`\theta' = \theta - \alpha
+    \nabla_\theta \sum_a w_a \ell_a / \mathrm{avg}` (create_graph): the coefficient each
+    anchor's weight gets in a one-step look-ahead meta gradient."""
+    params = dict(detector.named_parameters())
+    losses, targets = functional(detector, params, per_anchor_losses, *train)
+    w = weights.detach().to(losses.dtype).clone().requires_grad_()
+    inner = (w * losses).sum() / (targets.avg_factor + _EPS)
+    new = _look_ahead(detector, theta_names, inner, params, _lrs(lr, len(theta_names)))
+    clean_loss = functional(detector, new, detector_loss, *clean)
+    return torch.autograd.grad(clean_loss, w)[0]
+
+
 __all__ = ['functional', 'per_anchor_losses', 'detector_loss', 'reference_l2rw_weights',
-           'reference_mwnet_hypergrad']
+           'reference_mwnet_hypergrad', 'reference_weight_grad']

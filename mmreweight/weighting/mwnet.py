@@ -139,7 +139,10 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
         # A plain attribute (not a submodule); the hook checkpoints it with the VNet.
         self.optim_wrapper = build_optim_wrapper(self.vnet, optim_wrapper)
         self._clean_ready = False
+        # the last meta step's hypergradient (per VNet parameter) and per-anchor coefficients
+        # c_a = dL_clean(theta')/dw_a of the VNet-weighted anchors, for diagnostics
         self.last_hypergrad = None
+        self.last_coef = None
 
     # -- checkpointing (the hook stores these under checkpoint['meta_reweight'])
     def meta_state_dict(self) -> Dict:
@@ -240,6 +243,7 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
         self.optim_wrapper.step()
         self.optim_wrapper.zero_grad()
         self.last_hypergrad = [g.detach() for g in hypergrad]
+        self.last_coef = coef.detach()
         norm = float(torch.sqrt(sum((g * g).sum() for g in hypergrad)))
         # log10: the norm carries the inner lr (~1e-6 here) and mmengine logs 4 decimals
         self._scalars = dict(meta_clean_loss=float(clean_loss),

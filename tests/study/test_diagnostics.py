@@ -17,6 +17,7 @@ from mmreweight.registry import MODELS
 from mmreweight.study import diagnostics as diag
 from mmreweight.study import plan
 from mmreweight.study.execute import parse_cfg_options
+from mmreweight.study.meta_signal import meta_signal
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 TINY = dict(train_images=16, val_images=8, test_images=8, meta_images=8)
@@ -252,6 +253,35 @@ def test_clean_batch_agreement_of_l2rw_weights(tiny_data):
     focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0)
     with pytest.raises(ValueError, match='needs a weighter whose weights come from'):
         focal.clean_batch_agreement(data, 2)
+
+
+def test_meta_signal_of_mwnet_leaves_the_vnet_as_it_was(tiny_data):
+    d = diag.AnchorDiagnostics(_tiny_cfg('mwnet'), 'init', seed=0)
+    w = d.hook.weighter
+    state = copy.deepcopy(w.state_dict())
+    out = meta_signal(d, 3)
+    # every step from the same VNet, which is restored (and its optimizer: no Adam step kept)
+    assert all(torch.equal(v, w.state_dict()[k]) for k, v in state.items())
+    assert not w.optim_wrapper.optimizer.state
+    g = np.array(out['hypergrads'])
+    assert g.shape == (3, sum(p.numel() for p in w.vnet.parameters()))
+    assert not np.allclose(g[0], g[1])  # batches differ, so do their hypergradients
+    norms = np.linalg.norm(g, axis=1)
+    assert out['agreement'] == pytest.approx(np.linalg.norm(g.mean(0)) / norms.mean())
+    assert out['random_agreement'] == pytest.approx(3 ** -0.5)
+    assert len(out['per_batch']) == 3 and all(r['anchors'] > 0 for r in out['per_batch'])
+    # the study config weights the foreground only
+    assert out['normalise'] == 'foreground'
+    rho = [r['spearman_coef_loss'] for r in out['per_batch']]
+    assert out['spearman_coef_loss_mean'] == pytest.approx(np.mean(rho))
+    assert out['spearman_coef_loss_batches_above_0'] == sum(r > 0 for r in rho)
+    # the same state and seeded loaders: a second call repeats the first
+    np.testing.assert_allclose(np.array(meta_signal(d, 3)['hypergrads']), g, rtol=1e-6)
+    with pytest.raises(ValueError, match='needs >= 2 batches'):
+        meta_signal(d, 1)
+    focal = diag.AnchorDiagnostics(_tiny_cfg('focal'), 'init', seed=0)
+    with pytest.raises(ValueError, match='needs a MetaWeightNetWeighter config; none'):
+        meta_signal(focal, 2)
 
 
 def test_ghmr_profile_is_the_heads_box_loss_gradient(tiny_data):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_reference import reference_mwnet_hypergrad
+from mmreweight.engine.meta_reference import reference_mwnet_hypergrad, reference_weight_grad
 from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
 from mmreweight.weighting.mwnet import MetaWeightNetWeighter, VNet
 
@@ -47,6 +47,25 @@ def test_hypergradient_matches_create_graph_reference(batches, theta, normalise)
         assert torch.allclose(ours, expected, atol=1e-5 * max(1.0, scale), rtol=0)
         # a hypergradient off by the normalisation's term would not pass this
         assert torch.allclose(ours, expected, atol=1e-8 * max(1.0, scale), rtol=1e-6)
+
+
+@pytest.mark.parametrize('normalise', ['mean_one', 'foreground'])
+def test_kept_coefficients_are_the_clean_loss_gradient_wrt_the_weights(batches, normalise):
+    """``last_coef`` (what tools/diagnose.py --meta-signal reads) is dL_clean(theta')/dw_a of
+    the VNet-weighted anchors, at the weights of the look-ahead (the VNet before its step)."""
+    train, clean = batches
+    model = build_tiny_retinanet(torch.float64)
+    weighter, vnet0, names, (ctx, _) = meta_step(model, 'cls_out', normalise, 0.1, train, clean)
+    fg = ctx.valid & (ctx.labels < ctx.num_classes)
+    weighted = fg if normalise == 'foreground' else ctx.valid
+    with torch.no_grad():
+        raw = vnet0(ctx.loss.detach()[weighted])
+    full = (ctx.valid if normalise == 'foreground' else torch.zeros_like(ctx.valid)).double()
+    full[weighted] = raw * weighted.sum() / raw.sum()
+    expected = reference_weight_grad(model, names, 0.1, train, clean, full)[weighted]
+    ours = weighter.last_coef
+    assert ours.shape == expected.shape and float(expected.abs().max()) > 1e-8
+    assert torch.allclose(ours, expected, rtol=1e-6, atol=1e-9 * float(expected.abs().max()))
 
 
 def test_training_loss_uses_the_updated_vnet(batches):
