@@ -36,6 +36,8 @@ from mmreweight.weighting.mwnet import MetaWeightNetWeighter
 
 
 def _batch_row(coef: np.ndarray, loss: np.ndarray, noisy: np.ndarray) -> Dict[str, Any]:
+    if len(coef) == 0:  # no weighted anchor in the batch: nothing to correlate
+        return dict(anchors=0)
     row = dict(anchors=int(len(coef)), coef_mean=float(coef.mean()),
                frac_coef_positive=float((coef > 0).mean()),
                spearman_coef_loss=float(spearmanr(coef, loss)[0]) if len(coef) > 2 else None)
@@ -94,6 +96,9 @@ def meta_signal(diag, batches: int) -> Dict[str, Any]:
             weighter.load_meta_state_dict(copy.deepcopy(saved))
     finally:
         weighter.load_meta_state_dict(saved)
+    if len(grads) < 2:
+        raise ValueError(f'the training dataloader gave {len(grads)} batch(es); the meta signal '
+                         'needs >= 2')
     stacked = torch.stack(grads)
     norms = stacked.norm(dim=1)
     with torch.no_grad():
