@@ -14,7 +14,11 @@
 # VNet optimizer: Adam 1e-3 (as the authors' "stable" script) rather than the WRN script's SGD 1e-3:
 # the hypergradient carries the inner step size alpha (the detector's lr, 2e-4..2e-2 here), so its
 # norm is ~1e-6 on this benchmark and SGD would leave the VNet where it was initialised; Adam's
-# update does not scale with the gradient's magnitude.
+# update does not scale with the gradient's magnitude. But its (coupled) weight decay 1e-4 then
+# outweighs the hypergradient after ~300 iterations and shrinks the VNet to flat, uniform weights
+# (docs/study/note.md, item 11; tools/vnet_trajectory.py). Kept: without it
+# (configs/retinanet_mwnet_no_decay.py) the VNet keeps the increasing shape the early meta-gradient
+# gives it, up-weights the noisy annotations and scores far lower at 40% uniform noise.
 _base_ = ['./retinanet_l2rw.py']
 
 custom_hooks = [
