@@ -3,7 +3,7 @@
 # hypergradient here carries the inner step size and 1 / avg_factor, so after ~300 iterations its
 # norm (1e-4 .. 1e-7) is below wd * |phi| (1e-4 * |phi|); Adam's first moment then equals the decay
 # term, every step shrinks phi by ~lr in the sign of phi, and |phi| falls ~900x over 3000
-# iterations: the VNet ends flat at sigmoid(0) = 0.5, weights all 1 (study note, item 11).
+# iterations: the VNet ends flat, near sigmoid(0) = 0.5, weights all 1 (study note, item 11).
 _base_ = ['./retinanet_mwnet.py']
 
 custom_hooks = [
