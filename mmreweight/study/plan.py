@@ -24,6 +24,7 @@ METHOD_CONFIGS = {
     'mwnet': 'retinanet_mwnet.py',
     'mwnet_all': 'retinanet_mwnet_all.py',
     'mwnet_no_decay': 'retinanet_mwnet_no_decay.py',
+    'mwnet_late': 'retinanet_mwnet_late.py',
     'mentornet_pd': 'retinanet_mentornet.py',
     'mentornet_pd_no_spcl': 'retinanet_mentornet_no_spcl.py',
     'mentornet_pd_fg': 'retinanet_mentornet_foreground.py',
@@ -39,9 +40,9 @@ METHOD_CONFIGS = {
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid (issue #5): every method but the variants below
 VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
-            'mwnet_no_decay', 'mentornet_pd_no_spcl', 'mentornet_pd_fg', 'mentornet_dd_fg',
-            'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard', 'noise_oracle',
-            'noise_oracle_burn_in', 'noise_oracle_soft')
+            'mwnet_no_decay', 'mwnet_late', 'mentornet_pd_no_spcl', 'mentornet_pd_fg',
+            'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
+            'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
@@ -325,9 +326,10 @@ def benchmark_options(cfg: Mapping, bench: Mapping[str, Any]) -> List[str]:
 
 
 def schedule_options(cfg: Mapping, iters: int, val_evals: int) -> List[str]:
-    """A schedule of ``iters`` iterations: the config's step milestones rescaled to it, warm-up
-    kept (clamped to the run), ``val_evals`` validations, regular checkpoints at the half and the
-    end (two kept; MentorNet-DD's mentor reads them) and the best one by COCO mAP on val."""
+    """A schedule of ``iters`` iterations: the config's step milestones and its custom hooks'
+    ``begin`` iterations rescaled to it, warm-up kept (clamped to the run), ``val_evals``
+    validations, regular checkpoints at the half and the end (two kept; MentorNet-DD's mentor
+    reads them) and the best one by COCO mAP on val."""
     base_iters = int(cfg['train_cfg']['max_iters'])
     opts = [format_option('train_cfg.max_iters', iters),
             format_option('train_cfg.val_interval', max(iters // val_evals, 1))]
@@ -349,6 +351,12 @@ def schedule_options(cfg: Mapping, iters: int, val_evals: int) -> List[str]:
             opts.append(format_option(f'{prefix}.milestones',
                                       [max(int(m * iters / base_iters), 1)
                                        for m in sched['milestones']]))
+    # a hook that starts weighting part-way (MetaReweightHook's `begin`) starts at the same
+    # fraction of the run, as the milestones do
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if int(hook.get('begin', 0)) > 0:
+            opts.append(format_option(f'custom_hooks.{i}.begin',
+                                      int(hook['begin']) * iters // base_iters))
     opts += [format_option('default_hooks.checkpoint.interval', max(iters // 2, 1)),
              format_option('default_hooks.checkpoint.max_keep_ckpts', 2),
              format_option('default_hooks.checkpoint.save_best', 'coco/bbox_mAP'),

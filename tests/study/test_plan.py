@@ -98,7 +98,7 @@ def test_cfg_options_set_one_benchmark_everywhere(method, tmp_path):
     assert {'train_dataloader.dataset', 'val_dataloader.dataset',
             'test_dataloader.dataset'} <= set(paths)
     if method in ('l2rw', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet',
-                  'mwnet_all', 'mwnet_no_decay'):
+                  'mwnet_all', 'mwnet_no_decay', 'mwnet_late'):
         assert 'custom_hooks.0.clean_dataloader.dataset' in paths
     for path in paths:
         node = cfg
@@ -127,6 +127,16 @@ def test_cfg_options_schedule():
     tiny = _effective(Run('focal', 'clean', 'mnist', 0), StudySettings(iters=2, val_evals=4))
     assert tiny.param_scheduler[0].end == 2  # a warm-up longer than the run is clamped
     assert tiny.train_cfg.val_interval == 1 and tiny.default_hooks.checkpoint.interval == 1
+
+
+def test_cfg_options_rescale_a_hooks_begin():
+    base = Config.fromfile(str(CONFIGS / 'retinanet_mwnet_late.py'))
+    assert base.custom_hooks[0].begin * 2 == base.train_cfg.max_iters
+    cfg = _effective(Run('mwnet_late', 'uniform40', 'mnist', 0), StudySettings(iters=3000))
+    assert cfg.custom_hooks[0].begin == 1500  # the same half of the run
+    mwnet = plan.schedule_options(Config.fromfile(str(CONFIGS / 'retinanet_mwnet.py')).to_dict(),
+                                  3000, 4)
+    assert not any('begin' in opt for opt in mwnet)  # a hook from iteration 0: untouched
 
 
 def test_mentornet_dd_needs_its_mentor():
