@@ -14,6 +14,12 @@ so what it can learn is how :math:`c` goes with the loss:
   clean ones (0.5: blind), next to ``auc_loss_noisy``, the same for the loss itself.
 * ``agreement``: :math:`|\frac1K \sum_k g_k| / \frac1K \sum_k |g_k|` over the batches: 1 when
   they all point one way, about :math:`1/\sqrt K` for random directions (``random_agreement``).
+* ``mean_step``: what the VNet would learn from these batches together, whatever the per-anchor
+  statistics say (:func:`mean_step_effect`): a small step against the mean hypergradient (and
+  against Adam's normalised one, :math:`\bar g / \mathrm{rms}(g)` per parameter, the direction
+  its updates take when the batches repeat), and how each batch's mean-one weights change:
+  their rank correlation with the loss (positive: the step up-weights the high losses) and the
+  mean change on noisy minus clean annotations' anchors.
 
 The inner step size is the config's base learning rate (the detector's current one in training):
 one factor for every coefficient and hypergradient, so none of these statistics depends on it.
@@ -22,13 +28,14 @@ Nothing is kept: the VNet and its optimizer are restored, the detector is not up
 import copy
 import itertools
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from scipy.stats import spearmanr
+from torch.func import functional_call
 
 from mmreweight.models.reweight_retina_head import CLEAN_POSITIVE, NOISY_POSITIVE
 from mmreweight.weighting.mentornet_dd import roc_auc
@@ -64,6 +71,53 @@ def _mean_of(rows: List[Dict[str, Any]], key: str, above: Optional[float] = None
     return out
 
 
+def mean_step_effect(vnet: torch.nn.Module, hypergrads: torch.Tensor,
+                     losses: Sequence[np.ndarray], noisy: Sequence[np.ndarray],
+                     step: float = 1e-3) -> Dict[str, Dict[str, Any]]:
+    r"""How one small step of the VNet against its batches' hypergradients changes their weights.
+
+    Args:
+        vnet: the VNet :math:`\phi` (not modified).
+        hypergrads: ``(K, P)`` the flattened hypergradients :math:`g_k` of ``K`` batches, in
+            ``vnet.parameters()`` order.
+        losses: per batch, the losses of the anchors the VNet weights.
+        noisy: per batch, their :data:`NOISY_POSITIVE` / :data:`CLEAN_POSITIVE` flags.
+        step: length of the step (unit direction).
+
+    Returns:
+        per direction (``'mean'``: :math:`-\bar g`; ``'adam'``: :math:`-\bar g / \mathrm{rms}(g)`
+        per parameter), the mean over batches of ``spearman_dw_loss`` (rank correlation of the
+        change of the mean-one weights :math:`w = v(\ell) / \mathrm{mean}\, v(\ell)` with the
+        loss) and ``dw_noisy_minus_clean`` (mean change on noisy minus on clean anchors, over the
+        batches that have both), and ``batches_dw_loss_above_0``.
+    """
+    # in float64: a step of 1e-3 spread over the VNet's parameters is near float32's resolution
+    params = {k: p.detach().double() for k, p in vnet.named_parameters()}
+    flat = torch.cat([p.flatten() for p in params.values()])
+    g = hypergrads.double()
+    directions = dict(mean=-g.mean(0), adam=-g.mean(0) / g.pow(2).mean(0).sqrt().clamp_min(1e-300))
+    out = {}
+    for name, direction in directions.items():
+        chunks = torch.split(flat + step * direction / direction.norm(),
+                             [p.numel() for p in params.values()])
+        moved = {k: c.view_as(p) for (k, p), c in zip(params.items(), chunks)}
+        rho, gap = [], []
+        for loss, flags in zip(losses, noisy):
+            x = torch.as_tensor(loss, dtype=torch.float64)
+            with torch.no_grad():
+                before, after = [functional_call(vnet, state, (x,)) for state in (params, moved)]
+            dw = (after / after.mean() - before / before.mean()).numpy()
+            if len(loss) > 2 and np.ptp(dw) > 0:
+                rho.append(float(spearmanr(dw, loss)[0]))
+            clean, noise = flags == CLEAN_POSITIVE, flags == NOISY_POSITIVE
+            if clean.any() and noise.any():
+                gap.append(float(dw[noise].mean() - dw[clean].mean()))
+        out[name] = dict(spearman_dw_loss=float(np.mean(rho)) if rho else None,
+                         batches_dw_loss_above_0=int(sum(r > 0 for r in rho)),
+                         dw_noisy_minus_clean=float(np.mean(gap)) if gap else None)
+    return out
+
+
 def meta_signal(diag, batches: int) -> Dict[str, Any]:
     """The signal of ``batches`` meta steps at the checkpoint an
     :class:`~mmreweight.study.diagnostics.AnchorDiagnostics` loaded (see the module docstring)."""
@@ -77,7 +131,7 @@ def meta_signal(diag, batches: int) -> Dict[str, Any]:
     with DefaultScope.overwrite_default_scope(diag.scope):
         clean_iter = itertools.cycle(
             Runner.build_dataloader(diag.hook.clean_dataloader_cfg, seed=diag.seed))
-    rows, grads = [], []
+    rows, grads, losses, flags = [], [], [], []
     try:
         for data in itertools.islice(diag.train_loader(), batches):
             with DefaultScope.overwrite_default_scope(diag.scope):
@@ -89,9 +143,10 @@ def meta_signal(diag, batches: int) -> Dict[str, Any]:
             valid = seen['label_weights'] > 0
             weighted = valid & (seen['labels'] < seen['logits'].shape[1]) \
                 if weighter.normalise == 'foreground' else valid
-            rows.append(_batch_row(weighter.last_coef.double().cpu().numpy(),
-                                   seen['loss'][weighted].double().cpu().numpy(),
-                                   seen['gt_noisy'][weighted].cpu().numpy()))
+            losses.append(seen['loss'][weighted].double().cpu().numpy())
+            flags.append(seen['gt_noisy'][weighted].cpu().numpy())
+            rows.append(_batch_row(weighter.last_coef.double().cpu().numpy(), losses[-1],
+                                   flags[-1]))
             grads.append(torch.cat([g.flatten() for g in weighter.last_hypergrad]).double())
             weighter.load_meta_state_dict(copy.deepcopy(saved))
     finally:
@@ -112,9 +167,10 @@ def meta_signal(diag, batches: int) -> Dict[str, Any]:
     for key, above in (('spearman_coef_loss', 0.0), ('auc_coef_noisy', 0.5),
                        ('auc_loss_noisy', 0.5), ('frac_coef_positive', None)):
         out.update(_mean_of(rows, key, above))
+    out['mean_step'] = mean_step_effect(weighter.vnet, stacked, losses, flags)
     out['per_batch'] = rows
     out['hypergrads'] = stacked.tolist()
     return out
 
 
-__all__ = ['meta_signal']
+__all__ = ['meta_signal', 'mean_step_effect']

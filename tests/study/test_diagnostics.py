@@ -275,6 +275,7 @@ def test_meta_signal_of_mwnet_leaves_the_vnet_as_it_was(tiny_data):
     rho = [r['spearman_coef_loss'] for r in out['per_batch']]
     assert out['spearman_coef_loss_mean'] == pytest.approx(np.mean(rho))
     assert out['spearman_coef_loss_batches_above_0'] == sum(r > 0 for r in rho)
+    assert set(out['mean_step']) == {'mean', 'adam'}  # tests/study/test_meta_signal.py
     # the same state and seeded loaders: a second call repeats the first
     np.testing.assert_allclose(np.array(meta_signal(d, 3)['hypergrads']), g, rtol=1e-6)
     with pytest.raises(ValueError, match='needs >= 2 batches'):
