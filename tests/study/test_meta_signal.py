@@ -27,7 +27,7 @@ def _weights(vnet, flat, loss):
 
 
 def _hypergrads(vnet, losses, coef_of_loss):
-    """g_k = d/dphi sum_a c_a w_a(phi), the structure of MW-Net's hypergradient, with c = f(loss)."""
+    """g_k = d/dphi sum_a c_a w_a(phi), the form of MW-Net's hypergradient, with c = f(loss)."""
     flat = torch.cat([p.detach().double().flatten() for p in vnet.parameters()])
     grads = []
     for loss in losses:
