@@ -98,15 +98,19 @@ def mean_step_effect(vnet: torch.nn.Module, hypergrads: torch.Tensor,
     directions = dict(mean=-g.mean(0), adam=-g.mean(0) / g.pow(2).mean(0).sqrt().clamp_min(1e-300))
     out = {}
     for name, direction in directions.items():
+        if not direction.norm() > 0:  # no hypergradient (e.g. every ReLU dead): no step to take
+            out[name] = dict(spearman_dw_loss=None, batches_dw_loss_above_0=0,
+                             dw_noisy_minus_clean=None)
+            continue
         chunks = torch.split(flat + step * direction / direction.norm(),
                              [p.numel() for p in params.values()])
         moved = {k: c.view_as(p) for (k, p), c in zip(params.items(), chunks)}
         rho, gap = [], []
         for loss, flags in zip(losses, noisy):
-            x = torch.as_tensor(loss, dtype=torch.float64)
+            x = torch.as_tensor(loss, dtype=torch.float64, device=flat.device)
             with torch.no_grad():
                 before, after = [functional_call(vnet, state, (x,)) for state in (params, moved)]
-            dw = (after / after.mean() - before / before.mean()).numpy()
+            dw = (after / after.mean() - before / before.mean()).cpu().numpy()
             if len(loss) > 2 and np.ptp(dw) > 0:
                 rho.append(float(spearmanr(dw, loss)[0]))
             clean, noise = flags == CLEAN_POSITIVE, flags == NOISY_POSITIVE

@@ -80,3 +80,12 @@ def test_the_vnet_is_left_as_it_was():
     mean_step_effect(vnet, torch.randn(2, sum(p.numel() for p in vnet.parameters())), losses,
                      flags)
     assert all(torch.equal(v, vnet.state_dict()[k]) for k, v in state.items())
+
+
+def test_no_hypergradient_no_step():
+    vnet = VNet(8)
+    losses, flags = _batches(k=2)
+    out = mean_step_effect(vnet, torch.zeros(2, sum(p.numel() for p in vnet.parameters())),
+                           losses, flags)
+    assert out['mean'] == dict(spearman_dw_loss=None, batches_dw_loss_above_0=0,
+                               dw_noisy_minus_clean=None)
