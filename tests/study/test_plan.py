@@ -44,8 +44,8 @@ def test_bad_runs_are_refused(bad):
 def test_parse_only():
     assert plan.parse_only('method=focal,method=ghm,condition=clean') == dict(
         method={'focal', 'ghm'}, condition={'clean'})
-    assert plan.parse_only('method=focal|l2rw, seed=1') == dict(method={'focal', 'l2rw'},
-                                                                 seed={'1'})
+    assert plan.parse_only('method=focal|l2rw, seed=1') == dict(
+        method={'focal', 'l2rw'}, seed={'1'})
     for bad in ('methods=focal', 'method=sgd', 'seed=x', 'method', ''):
         with pytest.raises(ValueError):
             plan.parse_only(bad)

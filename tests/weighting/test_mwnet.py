@@ -87,8 +87,8 @@ def test_training_loss_uses_the_updated_vnet(batches):
     assert float(weights[valid].mean()) == pytest.approx(1.0)
     assert bool((weights[~valid] == 0).all())
     # the VNet really moved
-    assert any(not torch.equal(a, b) for a, b in zip(vnet0.parameters(),
-                                                      weighter.vnet.parameters()))
+    assert any(not torch.equal(a, b)
+               for a, b in zip(vnet0.parameters(), weighter.vnet.parameters()))
 
 
 def test_no_meta_step_without_clean_batch(batches):
