@@ -18,7 +18,6 @@ explains (study method ``noise_oracle_burn_in``).
 """
 from typing import Optional
 
-import torch
 from torch import Tensor
 
 from mmreweight.registry import MODELS

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.slow
 
 
 def _tiny_options(iters: int) -> list:
-    bench = ','.join(f'{k}={v}' for k, v in TINY.items())
     opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
             f'default_hooks.checkpoint.interval={max(iters // 2, 1)}',
             'default_hooks.logger.interval=1', 'param_scheduler=[]',
