@@ -63,7 +63,9 @@ class MetaReweightHook(Hook):
       anchors, fraction of zero weights, mean weight of anchors matched to noisy / clean
       annotations when the data carry ``gt_instances.noisy``, and the weighter's own scalars).
     * checkpoints: the weighter's state (VNet, its optimizer, MentorNet's moving averages) is saved
-      under ``checkpoint['meta_reweight']`` and restored on resume.
+      under ``checkpoint['meta_reweight']`` and restored on resume; resuming from a checkpoint
+      without it (or with another weighter's) is an error, ``load_from`` starts the weighter
+      fresh.
 
     Args:
         weighter: config (or instance) of an :class:`AnchorWeighter`, e.g.
@@ -266,18 +268,28 @@ class MetaReweightHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         saved = checkpoint.get(CHECKPOINT_KEY)
-        if saved is None:
-            runner.logger.info('MetaReweightHook: the checkpoint has no weighter state; the '
-                               'weighter starts fresh.')
+        expected = type(self.weighter).__name__
+        found = None if saved is None else saved['type']
+        if found == expected:
+            if hasattr(self.weighter, 'load_meta_state_dict'):
+                self.weighter.load_meta_state_dict(saved['state'])
+            else:
+                self.weighter.load_state_dict(saved['state']['weighter'])
             return
-        if saved['type'] != type(self.weighter).__name__:
-            runner.logger.warning(f"MetaReweightHook: the checkpoint holds a {saved['type']} "
-                                  f'state, not a {type(self.weighter).__name__} one; ignored.')
-            return
-        if hasattr(self.weighter, 'load_meta_state_dict'):
-            self.weighter.load_meta_state_dict(saved['state'])
-        else:
-            self.weighter.load_state_dict(saved['state']['weighter'])
+        what = ('no weighter state' if found is None else f'a {found} state, not a {expected} one')
+        # mmengine calls this hook for load_from and resume alike; only its private flag tells
+        # them apart. A resumed run continues the schedule, so a fresh weighter would silently
+        # lose the run's meta state (the VNet, its optimizer, MentorNet's moving averages).
+        if getattr(runner, '_resume', False):
+            raise RuntimeError(
+                f'MetaReweightHook: cannot resume, the checkpoint holds {what}. Resume with the '
+                'config that wrote the checkpoint, or start a new run from its detector weights '
+                'with load_from (without resume), which starts the weighter fresh.')
+        # load_from a plain detector checkpoint is the usual warm start; another weighter's state
+        # is more likely a mistake.
+        log = runner.logger.info if found is None else runner.logger.warning
+        log(f'MetaReweightHook: the checkpoint holds {what}; the detector weights are loaded and '
+            'the weighter starts fresh.')
 
 
 __all__ = ['MetaReweightHook', 'CHECKPOINT_KEY']

@@ -125,6 +125,29 @@ def test_mwnet_trains_logs_and_resumes_exactly(tmp_path):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
 
 
+def test_resume_refuses_a_checkpoint_without_this_weighters_state(tmp_path):
+    """Resuming continues the schedule, so a fresh weighter would lose the run's meta state: an
+    error. load_from (a new run from the detector weights) starts the weighter fresh."""
+    l2rw = dict(type='MetaReweightHook', weighter=dict(type='L2RWWeighter'),
+                clean_dataloader=loader(dict(type='CleanSplit', part='clean', dataset=TOY,
+                                             **SPLIT)))
+    make_runner(tmp_path / 'l2rw', 2, l2rw).train()
+    make_runner(tmp_path / 'plain', 2, dict(type='EmptyCacheHook')).train()
+    for name, found in (('l2rw', 'a L2RWWeighter state'), ('plain', 'no weighter state')):
+        ckpt = str(tmp_path / name / 'iter_2.pth')
+        resumed = make_runner(tmp_path / f'{name}_resumed', 3, mwnet_hook(), resume=True,
+                              load_from=ckpt)
+        with pytest.raises(RuntimeError, match=f'cannot resume, the checkpoint holds {found}'):
+            resumed.train()
+
+        make_runner(tmp_path / f'{name}_loaded', 1, mwnet_hook(), load_from=ckpt).train()
+        saved = torch.load(tmp_path / f'{name}_loaded' / 'iter_1.pth', map_location='cpu',
+                           weights_only=False)[CHECKPOINT_KEY]
+        assert saved['type'] == 'MetaWeightNetWeighter'
+        assert [int(s['step']) for s in saved['state']['optim_wrapper']['state'].values()] == [
+            1] * len(saved['state']['optim_wrapper']['state'])  # one meta step, from scratch
+
+
 def test_l2rw_interval_and_forward_once(tmp_path):
     hook = dict(type='MetaReweightHook', weighter=dict(type='L2RWWeighter'), interval=2, begin=1,
                 clean_dataloader=loader(dict(type='CleanSplit', part='clean', dataset=TOY,
