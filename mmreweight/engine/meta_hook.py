@@ -53,7 +53,8 @@ class MetaReweightHook(Hook):
       ``runner.optim_wrapper``), build the clean dataloader and check it is disjoint from the
       training set.
     * ``before_train_iter`` from iteration ``begin`` on (unweighted loss before), every
-      ``interval`` iterations (of ``runner.iter``, so resuming keeps the schedule): draw a clean batch, run the detector's data preprocessor on it and call
+      ``interval`` iterations (of ``runner.iter``, so resuming keeps the schedule): draw a clean
+      batch, run the detector's data preprocessor on it and call
       ``weighter.prepare_clean`` (L2RW computes :math:`g_c` here; MW-Net caches clean features and
       runs its meta step inside the head's loss). The training batch is forwarded once, by the
       normal ``train_step``; meta gradients use ``torch.autograd.grad`` only, never the model's
