@@ -277,7 +277,7 @@ class MetaReweightHook(Hook):
             else:
                 self.weighter.load_state_dict(saved['state']['weighter'])
             return
-        what = ('no weighter state' if found is None else f'a {found} state, not a {expected} one')
+        what = ('no weighter state' if found is None else f'{found} state, not {expected} state')
         # mmengine calls this hook for load_from and resume alike; only its private flag tells
         # them apart. A resumed run continues the schedule, so a fresh weighter would silently
         # lose the run's meta state (the VNet, its optimizer, MentorNet's moving averages).

@@ -133,7 +133,7 @@ def test_resume_refuses_a_checkpoint_without_this_weighters_state(tmp_path):
                                              **SPLIT)))
     make_runner(tmp_path / 'l2rw', 2, l2rw).train()
     make_runner(tmp_path / 'plain', 2, dict(type='EmptyCacheHook')).train()
-    for name, found in (('l2rw', 'a L2RWWeighter state'), ('plain', 'no weighter state')):
+    for name, found in (('l2rw', 'L2RWWeighter state'), ('plain', 'no weighter state')):
         ckpt = str(tmp_path / name / 'iter_2.pth')
         resumed = make_runner(tmp_path / f'{name}_resumed', 3, mwnet_hook(), resume=True,
                               load_from=ckpt)
