@@ -19,7 +19,8 @@ def test_every_registry_is_a_child_of_mmdets(name):
 
 def test_mmdet_registry_builds_scoped_names():
     from mmreweight.engine.amp import AutocastOptimWrapper
-    assert mmdet_registry.OPTIM_WRAPPERS.get('mmreweight.AutocastOptimWrapper') is AutocastOptimWrapper
+    wrapper = mmdet_registry.OPTIM_WRAPPERS.get('mmreweight.AutocastOptimWrapper')
+    assert wrapper is AutocastOptimWrapper
     # and mmdet's own names stay mmdet's
     assert mmdet_registry.MODELS.get('RetinaHead').__module__.startswith('mmdet.')
 

@@ -27,9 +27,11 @@ def setup_cpu_distributed(cfg: Config, timeout_s: int = 1800) -> None:
     if cfg.launcher != 'pytorch':
         raise ValueError(f'launcher "{cfg.launcher}" is not supported without a GPU; '
                          'use torchrun with --launcher pytorch')
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
     if missing:
-        raise RuntimeError(f'--launcher pytorch needs the environment set by torchrun; missing {missing}')
+        raise RuntimeError('--launcher pytorch needs the environment set by torchrun; '
+                           f'missing {missing}')
     if not dist.is_initialized():
         dist.init_process_group('gloo', timeout=timedelta(seconds=timeout_s))
     env_cfg = cfg.setdefault('env_cfg', {})

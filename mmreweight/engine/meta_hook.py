@@ -210,8 +210,9 @@ class MetaReweightHook(Hook):
                 f'MetaReweightHook: {type(self.weighter).__name__} '
                 f'(theta={getattr(self.weighter, "theta", None)!r}) with '
                 f'{len(self.clean_dataloader.dataset)} clean images, every {self.interval} '
-                f'iteration(s) from iteration {self.begin}' + ('' if size is not None else
-                                  '; datasets expose no image ids, overlap not checked'))
+                f'iteration(s) from iteration {self.begin}'
+                + ('' if size is not None
+                   else '; datasets expose no image ids, overlap not checked'))
             done = self._meta_steps_before(runner.iter)
             if done:
                 # Like IterBasedTrainLoop does for training data: resume the clean stream where

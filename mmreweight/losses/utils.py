@@ -111,11 +111,11 @@ def broadcast_weight(weight: Optional[Tensor], loss_shape: torch.Size) -> Option
 
 
 def check_input_values(*,
-                 labels: Optional[Tensor] = None,
-                 max_label: Optional[int] = None,
-                 binary: Optional[Tensor] = None,
-                 weight: Optional[Tensor] = None,
-                 pred: Optional[Tensor] = None) -> None:
+                       labels: Optional[Tensor] = None,
+                       max_label: Optional[int] = None,
+                       binary: Optional[Tensor] = None,
+                       weight: Optional[Tensor] = None,
+                       pred: Optional[Tensor] = None) -> None:
     """Raise ValueError naming the argument if any given tensor holds a bad value.
 
     Checks ``labels`` in ``[0, max_label]``, float ``binary`` targets in ``[0, 1]``,

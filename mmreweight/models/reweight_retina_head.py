@@ -63,7 +63,8 @@ class ReweightRetinaHead(RetinaHead):
     The weighter is not a submodule (it must not enter the detector's ``state_dict``, optimizer or
     DDP reducer); the :class:`MetaReweightHook` attaches it and checkpoints it separately. During a
     training forward the head keeps the classification-branch features (``retina_cls`` input) and
-    its input features per level, so weighters can take directional derivatives without a new forward.
+    its input features per level, so weighters can take directional derivatives without a new
+    forward.
     """
 
     #: what :class:`MetaReweightHook` checks before attaching a weighter
@@ -169,6 +170,7 @@ class ReweightRetinaHead(RetinaHead):
             self._return_gt_flags = False
         # get_targets returns per-level (B, n_l, ...) tensors; concatenating levels on dim 1 gives
         # the image-major order of flatten_levels.
+
         def cat(t):
             t = torch.cat(t, 1)
             return t.reshape(-1, *t.shape[2:])

@@ -482,8 +482,8 @@ def _mentor_run(table, source: str, condition: str):
     holds its mentor, training log and diagnostics dump; None if none does. All DD variants of a
     seed share one mentor (fitted from the focal run of that seed)."""
     from .results import train_scalars
-    runs = [r for m in MENTOR_DD_METHODS for r in (table.get((source, condition, m)) or
-                                                     {}).get('runs', [])]
+    runs = [r for m in MENTOR_DD_METHODS
+            for r in (table.get((source, condition, m)) or {}).get('runs', [])]
     for run in sorted(runs, key=lambda r: (r['seed'], MENTOR_DD_METHODS.index(r['method']))):
         mentor, log = (os.path.join(run['_dir'], *p) for p in (('mentor.pth', ),
                                                                ('logs', 'train.log')))

@@ -344,7 +344,6 @@ class ClsOutTheta(ThetaView):
             v, lambda s: torch.zeros_like(conv.weight) if s == 'weight' else None)
         return self.head_flatten([conv._conv_forward(f, vw, vb) for f in feats])
 
-
     def logit_tangent_rows(self, ctx, v, rows):
         # Only R of the N anchors: gather each one's receptive field and apply the tangent conv
         # there (one GEMM of R x (A*C) outputs) instead of convolving whole feature maps.

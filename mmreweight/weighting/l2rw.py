@@ -41,8 +41,8 @@ Between meta iterations (``interval > 1``) the last :math:`g_c` is reused.
 
 ``clean_grad_momentum`` m > 0 (an extension, not in the paper) replaces :math:`g_c` by its moving
 average over meta steps, :math:`\bar g_t = m\,\bar g_{t-1} + (1 - m)\,g_{c,t}` (:math:`\bar g_1 =
-g_{c,1}`), so the direction reflects about :math:`(1+m)/(1-m)` clean batches at the cost of one. Why:
-on 40%-noise detection the weights of one small clean batch were a coin flip on which batch was
+g_{c,1}`), so the direction reflects about :math:`(1+m)/(1-m)` clean batches at the cost of one.
+Why: on 40%-noise detection the weights of one small clean batch were a coin flip on which batch was
 drawn (``tools/diagnose.py --clean-batches``), while averaging over clean batches separated clean
 from noisy annotations at a fixed checkpoint. In training it did the opposite (40%-noise study,
 ``configs/retinanet_l2rw_head_ema.py``: far below focal), likely because a stable direction clips
@@ -190,7 +190,8 @@ class L2RWWeighter(MetaAnchorWeighter):
                              if raw.numel() else float('nan'))
 
     def extra_repr(self) -> str:
-        extra = f', clean_grad_momentum={self.clean_grad_momentum}' if self.clean_grad_momentum else ''
+        extra = (f', clean_grad_momentum={self.clean_grad_momentum}'
+                 if self.clean_grad_momentum else '')
         return f'theta={self.theta!r}, normalise={self.normalise!r}, per={self.per!r}{extra}'
 
 

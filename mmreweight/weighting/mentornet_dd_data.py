@@ -86,7 +86,10 @@ def collect_dd_batch(model, data: dict, noise_type: str, noise_rate: float,
         neg = neg[torch.randperm(len(neg), generator=generator)[:neg_per_image]]
         keep.append(torch.cat([pos.nonzero().squeeze(1).cpu(), neg]) + i * labels.size(1))
     keep = torch.cat(keep)
-    flat = lambda t: t.reshape(-1).cpu()[keep]  # noqa: E731
+
+    def flat(t):
+        return t.reshape(-1).cpu()[keep]
+
     return dict(loss=flat(loss).float(), is_pos=flat(labels) < head.num_classes,
                 clean=flat(labels) == flat(labels_true), index=keep)
 

@@ -171,8 +171,8 @@ def test_l2rw_interval_and_forward_once(tmp_path):
 def test_clean_split_is_seeded_balanced_and_disjoint():
     data = ToyMetaDataset(num=40)
     a = split_clean_indices(data, num=9, seed=3)
-    assert a == split_clean_indices(data, num=9, seed=3) != split_clean_indices(data, num=9,
-                                                                              seed=4)
+    assert (a == split_clean_indices(data, num=9, seed=3)
+            != split_clean_indices(data, num=9, seed=4))
     classes = [{i['bbox_label'] for i in data.get_data_info(j)['instances']} for j in a]
     for c in range(3):
         assert sum(c in s for s in classes) >= 3  # every class is represented

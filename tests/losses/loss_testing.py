@@ -19,5 +19,3 @@ def grads(loss_fn, logits, *args, **kwargs):
     out = loss_fn(x, *args, **kwargs)
     (g, ) = torch.autograd.grad(out.sum(), x)
     return out.detach(), g
-
-

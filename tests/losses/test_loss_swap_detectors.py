@@ -71,7 +71,7 @@ def train_one_step(model):
     return log_vars
 
 
-CASES = [(d, l) for d in CONFIGS for l in ('focal', 'ghmc', 'cb_focal')] + \
+CASES = [(d, loss) for d in CONFIGS for loss in ('focal', 'ghmc', 'cb_focal')] + \
     [('retinanet', 'cb_softmax')]
 
 
@@ -88,8 +88,8 @@ def test_one_training_step_with_swapped_cls_loss(detector, loss):
 @pytest.mark.parametrize('detector', ['retinanet', 'atss'])
 def test_level_aware_head_keeps_one_ghm_average_per_level(detector):
     cfg = tiny_config(detector)
-    cfg.model.bbox_head.type = 'mmreweight.LevelAware' + dict(retinanet='RetinaHead',
-                                                             atss='ATSSHead')[detector]
+    head = dict(retinanet='RetinaHead', atss='ATSSHead')[detector]
+    cfg.model.bbox_head.type = 'mmreweight.LevelAware' + head
     cfg.model.bbox_head.loss_cls = LOSSES['ghmc']
     if detector == 'retinanet':  # mmdet's GHM config: GHM-R for the boxes too
         cfg.model.bbox_head.loss_bbox = dict(type='mmreweight.GHMR', mu=0.02, bins=10,

@@ -1,4 +1,4 @@
-"""ReweightRetinaHead: uniform weights give RetinaHead's loss; weights enter as sum m_a l_a / avg."""
+"""ReweightRetinaHead: uniform weights give RetinaHead's loss; weights give sum m_a l_a / avg."""
 import pytest
 import torch
 from mmdet.models.utils import unpack_gt_instances

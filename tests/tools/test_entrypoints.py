@@ -1,4 +1,4 @@
-"""The entry points users call: `mim train/test mmreweight` and tools/train.py, for a few iterations.
+"""The entry points users call, `mim train/test mmreweight` and tools/train.py, for a few steps.
 
 These run the *installed* package (`mim` runs <site-packages>/mmreweight/.mim/tools/train.py), which
 tools/setup_env.sh reinstalls from the working tree on every run.

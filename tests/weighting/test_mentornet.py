@@ -21,8 +21,8 @@ C = 3  # foreground classes; label C = background
 def make_ctx(loss, labels, label_weights=None, progress=0.5, **extras):
     loss = torch.as_tensor(loss, dtype=torch.float32)
     labels = torch.as_tensor(labels, dtype=torch.long)
-    lw = torch.ones_like(loss) if label_weights is None else torch.as_tensor(label_weights,
-                                                                               dtype=torch.float32)
+    lw = (torch.ones_like(loss) if label_weights is None
+          else torch.as_tensor(label_weights, dtype=torch.float32))
     return AnchorLossContext(loss=loss.clone().requires_grad_(), logits=torch.zeros(len(loss), C),
                              labels=labels, label_weights=lw, num_classes=C,
                              avg_factor=float((labels < C).sum()), progress=progress,
