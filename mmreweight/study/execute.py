@@ -24,6 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .plan import (GHMR_METHODS, MENTOR_DD_METHODS, Run, StudySettings, is_done, result_path,
                    run_cfg_options, run_dir, write_json_atomic)
+from .provenance import machine_info
 from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes, val_curve
 
 #: the environment of every step: one core each, so --jobs N uses N cores
@@ -237,7 +238,8 @@ class RunExecutor:
             wall_s=round(sum(t['wall_s'] for t in self.timings.values()), 1),
             cpu_s=round(sum(t['cpu_s'] for t in self.timings.values()), 1),
             session_wall_s=round(time.monotonic() - start, 1),
-            finished=time.strftime('%Y-%m-%dT%H:%M:%S'))
+            finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
+            machine=machine_info(self.ctx.repo))
         write_json_atomic(result_path(self.ctx.study_dir, self.run), result)
         return result
 

@@ -36,6 +36,9 @@ def test_study_runs_resumes_and_reports(tmp_path):
     assert len(result['rare_classes']) == 3 and len(result['last']['per_class_AP']) == 10
     assert result['benchmark']['train_images'] == 16
     assert {'train', 'test_last', 'diagnostics'} <= set(result['timings'])
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip()
+    assert result['machine']['commit'] in ({head, head + '+dirty'} if head else {None})
     assert (run_dir / 'diagnostics' / 'diagnostics.npz').exists()
     assert (run_dir / 'diagnostics' / 'weight_vs_loss.png').exists()
     assert (run_dir / 'config.py').exists()
