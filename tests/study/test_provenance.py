@@ -27,11 +27,14 @@ def test_code_version_is_head_and_marks_changed_tracked_files(tmp_path):
     assert code_version(str(repo)) == head + '+dirty'
 
 
-def test_code_version_outside_a_checkout_is_none(tmp_path):
+def test_code_version_outside_a_checkout_is_none(tmp_path, monkeypatch):
+    # git must not find a checkout above tmp_path (e.g. a TMPDIR inside one)
+    monkeypatch.setenv('GIT_CEILING_DIRECTORIES', str(tmp_path.parent))
     assert code_version(str(tmp_path)) is None
 
 
-def test_machine_info_is_json_and_names_torchs_cpu_kernels(tmp_path):
+def test_machine_info_is_json_and_names_torchs_cpu_kernels(tmp_path, monkeypatch):
+    monkeypatch.setenv('GIT_CEILING_DIRECTORIES', str(tmp_path.parent))
     info = json.loads(json.dumps(machine_info(str(tmp_path))))
     assert info['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
     assert info['torch'] == torch.__version__ and info['cpu'] and info['commit'] is None
