@@ -41,7 +41,7 @@ def code_version(repo: str) -> Optional[str]:
 def machine_info(repo: str) -> dict:
     """What a run's numbers depend on besides its config and seed."""
     return dict(cpu=cpu_model(),
-                # the vector ISA ATen dispatches to (e.g. AVX2 vs AVX512): it changes the
-                # order of float sums, hence the last digits, hence the training trajectory
+                # the vector ISA ATen dispatches to (e.g. AVX2 vs AVX512): kernels of another
+                # width may sum floats in another order, and training amplifies the last digits
                 cpu_capability=torch.backends.cpu.get_cpu_capability(),
                 cores=os.cpu_count(), torch=torch.__version__, commit=code_version(repo))
