@@ -2,7 +2,8 @@
 
 A run repeats to the last digit only on the same CPU and code. The same config and seed gave
 focal 0.770 on one machine and 0.787 on another (study note, item 16), so a record keeps what
-it ran on, and a report can tell a changed number's cause from a changed method.
+it ran on, and a report can tell a changed number's cause from a changed method. mmengine's
+environment block in the training log names the kernel ISA too, but not the CPU or the commit.
 """
 import os
 import platform
