@@ -2,9 +2,9 @@
 # benchmark. Each iteration: the clean gradient g_c of the loss on a batch of the held-out 'meta'
 # split (clean, class-balanced) w.r.t. theta = the classification output conv; each foreground
 # anchor's weight is max(0, <grad l_a, g_c>), mean one over the foreground anchors; background
-# anchors keep weight 1 (normalise='foreground', mmreweight/weighting/l2rw.py). The paper's
-# normalisation over every example (normalise='mean_one') puts the whole weight on the ~1% of
-# foreground anchors of a fresh detector and wrecks it (0.000 mAP on this benchmark).
+# anchors keep weight 1 (normalise='foreground'). The paper's normalisation over every example
+# (normalise='mean_one') would put the whole weight on the ~1% of anchors that are foreground in a
+# fresh detector, whose gradients dominate the dot products, and starve the background.
 _base_ = ['./retinanet_focal.py']
 
 model = dict(bbox_head=dict(type='mmreweight.ReweightRetinaHead'))

@@ -13,8 +13,8 @@ them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``; wi
 ``--clean-batches K`` (L2RW) also ``clean_agreement.json``: how far the weights of one training
 batch agree across K clean batches (MW-Net's weights are VNet(loss): without a meta step they do not
 depend on the clean batch); with ``--meta-signal K`` (MW-Net) also ``meta_signal.json``: what K meta
-steps from the checkpoint's VNet would teach it (:mod:`mmreweight.study.meta_signal`). What "weight"
-means for each method is in :mod:`mmreweight.study.diagnostics`.
+steps from the checkpoint's VNet would teach it (:mod:`mmreweight.analysis.meta_signal`). What "weight"
+means for each method is in :mod:`mmreweight.analysis.diagnostics`.
 """
 import argparse
 import json
@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmreweight.losses import GHMR  # noqa: E402
-from mmreweight.study import plots  # noqa: E402
-from mmreweight.study.diagnostics import AnchorDiagnostics, summarize  # noqa: E402
-from mmreweight.study.meta_signal import meta_signal  # noqa: E402
+from mmreweight.analysis import plots  # noqa: E402
+from mmreweight.analysis.diagnostics import AnchorDiagnostics, summarize  # noqa: E402
+from mmreweight.analysis.meta_signal import meta_signal  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -7,7 +7,7 @@
 * :class:`LoadCleanLabels`, :class:`PackDetInputsWithCleanLabels`: carry true labels to the model.
 """
 from .benchmark import (DATA_ROOT_ENV, benchmark_root, default_data_root, ensure_benchmark,
-                        load_benchmark_info, make_benchmark)
+                        load_benchmark_info, make_benchmark, set_benchmark)
 from .benchmark_build import annotation_file
 from .benchmark_config import BENCHMARK_VERSION, NOISE_TYPES, SPLITS, BenchmarkConfig
 from .benchmark_summary import format_summary, read_class_counts, summarize_split
@@ -21,5 +21,5 @@ __all__ = [
     'FASHION_MNIST_CLASSES', 'LoadCleanLabels', 'MNIST_CLASSES', 'NOISE_TYPES', 'ObjectSource',
     'PackDetInputsWithCleanLabels', 'SOURCES', 'SPLITS', 'annotation_file', 'benchmark_root',
     'default_data_root', 'ensure_benchmark', 'format_summary', 'load_benchmark_info',
-    'load_source', 'make_benchmark', 'read_class_counts', 'summarize_split',
+    'load_source', 'make_benchmark', 'read_class_counts', 'set_benchmark', 'summarize_split',
 ]

@@ -31,6 +31,33 @@ def benchmark_root(config: ConfigLike, data_root: Optional[str] = None) -> str:
     return os.path.join(os.path.abspath(base), as_config(config).name)
 
 
+def set_benchmark(cfg: Any, params: Mapping[str, Any]) -> int:
+    """Update ``benchmark`` with ``params`` on every dataset of an mmengine config that has one
+    (train, val, test, a meta hook's clean dataloader, however deep), so that they all describe
+    the same benchmark; return how many were updated.
+
+    Raises:
+        ValueError: the config has no dataset with a ``benchmark`` (not an embedded-benchmark
+            config).
+    """
+    def visit(node: Any) -> int:
+        found = 0
+        if isinstance(node, Mapping):
+            if isinstance(node.get('benchmark'), Mapping):
+                node['benchmark'].update(params)
+                found += 1
+            found += sum(visit(v) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            found += sum(visit(v) for v in node)
+        return found
+
+    updated = visit(cfg)
+    if not updated:
+        raise ValueError('the config has no dataset with a `benchmark` (set_benchmark is for '
+                         'configs on the embedded benchmark, e.g. configs/retinanet_focal.py)')
+    return updated
+
+
 def load_benchmark_info(root: str) -> Dict[str, Any]:
     """The parsed ``<root>/benchmark.json``.
 

@@ -1,0 +1,246 @@
+"""The report from hand-made result.json files and diagnostics dumps (nothing trains)."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from reweighting_study import report
+from reweighting_study.plan import Run
+
+CLASSES = [str(i) for i in range(10)]
+
+
+def _result(method, condition, seed, m_best, m_last, rare=0.1, iters=600):
+    run = Run(method, condition, 'mnist', seed)
+
+    def ckpt(m):
+        return dict(mAP=m, AP50=m + 0.2, AP75=m, rare_AP=rare, empty=False,
+                    per_class_AP={c: m for c in CLASSES})
+
+    return dict(run_id=run.run_id, method=method, condition=condition, source='mnist',
+                seed=seed, settings=dict(iters=iters, val_evals=4, diag_batches=4),
+                classes=CLASSES, best=ckpt(m_best), last=ckpt(m_last),
+                diagnostics=dict(last='diagnostics'), val_curve=[[300, m_best / 2], [600, m_best]],
+                timings=dict(train=dict(wall_s=200.0, cpu_s=100.0),
+                             test_last=dict(wall_s=10.0, cpu_s=8.0)),
+                train_s_per_iter=0.25, wall_s=210.0, cpu_s=108.0)
+
+
+def _dump(method_name, noisy_frac=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    n = 400
+    pos = rng.random(n) < 0.2
+    noisy = np.where(pos, (rng.random(n) < noisy_frac).astype(np.int8), -1).astype(np.int8)
+    weight = np.where(noisy == 1, 0.2, 1.0).astype(np.float32)  # noisy positives down-weighted
+    hist = rng.integers(0, 100, 30)
+    return dict(method=method_name, loss=rng.random(n).astype(np.float32), weight=weight,
+                label=np.where(pos, 3, 10).astype(np.int16), pos=pos, noisy=noisy,
+                level=np.zeros(n, np.int8), neg_keep_frac=1.0, hist_all=hist,
+                hist_target1=hist // 2, hist_target1_clean=hist // 3,
+                hist_target1_noisy=hist // 6, hist_edges=np.arange(31) / 30,
+                cb_class_weights=np.linspace(0.2, 3, 10), cb_class_counts=np.arange(10) + 1)
+
+
+def _write(study, result, dumps=('diagnostics', )):
+    from mmreweight.analysis.diagnostics import summarize
+    run_dir = study / result['run_id']
+    run_dir.mkdir(parents=True)
+    for name in dumps:
+        (run_dir / name).mkdir()
+        dump = _dump('L2RWWeighter' if result['method'] == 'l2rw' else 'GHMC')
+        np.savez(run_dir / name / 'diagnostics.npz', **dump)
+        (run_dir / name / 'summary.json').write_text(json.dumps(
+            dict(method=str(dump['method']), **summarize(dump))))
+    result = dict(result, diagnostics={('last' if n == 'diagnostics' else 'init'): n
+                                       for n in dumps})
+    (run_dir / 'result.json').write_text(json.dumps(result))
+
+
+@pytest.fixture
+def study(tmp_path):
+    study = tmp_path / 'study'
+    for seed, (f, g, worse) in enumerate([(0.50, 0.60, 0.30), (0.52, 0.61, 0.31),
+                                          (0.51, 0.62, 0.29)]):
+        _write(study, _result('focal', 'uniform40', seed, f, f - 0.01))
+        _write(study, _result('ghm', 'uniform40', seed, g, g), ('diagnostics', 'diag_init'))
+        _write(study, _result('mwnet', 'uniform40', seed, f + 0.005, f))  # within noise
+        _write(study, _result('cb_focal', 'uniform40', seed, worse, worse))
+    _write(study, _result('l2rw', 'uniform40', 0, 0.9, 0.9))  # one seed: no verdict
+    for seed, m in enumerate([0.60, 0.61, 0.62]):  # focal loses 0.10 mAP to the noise
+        _write(study, _result('focal', 'clean', seed, m, m))
+    # the meta hook's logged weights: clean positives 1.2 then 1.4, noisy 0.6 then 0.2
+    (study / 'mnist-uniform40-l2rw-s0' / 'logs').mkdir()
+    (study / 'mnist-uniform40-l2rw-s0' / 'logs' / 'train.log').write_text(
+        'INFO - Iter(train) [ 50/600]  lr: 2.0000e-02  loss: 1.2  meta_w_pos: 1.0000  '
+        'meta_w_noisy: 0.6000  meta_w_clean: 1.2000  meta_w_zero_frac: 0.0100\n'
+        'INFO - Iter(val) [19/19]    coco/bbox_mAP: 0.0300  meta_w_noisy: 9.0\n'
+        'INFO - Iter(train) [100/600]  lr: 2.0000e-02  loss: 1.1  meta_w_noisy: 0.2000  '
+        'meta_w_clean: 1.4000\n')
+    _write(study, _result('focal', 'lt50', 0, 0.4, 0.4, rare=0.05))
+    _write(study, _result('cb_focal', 'lt50', 0, 0.41, 0.4, rare=0.2))
+    # the GHM init dump is named like tools/study.py names it
+    for seed in range(3):
+        run_dir = study / f'mnist-uniform40-ghm-s{seed}'
+        res = json.loads((run_dir / 'result.json').read_text())
+        res['diagnostics'] = dict(last='diagnostics', init='diag_init')
+        (run_dir / 'result.json').write_text(json.dumps(res))
+        for name, top in (('diagnostics', 0.6), ('diag_init', 0.9)):  # tools/diagnose.py's
+            (run_dir / name / 'ghmr_profile.json').write_text(json.dumps(dict(
+                mu=0.02, bin_frac=[(1 - top) / 9] * 9 + [top], grad_ratio=[5.0] * 9 + [0.7])))
+    (study / 'study.json').write_text(json.dumps(dict(settings=dict(
+        iters=600, val_evals=4, diag_batches=4, benchmark_overrides={}))))
+    return study
+
+
+def test_aggregate_mean_and_sample_std(study):
+    table = report.aggregate(report.load_results(str(study)))
+    cell = table[('mnist', 'uniform40', 'focal')]
+    assert cell['seeds'] == [0, 1, 2]
+    mean, std = cell['best']['mAP']
+    assert mean == pytest.approx(0.51) and std == pytest.approx(0.01)
+    assert table[('mnist', 'uniform40', 'l2rw')]['best']['mAP'] == (pytest.approx(0.9), None)
+    assert report.mean_std([1.0, float('nan'), 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+
+
+def test_compare_to_focal_uses_twice_the_larger_std(study):
+    table = report.aggregate(report.load_results(str(study)))
+    rows = {r['method']: r for r in report.compare_to_focal(table)[('mnist', 'uniform40')]}
+    assert rows['ghm']['verdict'] == 'beats focal'
+    assert rows['ghm']['threshold'] == pytest.approx(0.02)
+    assert rows['mwnet']['verdict'] == 'within noise'
+    assert rows['cb_focal']['verdict'] == 'worse than focal'
+    assert rows['l2rw']['verdict'] == 'no verdict (1 seed)'
+    assert list(rows) == ['l2rw', 'ghm', 'mwnet', 'cb_focal']  # by difference
+
+
+def test_cost_extrapolation_scales_the_training_loop_only(study):
+    costs = report.cost_by_method(report.load_results(str(study)))
+    # loop CPU: 0.25 s/iter * 600 iters * (100 CPU s / 200 wall s)
+    assert costs['focal']['loop_cpu_s'] == pytest.approx(75.0)
+    per_run, guessed = report.extrapolate(costs, 1200)
+    assert per_run['focal'] == pytest.approx(108.0 - 75.0 + 150.0)
+    assert 'mentornet_dd' not in per_run and guessed == []
+
+
+def test_report_writes_markdown_and_figures(study, tmp_path):
+    out = tmp_path / 'docs'
+    path = report.write_report(str(study), str(out), 'Pilot', note='**1-seed pilot**',
+                               study_iters=[1000])
+    text = open(path).read()
+    assert text.startswith('# Pilot') and '**1-seed pilot**' in text
+    assert '| uniform40 | focal | 3 | 0.510 ± 0.010 |' in text
+    assert '| lt50 | cb_focal | 1 | 0.410 | 0.400 | 0.610 | 0.600 | 0.200 | 0.200 |' in text
+    assert 'beats focal by > 2σ: ghm. Below focal by > 2σ: cb_focal.' in text
+    assert '1000 iterations' in text
+    for name in ('map_by_method.png', 'val_map_curves.png', 'weight_vs_loss_mnist_uniform40.png',
+                 'ghm_gradient_density.png', 'cb_class_weights.png',
+                 'weights_during_training.png', 'ghmr_profile.png'):
+        assert (out / name).stat().st_size > 1000, name
+        assert f']({name})' in text
+    # the weights table: noisy positives down-weighted in the fake dumps
+    assert '| mnist / uniform40 | l2rw (L2RWWeighter) |' in text
+    # logged weights over the run: clean (1.2 + 1.4) / 2, noisy (0.6 + 0.2) / 2
+    assert '| mnist / uniform40 | l2rw | 1 | 1.300 | 0.400 | 0.31 |' in text
+    assert 'label noise costs focal 0.100 (clean 0.610 → 0.510)' in text
+
+
+def test_gap_recovery_is_the_share_of_focals_clean_vs_noisy_gap(study):
+    table = report.aggregate(report.load_results(str(study)))
+    rec = report.gap_recovery(table)[('mnist', 'uniform40')]
+    assert rec['gap'] == pytest.approx(0.10)
+    assert rec['methods']['ghm'] == pytest.approx((0.61 - 0.51) / 0.10)  # all of it
+    assert rec['methods']['l2rw'] == pytest.approx((0.90 - 0.51) / 0.10)
+    assert rec['methods']['cb_focal'] == pytest.approx((0.30 - 0.51) / 0.10)  # worse: negative
+    assert 'focal' not in rec['methods']
+    assert ('mnist', 'lt50') not in report.gap_recovery(table)  # not a noisy condition
+
+
+def test_report_refreshes_the_readme_block(study, tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# Project\n\nbefore\n\n{report.README_BEGIN}\nold table\n'
+                      f'{report.README_END}\n\nafter\n')
+    report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme))
+    text = readme.read_text()
+    assert 'old table' not in text and text.startswith('# Project\n\nbefore')
+    assert text.rstrip().endswith('after')
+    block = text[text.index(report.README_BEGIN):text.index(report.README_END)]
+    assert '| uniform40 | focal | 3 | 0.510 ± 0.010 |' in block
+    assert 'beats focal by > 2σ: ghm' in block
+    assert '](docs/study/map_by_method.png)' in block
+    assert '](docs/study/README.md)' in block
+    # refreshing twice gives the same file; a README without the block is an error
+    report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme))
+    assert readme.read_text() == text
+    (tmp_path / 'plain.md').write_text('# no block\n')
+    with pytest.raises(ValueError, match='study-report:begin'):
+        report.write_report(str(study), str(tmp_path / 'docs' / 'study'),
+                            readme=str(tmp_path / 'plain.md'))
+
+
+def test_the_noise_oracle_is_reported_as_a_bound_not_a_winner(study):
+    for seed, m in enumerate([0.58, 0.59, 0.60]):
+        _write(study, _result('noise_oracle', 'uniform40', seed, m, m))
+    table = report.aggregate(report.load_results(str(study)))
+    rows = {r['method']: r for r in report.compare_to_focal(table)[('mnist', 'uniform40')]}
+    assert rows['noise_oracle']['verdict'] == 'beats focal'  # by the numbers ...
+    text = report.comparison_text(report.compare_to_focal(table), 'mAP', 'best')
+    assert 'beats focal by > 2σ: ghm.' in text  # ... but not listed among the methods that do
+    assert 'noise_oracle (oracle) +0.080' in text
+    gaps = report.gap_text(report.gap_recovery(table))
+    assert 'noise_oracle (oracle) +80%' in gaps
+
+
+def test_archived_records_keep_the_dump_figures_of_an_earlier_report(study, tmp_path):
+    """Run records without their dumps (archived): the dump figures an earlier report drew stay
+    as they were and are listed as kept; none is redrawn from part of its runs."""
+    out = tmp_path / 'docs'
+    report.write_report(str(study), str(out))
+    names = ('weight_vs_loss_mnist_uniform40.png', 'ghm_gradient_density.png',
+             'cb_class_weights.png')
+    before = {n: (out / n).read_bytes() for n in names}
+    assert 'Kept from an earlier report' not in (out / 'README.md').read_text()
+    for npz in study.glob('*/*/diagnostics.npz'):
+        if 'l2rw' not in str(npz):  # the l2rw run alone keeps its dump
+            npz.unlink()
+    text = open(report.write_report(str(study), str(out))).read()
+    assert {n: (out / n).read_bytes() for n in names} == before  # not redrawn
+    assert ('Kept from an earlier report, drawn from diagnostics dumps that these run records '
+            'do not hold: `ghm_gradient_density.png`, `cb_class_weights.png`, '
+            '`weight_vs_loss_mnist_uniform40.png`.') in text
+    for name in names:
+        assert f']({name})' in text
+    fresh = tmp_path / 'fresh'  # no earlier report: the figures are left out, not half drawn
+    text = open(report.write_report(str(study), str(fresh))).read()
+    assert not any((fresh / n).exists() for n in names) and 'Kept from' not in text
+
+
+def test_mentor_curves_from_a_dd_runs_mentor_log_and_dump(study, tmp_path):
+    import torch
+
+    from mmreweight.weighting.mentornet_dd import save_mentor
+    from mmreweight.weighting.mentornet_net import MentorNetwork
+    # a lower-seed DD run whose mentor is gone (an archived record): the figure uses seed 1's
+    _write(study, _result('mentornet_dd', 'uniform40', 0, 0.55, 0.55))
+    _write(study, _result('mentornet_dd_mono', 'uniform40', 1, 0.55, 0.55))
+    run_dir = study / 'mnist-uniform40-mentornet_dd_mono-s1'
+    net = MentorNetwork(seed=2)
+    save_mentor(str(run_dir / 'mentor.pth'), net)
+    (run_dir / 'logs').mkdir()
+    (run_dir / 'logs' / 'train.log').write_text(
+        'INFO - Iter(train) [ 50/600]  lr: 2.0000e-02  mentornet_pct_ema_pos: 0.5000\n'
+        'INFO - Iter(train) [100/600]  lr: 2.0000e-02  mentornet_pct_ema_pos: 0.2500\n')
+    text = open(report.write_report(str(study), str(tmp_path / 'docs'))).read()
+    assert (tmp_path / 'docs' / 'mentor_curves.png').stat().st_size > 1000
+    assert '![mentor curves](mentor_curves.png)' in text
+    table = report.aggregate(report.load_results(str(study)))
+    run, mentor, lam, _ = report._mentor_run(table, 'mnist', 'uniform40')
+    assert (run['method'], run['seed'], lam) == ('mentornet_dd_mono', 1, 0.25)
+    # the curve: the mentor on [l, l - lambda, y = 1, epoch 99] (lambda: the last logged value)
+    grid, v, envelope = report.mentor_curve_data(str(run_dir / 'mentor.pth'), 0.25, 2.0, 21)
+    loss = torch.linspace(0, 2.0, 21)
+    with torch.no_grad():
+        expected = net.weights(torch.stack([loss, loss - 0.25, torch.ones(21),
+                                            torch.full((21, ), 99.0)], 1))
+    assert np.allclose(v, expected.numpy(), atol=1e-6)
+    assert np.allclose(envelope, np.minimum.accumulate(expected.numpy()), atol=1e-6)
