@@ -664,31 +664,59 @@ README_BEGIN = '<!-- study-report:begin (written by tools/study_report.py --read
 README_END = '<!-- study-report:end -->'
 
 
-def readme_summary(table, report_dir: str, readme_dir: str) -> str:
-    """The tables, the verdicts against focal loss and the key figures, with links relative to
-    ``readme_dir``: what the project README shows of the study."""
-    rel = os.path.relpath(report_dir, readme_dir)
-    md = []
+def best_method(table, source: str, condition: str, metric: str = 'mAP', ckpt: str = 'best',
+                candidates: Sequence[str] = STUDY_METHODS) -> Optional[Dict[str, Any]]:
+    """The candidate (not focal, not an oracle) with the highest mean ``metric`` over at least two
+    seeds in a cell, with its difference to focal and the verdict of :func:`compare_to_focal`;
+    None when there is none."""
+    rows = [r for r in compare_to_focal(table, metric, ckpt).get((source, condition), [])
+            if r['method'] in candidates and r['method'] not in ORACLES
+            and r['threshold'] is not None]
+    return rows[0] if rows else None  # sorted by difference, best first
+
+
+def readme_table(table, ckpt: str = 'best') -> str:
+    """One row per (source, condition): focal's test mAP and the best study method's, its
+    difference and whether it is beyond 2σ; on long-tailed conditions the same for the mean AP of
+    the three rarest classes."""
+    md = ['| data | condition | focal mAP | best method (mAP) | Δ mAP (2σ) | '
+          'long tail: focal rare-3 AP | best method (rare-3 AP) | Δ rare-3 AP (2σ) |',
+          '|---|---|---|---|---|---|---|---|']
     for source in _order({k[0] for k in table}, SOURCES):
-        md += [f'**{source}** (test split; mean ± std over seeds)', '',
-               results_table(table, source), '']
-    md += [comparison_text(compare_to_focal(table, 'mAP', 'best'), 'mAP', 'best')]
-    lt = {k: v for k, v in compare_to_focal(table, 'rare_AP', 'best').items()
-          if k[1] in LONG_TAIL}
-    if lt:
-        md += [comparison_text(lt, 'rare-3 AP', 'best')]
-    recovery = gap_text(gap_recovery(table))
-    if recovery:
-        md += ['', 'Share of focal loss\'s clean-vs-noisy gap recovered:', '', recovery]
-    md += ['', f'![test mAP per method and condition]({rel}/map_by_method.png)', '']
-    if os.path.exists(os.path.join(report_dir, 'weights_during_training.png')):
-        md += [f'![weights during training]({rel}/weights_during_training.png)', '']
-    if os.path.exists(os.path.join(report_dir, 'val_map_curves.png')):
-        md += [f'![val mAP during training]({rel}/val_map_curves.png)', '']
-    if os.path.exists(os.path.join(report_dir, 'mentor_curves.png')):
-        md += [f'![the data-driven mentor\'s weight vs loss]({rel}/mentor_curves.png)', '']
-    md += [f'Full report, per-run settings, diagnostics and cost: [{rel}/]({rel}/README.md).']
+        for condition in _order({k[1] for k in table if k[0] == source}, CONDITIONS):
+            focal = table.get((source, condition, 'focal'))
+            if focal is None:
+                continue
+            cells = [source, condition, fmt(focal[ckpt]['mAP'])]
+            metrics = ('mAP', 'rare_AP') if condition in LONG_TAIL else ('mAP', )
+            for metric in metrics:
+                row = best_method(table, source, condition, metric, ckpt)
+                if metric == 'rare_AP':
+                    cells.append(fmt(focal[ckpt][metric]))
+                if row is None:
+                    cells += ['–', '–']
+                    continue
+                mean = table[(source, condition, row['method'])][ckpt][metric][0]
+                mark = '**' if row['verdict'] == 'beats focal' else ''
+                cells += [f'{mark}{row["method"]}{mark} ({mean:.3f})',
+                          f'{row["diff"] * 100:+.1f} ({row["threshold"] * 100:.1f})']
+            cells += [''] * (8 - len(cells))
+            md.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(md)
+
+
+def readme_summary(table, report_dir: str, readme_dir: str) -> str:
+    """What the project README shows of the study: :func:`readme_table` and a link to the full
+    report (relative to ``readme_dir``)."""
+    rel = os.path.relpath(report_dir, readme_dir)
+    ckpt = 'best'
+    return '\n'.join([
+        readme_table(table, ckpt), '',
+        f'Test COCO mAP ({ckpt} checkpoint by val mAP), mean over seeds; Δ in points (×100) '
+        'against focal, with twice the larger seed-to-seed std; **bold**: beyond it. "Best '
+        'method" is the highest mean among the study\'s methods '
+        f'({", ".join(m for m in STUDY_METHODS if m != "focal")}). Every method, condition and '
+        f'checkpoint: [the study]({rel}/README.md).'])
 
 
 def update_readme(readme: str, section: str) -> None:
@@ -858,5 +886,5 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
 
 
 __all__ = ['load_results', 'aggregate', 'mean_std', 'results_table', 'compare_to_focal',
-           'gap_recovery', 'weight_log_table',
-           'cost_by_method', 'extrapolate', 'readme_summary', 'update_readme', 'write_report']
+           'gap_recovery', 'weight_log_table', 'cost_by_method', 'extrapolate', 'best_method',
+           'readme_table', 'readme_summary', 'update_readme', 'draw_figures', 'write_report']

@@ -1,0 +1,39 @@
+"""The committed run records: light, and enough to regenerate the committed study report."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+REPO = PROJECT.parents[1]
+RECORDS = PROJECT / 'records'
+STUDY_DOCS = REPO / 'docs' / 'study'
+#: the most the records may weigh, in bytes of file content
+MAX_RECORD_BYTES = 5 * 2**20
+
+
+def test_records_stay_light():
+    files = [p for p in RECORDS.rglob('*') if p.is_file()]
+    assert len(files) > 1000  # the study's records are all here, not a stub
+    assert sum(p.stat().st_size for p in files) <= MAX_RECORD_BYTES
+    assert not [p for p in files if p.name == 'train.log']  # digested, not kept
+
+
+@pytest.mark.slow
+def test_the_committed_study_report_regenerates_from_the_records(tmp_path):
+    # the figures drawn from dumps that some older records never held are kept from the
+    # committed report, as in the docs folder itself
+    for png in STUDY_DOCS.glob('*.png'):
+        shutil.copy2(png, tmp_path)
+    drawn_before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.png')}
+    subprocess.run([sys.executable, str(PROJECT / 'tools' / 'study_report.py'),
+                    str(RECORDS / 'runs'), '--out', str(tmp_path),
+                    '--note-file', str(STUDY_DOCS / 'note.md')],
+                   check=True, capture_output=True, cwd=REPO)
+    assert (tmp_path / 'README.md').read_text() == (STUDY_DOCS / 'README.md').read_text()
+    redrawn = {p.name for p in tmp_path.glob('*.png')
+               if p.stat().st_mtime_ns != drawn_before.get(p.name)}
+    assert {'map_by_method.png', 'val_map_curves.png', 'mentor_curves.png',
+            'ghmr_profile.png', 'weights_during_training.png'} <= redrawn
