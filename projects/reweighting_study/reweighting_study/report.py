@@ -660,7 +660,7 @@ def diagnostics_table(table) -> str:
 
 
 # ---------------------------------------------------------------------------------- the report
-README_BEGIN = '<!-- study-report:begin (written by tools/study_report.py --readme) -->'
+README_BEGIN = '<!-- study-report:begin (written by projects/reweighting_study/tools/study_report.py --readme) -->'
 README_END = '<!-- study-report:end -->'
 
 
