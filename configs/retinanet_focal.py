@@ -67,7 +67,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'),
     # classes vs num_classes, undeclared category ids: errors instead of silently wrong labels
-    dataset_check=dict(type='mmreweight.DatasetCheckHook'))
+    dataset_check=dict(type='mmreweight.DatasetCheckHook'),
+    # a NaN loss or parameter stops the run before a checkpoint saves it
+    non_finite=dict(type='mmreweight.NonFiniteGuardHook'))
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend')]

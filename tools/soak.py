@@ -177,6 +177,8 @@ def soak_config(args):
             cfg[f'{split}_cfg'] = cfg[f'{split}_dataloader'] = cfg[f'{split}_evaluator'] = None
     if not args.keep_checkpoints:
         cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
+    # a soak counts non-finite losses over the whole run instead of stopping at the first
+    cfg.default_hooks.pop('non_finite', None)
     loaders = [cfg.train_dataloader] + [h['clean_dataloader'] for h in cfg.get('custom_hooks', [])
                                         if isinstance(h.get('clean_dataloader'), dict)]
     for loader in loaders:
