@@ -9,3 +9,7 @@ model = dict(
                       num_classes=80, beta=0.999,
                       gamma=2.0, loss_type='focal', loss_weight=1.0)))
 custom_hooks = [dict(type='mmreweight.ClassCountsHook')]
+
+# refuse class/label mismatches before training; stop at the first non-finite loss or parameter
+default_hooks = dict(dataset_check=dict(type='mmreweight.DatasetCheckHook'),
+                     non_finite=dict(type='mmreweight.NonFiniteGuardHook'))

@@ -4,3 +4,7 @@ _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmreweight'], allow_failed_imports=False)
 
 model = dict(bbox_head=dict(loss_cls=dict(type='mmreweight.FocalLoss')))
+
+# refuse class/label mismatches before training; stop at the first non-finite loss or parameter
+default_hooks = dict(dataset_check=dict(type='mmreweight.DatasetCheckHook'),
+                     non_finite=dict(type='mmreweight.NonFiniteGuardHook'))

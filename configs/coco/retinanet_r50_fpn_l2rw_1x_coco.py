@@ -27,3 +27,7 @@ custom_hooks = [
          weighter=dict(type='mmreweight.L2RWWeighter', theta='cls_out', normalise='foreground'),
          clean_dataloader=clean_dataloader, interval=1),
 ]
+
+# refuse class/label mismatches before training; stop at the first non-finite loss or parameter
+default_hooks = dict(dataset_check=dict(type='mmreweight.DatasetCheckHook'),
+                     non_finite=dict(type='mmreweight.NonFiniteGuardHook'))
