@@ -1,6 +1,9 @@
-# GHM-C alone: the classification loss of configs/retinanet_ghm.py (bins=30, momentum=0.75) with the
-# focal config's L1 box loss, to tell which half of GHM (C or R) costs accuracy on the embedded
-# benchmark (study variant 'ghm_c').
+# Study variant 'ghm_c': GHM-C alone. The focal config (configs/retinanet_focal.py) with its
+# classification loss replaced by configs/retinanet_ghm.py's GHM-C (bins=30, momentum=0.75); boxes
+# keep the focal config's L1 loss.
+# Why: to tell which half of GHM (C or R) costs accuracy on the embedded benchmark, and whether GHM-C
+# down-weights mislabelled positives as outliers under label noise. Outcome: docs/study/note.md,
+# items 6 and 13.
 _base_ = ['../../../configs/retinanet_focal.py']
 
 model = dict(

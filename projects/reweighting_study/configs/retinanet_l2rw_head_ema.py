@@ -1,14 +1,15 @@
-# L2RW with theta = the head's classification branch and a moving average of the clean gradient
-# (clean_grad_momentum=0.9: about 19 clean batches of 8 images at the cost of one; an extension,
-# not in the paper). Why it was tried: tools/diagnose.py --clean-batches on the 40%-noise study run
-# found one clean batch's weights a coin flip on which batch was drawn, and averaging over clean
-# batches separated clean from noisy positives (theta = head: AUC 0.77 with 32 clean images, 0.89
-# averaged over 4 such batches; with this average 0.82 after 16 draws).
-# Measured, it does NOT work: test mAP 0.528 and 0.318 (seeds 0, 1; focal 0.730, 0.751) at 40% noise.
-# It learns slowly from the start (val mAP 0.11 at iteration 750, focal 0.50). A likely reason, not
+# Study variant 'l2rw_head_ema': L2RW (configs/retinanet_l2rw.py) with theta = the head and the clean
+# gradient a moving average over clean batches (clean_grad_momentum=0.9: about 19 clean batches of
+# 8 images at the cost of one; an extension, not in the paper).
+# Why: one clean batch's weights are a coin flip on which batch is drawn (tools/diagnose.py
+# --clean-batches on the 40%-noise study run), and averaging over clean batches separates clean from
+# noisy positives at a fixed checkpoint (theta = head: AUC 0.77 with 32 clean images, 0.89 averaged
+# over 4 such batches; with this average 0.82 after 16 draws).
+# Measured, it does not work: test mAP 0.528 and 0.318 (seeds 0, 1; focal 0.730, 0.751) at 40% noise,
+# learning slowly from the start (val mAP 0.11 at iteration 750, focal 0.50). A likely reason, not
 # proven: the average makes the clipping consistent, so the same positives are zeroed or up-weighted
 # step after step (12% of clean positives zero in 8 consecutive draws, none without the average).
-# Kept as study variant 'l2rw_head_ema' for the record; see README "Known problems".
+# See the README, "Known problems". Not a recommended config.
 _base_ = ['../../../configs/retinanet_l2rw.py']
 
 custom_hooks = [

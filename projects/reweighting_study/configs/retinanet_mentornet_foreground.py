@@ -1,9 +1,10 @@
-# MentorNet-PD as configs/retinanet_mentornet.py, with the curriculum on the foreground anchors only
-# (study variant 'mentornet_pd_fg'): MentorNetWeighter(normalise='foreground') weights the valid
+# Study variant 'mentornet_pd_fg': MentorNet-PD as configs/retinanet_mentornet.py, with the curriculum
+# on the foreground anchors only: MentorNetWeighter(normalise='foreground') weights the valid
 # foreground anchors, mean one over them, and background anchors keep weight 1, as the shipped L2RW
-# and MW-Net configs do. Why: label noise lives in the annotations, while PD's self-paced phase
-# zeroes the 30% of background anchors above the percentile loss, i.e. the hard negatives (28% of
-# valid anchors at zero weight in the study's no-SPCL run, which scored below PD).
+# and MW-Net configs do.
+# Why: label noise lives in the annotations, while PD's self-paced phase zeroes the 30% of background
+# anchors above the percentile loss, i.e. the hard negatives (28% of valid anchors at zero weight in
+# the study's no-SPCL run, which scores below PD). Outcome: docs/study/note.md, items 1, 4 and 5.
 _base_ = ['../../../configs/retinanet_mentornet.py']
 
 custom_hooks = [

@@ -1,10 +1,11 @@
-# MentorNet-PD as configs/retinanet_mentornet.py, but without its last phase (study variant
-# 'mentornet_pd_no_spcl'): burn-in to epoch 18, then self-paced 1[loss <= percentile] to the end.
-# In the study the PD run separated noisy from clean positives during training (mean weight ratio
-# 0.43 at 40% uniform noise) and its SPCL-linear phase from epoch 90 weighted the noisy positives back
-# up (0.65 at the end); this variant tests whether that phase is what keeps PD level with focal.
-# Measured: it is not. Without it PD scores 0.673 (seed 0; PD 0.728), as the self-paced phase keeps
-# the hardest 30% of background anchors at weight 0 (see configs/retinanet_mentornet_foreground.py).
+# Study variant 'mentornet_pd_no_spcl': MentorNet-PD as configs/retinanet_mentornet.py without its
+# last phase: burn-in to epoch 18, then self-paced 1[loss <= percentile] to the end (no SPCL-linear
+# phase from epoch 90).
+# Why: the PD study run separates noisy from clean positives during training (mean weight ratio 0.43
+# at 40% uniform noise) and its SPCL-linear phase weights the noisy positives back up (0.65 at the
+# end); this variant tests whether that phase is what keeps PD level with focal. Outcome
+# (docs/study/note.md, item 4): it is not; without it the self-paced phase keeps the hardest 30% of
+# background anchors at weight 0 and PD scores lower.
 _base_ = ['../../../configs/retinanet_mentornet.py']
 
 # spcl_from=1.0 names epoch 100; progress maps to epochs 0..99, so the SPCL phase never starts

@@ -1,6 +1,7 @@
-# Meta-Weight-Net with a weight for every valid anchor, mean one over all of them: the paper's
-# normalisation over every example (MetaWeightNetWeighter(normalise='mean_one'), the class's
-# default). configs/retinanet_mwnet.py says why the shipped config weights the foreground only.
+# Study variant 'mwnet_all': Meta-Weight-Net (configs/retinanet_mwnet.py) with a weight for every
+# valid anchor, mean one over all of them: the paper's normalisation over every example
+# (MetaWeightNetWeighter(normalise='mean_one'), the class's default). configs/retinanet_mwnet.py
+# says why the shipped config weights the foreground only. The study's records hold no run of it.
 _base_ = ['../../../configs/retinanet_mwnet.py']
 
 custom_hooks = [
