@@ -795,8 +795,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
            '- **rare-3 AP**: mean test AP of the 3 classes with the fewest training annotations '
            '(long-tailed conditions only).', '']
     if kept:
-        md += [f'- Kept from an earlier report, drawn from diagnostics dumps that these run '
-               f'records do not hold: {", ".join(f"`{n}`" for n in kept)}.', '']
+        md += [f'- Drawn from diagnostics dumps that these run records do not hold, so kept as '
+               f'they are in the output folder: {", ".join(f"`{n}`" for n in kept)}.', '']
     if settings.get('benchmark_overrides'):
         md += [f'- benchmark overrides: `{settings["benchmark_overrides"]}`', '']
     for source in _order({k[0] for k in table}, SOURCES):
@@ -814,7 +814,7 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     recovery = gap_text(gap_recovery(table))
     if recovery:
         md += ['', 'Share of the clean-vs-noisy gap of focal loss that each method recovers '
-               '(the issue aims at >= 80% for the meta methods):', '', recovery]
+               '(the study\'s target for the meta methods is >= 80%):', '', recovery]
     md += ['', '![test mAP per method and condition](map_by_method.png)', '']
     if figures['curves']:
         md += ['Val mAP during training (first seed; a validation without any detection counts '

@@ -165,9 +165,11 @@ def test_report_refreshes_the_readme_block(study, tmp_path):
     assert 'old table' not in text and text.startswith('# Project\n\nbefore')
     assert text.rstrip().endswith('after')
     block = text[text.index(report.README_BEGIN):text.index(report.README_END)]
-    assert '| uniform40 | focal | 3 | 0.510 ± 0.010 |' in block
-    assert 'beats focal by > 2σ: ghm' in block
-    assert '](docs/study/map_by_method.png)' in block
+    # focal and the best method with at least two seeds (not l2rw's one 0.9 run), its lead in
+    # points and twice the larger std, bold when beyond it
+    assert '| mnist | uniform40 | 0.510 ± 0.010 | **ghm** (0.610) | +10.0 (2.0) |' in block
+    assert '| mnist | clean | 0.610 ± 0.010 | – | – |' in block
+    assert '| mnist | lt50 | 0.400 | – | – | 0.050 | – | – |' in block
     assert '](docs/study/README.md)' in block
     # refreshing twice gives the same file; a README without the block is an error
     report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme))
@@ -199,14 +201,14 @@ def test_archived_records_keep_the_dump_figures_of_an_earlier_report(study, tmp_
     names = ('weight_vs_loss_mnist_uniform40.png', 'ghm_gradient_density.png',
              'cb_class_weights.png')
     before = {n: (out / n).read_bytes() for n in names}
-    assert 'Kept from an earlier report' not in (out / 'README.md').read_text()
+    assert 'so kept as they are' not in (out / 'README.md').read_text()
     for npz in study.glob('*/*/diagnostics.npz'):
         if 'l2rw' not in str(npz):  # the l2rw run alone keeps its dump
             npz.unlink()
     text = open(report.write_report(str(study), str(out))).read()
     assert {n: (out / n).read_bytes() for n in names} == before  # not redrawn
-    assert ('Kept from an earlier report, drawn from diagnostics dumps that these run records '
-            'do not hold: `ghm_gradient_density.png`, `cb_class_weights.png`, '
+    assert ('Drawn from diagnostics dumps that these run records do not hold, so kept as they are '
+            'in the output folder: `ghm_gradient_density.png`, `cb_class_weights.png`, '
             '`weight_vs_loss_mnist_uniform40.png`.') in text
     for name in names:
         assert f']({name})' in text
