@@ -13,14 +13,21 @@ hook's ``clean_dataloader`` and ``part='train'`` in ``train_dataloader`` give co
                                                ...))]
 
 The hook checks at ``before_train`` that no training image is in the clean set, however the two
-were configured.
+were configured: by resolved file path and by content, so a symlinked root, a relative path or a
+renamed copy of a training image is caught too.
 """
+import hashlib
 import math
-from typing import Hashable, List, Optional, Set, Union
+import os
+from typing import Dict, Hashable, List, NamedTuple, Optional, Set, Tuple, Union
 
 import numpy as np
 
 from mmreweight.registry import DATASETS
+
+_DISJOINT_FIX = ("a held-out clean subset must be disjoint from the training set (use "
+                 "mmreweight.CleanSplit with part='train' / part='clean', or the benchmark's "
+                 "'meta' split)")
 
 
 def _image_classes(dataset, index: int) -> Set[int]:
@@ -98,35 +105,89 @@ def CleanSplit(dataset, part: str, num: Optional[int] = None, fraction: Optional
     return dataset.get_subset(keep)
 
 
-def image_keys(dataset) -> Optional[Set[Hashable]]:
-    """Identities of the images of ``dataset`` (``img_path``, else ``img_id``), or None when the
+def image_keys(dataset) -> Optional[List[Hashable]]:
+    """The image of each sample of ``dataset`` (``img_path``, else ``img_id``), or None when the
     dataset does not expose them."""
     if not hasattr(dataset, 'get_data_info'):
         return None
-    keys = set()
+    keys = []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         key = info.get('img_path', info.get('img_id'))
         if key is None:
             return None
-        keys.add(key)
+        keys.append(key)
     return keys
 
 
-def check_disjoint(train_dataset, clean_dataset) -> Union[int, None]:
-    """Raise ValueError if the two datasets share an image; return the clean set's size, or None
-    when the datasets do not expose image identities (nothing could be checked)."""
+def _resolved(key: Hashable) -> Hashable:
+    """A local file's real path (symlinks, relative and ``..`` parts resolved); other keys (ids,
+    remote URIs) as they are."""
+    if isinstance(key, str) and os.path.isfile(key):
+        return os.path.realpath(key)
+    return key
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _shared_content(train_files: Set[str], clean_files: Set[str]) -> List[Tuple[str, str]]:
+    """(clean file, training file) pairs with the same bytes under different paths. Only files
+    of equal size are read, so a large training set costs one ``stat`` per image."""
+    by_size: Dict[int, List[str]] = {}
+    for path in train_files:
+        by_size.setdefault(os.path.getsize(path), []).append(path)
+    digests: Dict[str, str] = {}
+
+    def digest(path: str) -> str:
+        if path not in digests:
+            digests[path] = _file_digest(path)
+        return digests[path]
+
+    pairs = []
+    for path in sorted(clean_files):
+        for candidate in by_size.get(os.path.getsize(path), []):
+            if digest(candidate) == digest(path):
+                pairs.append((path, candidate))
+                break
+    return pairs
+
+
+class DisjointCheck(NamedTuple):
+    """What :func:`check_disjoint` compared: the clean images, and how (for the log)."""
+    clean_images: int
+    how: str
+
+
+def check_disjoint(train_dataset, clean_dataset) -> Optional[DisjointCheck]:
+    """Raise ValueError if the clean dataset holds a training image: the same file reached by
+    another path (symlinks, relative or ``..`` paths are resolved), or a copy of its bytes under
+    another name. Returns what was checked, or None when a dataset exposes no image identities
+    (nothing could be checked)."""
     train_keys, clean_keys = image_keys(train_dataset), image_keys(clean_dataset)
     if train_keys is None or clean_keys is None:
         return None
-    shared = train_keys & clean_keys
+    train, clean = {_resolved(k): k for k in train_keys}, {_resolved(k): k for k in clean_keys}
+    shared = sorted(set(train) & set(clean), key=str)
     if shared:
-        example = sorted(map(str, shared))[:3]
+        example = [f'{clean[k]}' + (f' (= {k})' if k != clean[k] else '') for k in shared[:3]]
         raise ValueError(f'the clean subset overlaps the training set in {len(shared)} images '
-                         f'(e.g. {example}); a held-out clean subset must be disjoint (use '
-                         "mmreweight.CleanSplit with part='train' / part='clean', or the "
-                         "benchmark's 'meta' split)")
-    return len(clean_keys)
+                         f'(e.g. {example}); {_DISJOINT_FIX}')
+    local = [all(isinstance(k, str) and os.path.isfile(k) for k in keys)
+             for keys in (train, clean)]
+    if not all(local):
+        return DisjointCheck(len(clean), 'by image id or path')
+    copies = _shared_content(set(train), set(clean))
+    if copies:
+        example = [f'{c} is a copy of {t}' for c, t in copies[:3]]
+        raise ValueError(f'the clean subset holds {len(copies)} copies of training images under '
+                         f'other names (e.g. {example}); {_DISJOINT_FIX}')
+    return DisjointCheck(len(clean), 'by resolved path and by content (SHA-1 of same-size files)')
 
 
-__all__ = ['split_clean_indices', 'CleanSplit', 'image_keys', 'check_disjoint']
+__all__ = ['split_clean_indices', 'CleanSplit', 'image_keys', 'check_disjoint', 'DisjointCheck']

@@ -205,14 +205,15 @@ class MetaReweightHook(Hook):
             self.clean_dataloader = self._build_clean_dataloader(runner)
             self._check_clean_dataloader(self.clean_dataloader)
             check_classes_fit_heads(self.clean_dataloader.dataset, detector, 'clean subset')
-            size = check_disjoint(runner.train_dataloader.dataset, self.clean_dataloader.dataset)
+            checked = check_disjoint(runner.train_dataloader.dataset,
+                                     self.clean_dataloader.dataset)
             runner.logger.info(
                 f'MetaReweightHook: {type(self.weighter).__name__} '
                 f'(theta={getattr(self.weighter, "theta", None)!r}) with '
                 f'{len(self.clean_dataloader.dataset)} clean images, every {self.interval} '
-                f'iteration(s) from iteration {self.begin}'
-                + ('' if size is not None
-                   else '; datasets expose no image ids, overlap not checked'))
+                f'iteration(s) from iteration {self.begin}; '
+                + (f'disjoint from the training set, checked {checked.how}' if checked
+                   else 'datasets expose no image ids, overlap not checked'))
             done = self._meta_steps_before(runner.iter)
             if done:
                 # Like IterBasedTrainLoop does for training data: resume the clean stream where
