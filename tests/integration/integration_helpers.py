@@ -16,8 +16,18 @@ from mmreweight.registry import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
+#: the study's variant and oracle configs, found by name after the user-facing ones
+STUDY_CONFIGS = REPO / 'projects' / 'reweighting_study' / 'configs'
 #: benchmark sizes small enough to generate in about a second
 TINY = dict(train_images=48, val_images=16, test_images=16, meta_images=16)
+
+
+def config_path(config: str) -> Path:
+    """``configs/<config>``, or the study project's config of that name."""
+    for folder in (CONFIGS, STUDY_CONFIGS):
+        if (folder / config).exists():
+            return folder / config
+    raise FileNotFoundError(f'{config} is in neither {CONFIGS} nor {STUDY_CONFIGS}')
 
 
 def _shrink_datasets(node: Any, bench: Dict[str, int]) -> None:
@@ -45,7 +55,7 @@ def tiny_cfg(config: str, work_dir, iters: int, batch_size: int = 4,
     The learning rate warms up linearly from 10% over the run, so a resume must also restore the
     scheduler (and meta weighters see a changing inner step size).
     """
-    cfg = Config.fromfile(str(CONFIGS / config))
+    cfg = Config.fromfile(str(config_path(config)))
     cfg.work_dir = str(work_dir)
     cfg.launcher = 'none'
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)

@@ -1,4 +1,4 @@
-"""configs/retinanet_mentornet_dd_monotone.py trains on the noisy benchmark with a mentor file, and
+"""The study's retinanet_mentornet_dd_monotone.py trains on the noisy benchmark with a mentor file, and
 the envelope's share of lowered weights reaches the runner's log."""
 import math
 

@@ -1,4 +1,4 @@
-"""configs/retinanet_noise_oracle.py trains on the noisy benchmark and drops exactly the anchors of
+"""The study's retinanet_noise_oracle.py trains on the noisy benchmark and drops exactly the anchors of
 the annotations whose labels the benchmark corrupted (as the head's own weight log reports them)."""
 from integration_helpers import build_runner, tiny_cfg
 

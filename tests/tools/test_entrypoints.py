@@ -67,9 +67,7 @@ def test_mim_train_and_test_from_another_folder(tmp_path, env):
 
 
 @pytest.mark.parametrize('config', ['retinanet_l2rw.py', 'retinanet_mwnet.py',
-                                    'retinanet_mentornet.py', 'retinanet_cb_focal.py',
-                                    'retinanet_l2rw_annotation.py',
-                                    'retinanet_mwnet_all.py'])
+                                    'retinanet_mentornet.py', 'retinanet_cb_focal.py'])
 def test_mim_trains_and_evaluates_each_method(config, tmp_path, env):
     """Two iterations and a COCO evaluation of each reweighting config through `mim train`."""
     if not MIM.exists():

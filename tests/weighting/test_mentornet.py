@@ -1,5 +1,6 @@
 """MentorNet curricula, percentile moving average and MentorNetWeighter vs hand-computed values."""
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from mmreweight.weighting.mentornet_curricula import (focal, hard_example_mining
 from mmreweight.weighting.mentornet_inputs import PercentileEMA, percentile_linear
 
 C = 3  # foreground classes; label C = background
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_ctx(loss, labels, label_weights=None, progress=0.5, **extras):
@@ -214,9 +217,9 @@ def test_burn_in_and_pd_boundaries_in_progress_units():
 
 
 def test_spcl_from_one_keeps_self_paced_to_the_end():
-    """spcl_from=1.0 (configs/retinanet_mentornet_no_spcl.py) never reaches SPCL-linear."""
+    """spcl_from=1.0 (the study's retinanet_mentornet_no_spcl.py) never reaches SPCL-linear."""
     from mmengine.config import Config
-    cfg = Config.fromfile('configs/retinanet_mentornet_no_spcl.py')
+    cfg = Config.fromfile(str(REPO / 'projects/reweighting_study/configs/retinanet_mentornet_no_spcl.py'))
     w = MODELS.build(cfg.custom_hooks[0]['weighter'])
     loss, labels = [0.5 * i for i in range(11)], [C] * 11
     w(make_ctx(loss, labels, progress=0.5))  # lambda_neg = 3.5
