@@ -38,7 +38,7 @@ def ghmr_profile(pred: Tensor, target: Tensor, weight: Tensor, avg_factor: float
         raise ValueError(f'avg_factor must be > 0 (the number of positives), got {avg_factor}')
     pred = pred.detach().float().requires_grad_()
     target, weight = target.detach().float(), weight.detach().float()
-    loss = GHMR(mu=mu, bins=bins, loss_weight=loss_weight)(pred, target, weight)
+    loss = GHMR(mu=mu, bins=bins, loss_weight=loss_weight, paper_exact=True)(pred, target, weight)
     grad = torch.autograd.grad(loss, pred)[0]
     valid = weight > 0
     diff = (pred - target).detach()[valid]

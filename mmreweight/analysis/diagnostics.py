@@ -324,7 +324,10 @@ class AnchorDiagnostics:
         (merged), with the head's GHM-R settings, or the paper's (mu 0.02, 10 bins, loss weight
         10) for another box loss: how GHM-R would weight this detector's box deltas."""
         loss_bbox = self.head.loss_bbox
-        params = (dict(mu=loss_bbox.mu, bins=loss_bbox.bins, loss_weight=loss_bbox.loss_weight)
+        # mu='auto' before its calibration (an untrained detector) has no mu yet: the paper's
+        mu = loss_bbox.current_mu() if isinstance(loss_bbox, GHMR) else None
+        params = (dict(mu=mu or GHMR.PAPER_MU, bins=loss_bbox.bins,
+                       loss_weight=loss_bbox.loss_weight)
                   if isinstance(loss_bbox, GHMR) else dict(mu=0.02, bins=10, loss_weight=10.0))
         if self.head.reg_decoded_bbox:
             raise ValueError('ghmr_profile needs a head that regresses encoded deltas '

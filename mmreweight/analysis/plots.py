@@ -39,7 +39,8 @@ def weight_vs_loss(ax, dump: Mapping[str, np.ndarray], title: str = '',
 
 
 def gradient_density(ax, curves: Sequence[Tuple[str, np.ndarray]], edges: np.ndarray,
-                     title: str = '', normalise: bool = True) -> None:
+                     title: str = '', normalise: bool = True,
+                     xlabel: str = r'gradient norm $g = |\sigma(x) - t|$') -> None:
     """Step curves of gradient-norm histograms (``curves``: label, counts) on a log axis; as
     fractions of each curve's total when ``normalise``."""
     low = np.inf
@@ -54,7 +55,7 @@ def gradient_density(ax, curves: Sequence[Tuple[str, np.ndarray]], edges: np.nda
     ax.set_yscale('log')
     if np.isfinite(low):
         ax.set_ylim(bottom=low / 2)
-    ax.set_xlabel(r'gradient norm $g = |\sigma(x) - t|$')
+    ax.set_xlabel(xlabel)
     ax.set_ylabel('fraction of valid elements' if normalise else 'elements')
     ax.set_title(title, fontsize=9)
 
@@ -137,6 +138,27 @@ def mentor_curve(ax, loss: np.ndarray, v: np.ndarray, envelope: np.ndarray,
     hist_ax.legend(fontsize=6, loc='center right')
 
 
+def ghm_density_figure(snapshots: Mapping[str, Mapping], path: str) -> np.ndarray:
+    """One panel per GHM loss of :class:`~mmreweight.engine.GHMStateHook`'s snapshots (each a
+    list of per-level fractions), saved to ``path``; returns the figure as an RGB array."""
+    fig, axes = subplots(len(snapshots), ncols=2)
+    for ax, (name, entry) in zip(axes, snapshots.items()):
+        edges = np.asarray(entry['edges'], dtype=float)
+        edges[-1] = min(edges[-1], 1.0)  # GHM-R's last edge (1e3) stands for "up to 1"
+        curves = [(f'{when}, level {level}', np.asarray(row))
+                  for when, rows in entry.items() if when != 'edges'
+                  for level, row in enumerate(rows) if sum(row) > 0]
+        xlabel = (r'gradient norm $g = |\sigma(x) - t|$' if name.endswith('cls')
+                  else r'gradient norm $g = |d| / \sqrt{d^2 + \mu^2}$')
+        gradient_density(ax, curves, edges, title=name, xlabel=xlabel)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    save(fig, path)
+    return image
+
+
 def save(fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -156,5 +178,5 @@ def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
     return fig, flat[:n]
 
 
-__all__ = ['weight_vs_loss', 'gradient_density', 'class_weights', 'grouped_bars', 'mentor_curve',
+__all__ = ['weight_vs_loss', 'gradient_density', 'ghm_density_figure', 'class_weights', 'grouped_bars', 'mentor_curve',
            'save', 'subplots']

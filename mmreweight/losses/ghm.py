@@ -7,7 +7,18 @@ Both weight each element's loss by its harmonizing weight (see :mod:`.gradient_d
 
 Without momentum :math:`N` cancels and the loss is the average over non-empty bins of the mean
 loss inside each bin.
+
+Started from a randomly initialised detector, the harmonizing weights of the first iterations
+come from a histogram of untrained outputs, and GHM-R's :math:`\mu = 0.02` (tuned for COCO's box
+deltas) puts most box coordinates in its top bin. Both losses therefore warm up by default:
+over ``warmup_iters`` training iterations the loss moves linearly from its plain counterpart
+(sigmoid focal loss for GHM-C, the unweighted authentic smooth L1 for GHM-R) to the harmonized
+loss, while the moving averages already count; and GHM-R's ``mu='auto'`` takes :math:`\mu` from
+the data, a quantile of :math:`|d|` over the first iterations, then frozen. From the end of the
+warm-up on, the loss is the paper's. ``paper_exact=True`` turns both off: the paper's loss from
+the first iteration, equal to mmdet's ``GHMC``/``GHMR``.
 """
+import math
 from typing import Optional, Tuple, Union
 
 import torch
@@ -17,8 +28,10 @@ from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid
+from .focal import sigmoid_focal_loss
 from .gradient_density import (floor_binning_is_exact, ghm_edges, gradient_density,
                                harmonizing_weights)
+from .progress import linear_ramp, runner_iteration
 from .utils import (broadcast_weight, check_input_values, prepare_cls_inputs, resolve_reduction,
                     upcast, weight_reduce)
 
@@ -52,6 +65,12 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def _check_non_negative_int(value, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 0:
+        raise ValueError(f'{name} must be a non-negative integer, got {value!r}')
+    return int(value)
+
+
 class _GHMLoss(ReweightLoss):
     """Bins, moving averages and normalisation shared by GHM-C and GHM-R.
 
@@ -73,26 +92,42 @@ class _GHMLoss(ReweightLoss):
                  num_levels: int,
                  sync_stats: Optional[bool],
                  mmdet_compat: bool,
+                 warmup_iters: int,
+                 paper_exact: bool,
                  reduction: str,
                  loss_weight: float,
                  check_values: bool,
                  check_finite: bool) -> None:
         super().__init__(reduction, loss_weight, check_values, check_finite)
-        if int(bins) != bins or bins < 1:
+        if _check_non_negative_int(bins, 'bins') < 1:
             raise ValueError(f'bins must be a positive integer, got {bins}')
-        if not 0 <= momentum < 1:
+        if not 0 <= momentum < 1:  # NaN fails too
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
-        if int(num_levels) != num_levels or num_levels < 1:
+        if _check_non_negative_int(num_levels, 'num_levels') < 1:
             raise ValueError(f'num_levels must be a positive integer, got {num_levels}')
         self.bins = int(bins)
         self.momentum = float(momentum)
         self.num_levels = int(num_levels)
         self.sync_stats = sync_stats
         self.mmdet_compat = bool(mmdet_compat)
+        # mmdet's behaviour is the paper's from the first iteration
+        self.paper_exact = bool(paper_exact) or self.mmdet_compat
+        warmup_iters = _check_non_negative_int(warmup_iters, 'warmup_iters')
+        self.warmup_iters = 0 if self.paper_exact else warmup_iters
+        #: the share of the harmonized loss in the last call, for logging (1 after warm-up)
+        self.last_share = 1.0
         self.register_buffer('edges', ghm_edges(self.bins, last_edge))
         self._floor_exact = floor_binning_is_exact(self.edges)
         if self.momentum > 0:
             self.register_buffer('acc_sum', torch.zeros(self.num_levels, self.bins))
+
+    def harmonizing_share(self) -> float:
+        """The weight of the harmonized loss in this call: rises linearly from 0 at the first
+        training iteration to 1 at ``warmup_iters``; 1 outside a runner, in evaluation mode and
+        with ``paper_exact``."""
+        share = linear_ramp(runner_iteration(), self.warmup_iters) if self.training else 1.0
+        self.last_share = share
+        return share
 
     def _weights(self, g: Tensor, weight: Optional[Tensor], shape: torch.Size,
                  all_positive: bool = False) -> Tuple[Tensor, Tensor]:
@@ -140,6 +175,7 @@ class _GHMLoss(ReweightLoss):
 
     def extra_repr(self) -> str:
         return (f'bins={self.bins}, momentum={self.momentum}, num_levels={self.num_levels}, '
+                f'warmup_iters={self.warmup_iters}, paper_exact={self.paper_exact}, '
                 f'mmdet_compat={self.mmdet_compat}, ' + super().extra_repr())
 
 
@@ -150,7 +186,11 @@ _GHM_ARGS_DOC = """
         sync_stats: all-reduce bin counts and ``N`` over DDP ranks so that every rank uses the
             same weights. ``None``: whenever ``torch.distributed`` is initialised.
         mmdet_compat: reproduce mmdet exactly: weights are only a 0/1 mask, and moving averages
-            use a single row whatever the level.
+            use a single row whatever the level. Implies ``paper_exact``.
+        warmup_iters: training iterations (as the runner counts them) over which the loss moves
+            linearly from its plain counterpart to the harmonized loss; 0 for none.
+        paper_exact: the paper's loss from the first iteration: no warm-up (and for GHM-R a
+            fixed ``mu``, 0.02 where ``mu='auto'``).
         reduction: 'mean' is the paper's normalisation, the weighted sum divided by ``N``; the
             ``avg_factor`` that heads pass (number of positives) is deliberately ignored, since
             the harmonizing weights already sum to ``N``. 'sum' is mmdet's 'none' summed.
@@ -169,7 +209,10 @@ class GHMC(_GHMLoss):
     Args:
         bins: number of unit regions :math:`M` of :math:`g \in [0, 1]`.
         momentum: moving-average momentum of the bin counts; 0 for none.
-        use_sigmoid: must be True (kept because heads read it from the config).""" + _GHM_ARGS_DOC
+        use_sigmoid: must be True (kept because heads read it from the config).
+        focal_gamma, focal_alpha: the focal loss the warm-up starts from (Lin et al.'s
+            defaults); during the warm-up it is normalised by the head's ``avg_factor``, as a
+            focal loss is.""" + _GHM_ARGS_DOC
 
     def __init__(self,
                  bins: int = 10,
@@ -180,12 +223,21 @@ class GHMC(_GHMLoss):
                  num_levels: int = 5,
                  sync_stats: Optional[bool] = None,
                  mmdet_compat: bool = False,
+                 warmup_iters: int = 1000,
+                 paper_exact: bool = False,
+                 focal_gamma: float = 2.0,
+                 focal_alpha: Optional[float] = 0.25,
                  check_values: bool = True,
                  check_finite: bool = False) -> None:
         check_use_sigmoid(use_sigmoid, True, 'GHMC')
         super().__init__(bins, momentum, 1.0 + 1e-6, num_levels, sync_stats, mmdet_compat,
-                         reduction, loss_weight, check_values, check_finite)
+                         warmup_iters, paper_exact, reduction, loss_weight, check_values,
+                         check_finite)
+        sigmoid_focal_loss(torch.zeros(1), torch.zeros(1, dtype=torch.bool), focal_alpha,
+                           focal_gamma)  # rejects bad focal arguments now, not mid-training
         self.use_sigmoid = True
+        self.focal_gamma = float(focal_gamma)
+        self.focal_alpha = focal_alpha
 
     def forward(self,
                 pred: Tensor,
@@ -204,12 +256,23 @@ class GHMC(_GHMLoss):
         targets, weight = prepare_cls_inputs(pred, target, weight, self.check_values,
                                              self.check_finite)
         logits = upcast(pred)
+        share = self.harmonizing_share()
+        # computed during the warm-up too, so that the moving averages are warm when it ends
         ghm_weight, tot = self._weights(bce_gradient_norm(logits, targets), weight, logits.shape)
         # the weight inside BCE: one fused backward kernel, nothing else saved for it
         loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), ghm_weight,
                                                   reduction='none')
-        return self.loss_weight * weight_reduce(loss, None, reduction,
-                                                tot if reduction == 'mean' else None)
+        loss = weight_reduce(loss, None, reduction, tot if reduction == 'mean' else None)
+        if share < 1:
+            focal = sigmoid_focal_loss(logits, targets, self.focal_alpha, self.focal_gamma)
+            focal = weight_reduce(focal, weight, reduction,
+                                  avg_factor if reduction == 'mean' else None)
+            loss = share * loss + (1 - share) * focal
+        return self.loss_weight * loss
+
+    def extra_repr(self) -> str:
+        return (f'focal_gamma={self.focal_gamma}, focal_alpha={self.focal_alpha}, '
+                + super().extra_repr())
 
 
 @MODELS.register_module()
@@ -221,7 +284,14 @@ class GHMR(_GHMLoss):
     and ``N`` is their number (mmdet's ``label_weight.sum()``, the same for 0/1 weights).
 
     Args:
-        mu: :math:`\mu` of the authentic smooth L1 loss.
+        mu: :math:`\mu` of the authentic smooth L1 loss, or ``'auto'``: the ``mu_quantile``
+            quantile of :math:`|d|` over the valid elements, averaged over the training calls
+            of the first ``mu_calibration_iters`` iterations, then frozen. It is kept in the
+            buffer ``mu_value`` (saved in checkpoints).
+        mu_quantile: the quantile of :math:`|d|` that ``'auto'`` uses: at the median, half of
+            the calibration's coordinates lie in the linear part of the loss.
+        mu_calibration_iters: iterations over which ``'auto'`` averages; the calls themselves
+            are counted where no runner reports the iteration.
         bins: number of unit regions of :math:`g \in [0, 1)`.
         momentum: moving-average momentum of the bin counts; 0 for none.
         drop_ignored: compute only the elements of non-zero ``label_weight`` (a dense head weights
@@ -232,8 +302,11 @@ class GHMR(_GHMLoss):
 
     mmdet_tot_is_weight_sum = True
 
+    #: GHM-R's μ on COCO (the paper's and mmdet's), used by ``paper_exact`` for ``mu='auto'``
+    PAPER_MU = 0.02
+
     def __init__(self,
-                 mu: float = 0.02,
+                 mu: Union[float, str] = 'auto',
                  bins: int = 10,
                  momentum: float = 0.0,
                  loss_weight: float = 1.0,
@@ -241,15 +314,96 @@ class GHMR(_GHMLoss):
                  num_levels: int = 5,
                  sync_stats: Optional[bool] = None,
                  mmdet_compat: bool = False,
+                 warmup_iters: int = 1000,
+                 paper_exact: bool = False,
+                 mu_quantile: float = 0.5,
+                 mu_calibration_iters: int = 500,
                  check_values: bool = True,
                  check_finite: bool = False,
                  drop_ignored: Optional[bool] = None) -> None:
-        if mu <= 0:
-            raise ValueError(f'mu must be > 0, got {mu}')
-        super().__init__(bins, momentum, 1e3, num_levels, sync_stats, mmdet_compat, reduction,
-                         loss_weight, check_values, check_finite)
-        self.mu = float(mu)
+        super().__init__(bins, momentum, 1e3, num_levels, sync_stats, mmdet_compat,
+                         warmup_iters, paper_exact, reduction, loss_weight, check_values,
+                         check_finite)
+        if mu == 'auto' and self.paper_exact:
+            mu = self.PAPER_MU
+        self.auto_mu = mu == 'auto'
+        if self.auto_mu:
+            if not 0 < mu_quantile < 1:
+                raise ValueError(f'mu_quantile must be in (0, 1), got {mu_quantile}')
+            self.mu_quantile = float(mu_quantile)
+            self.mu_calibration_iters = _check_non_negative_int(mu_calibration_iters,
+                                                                'mu_calibration_iters')
+            self.register_buffer('mu_value', torch.tensor(float('nan')))
+            self.register_buffer('mu_calls', torch.tensor(0, dtype=torch.long))
+            self._frozen_mu: Optional[float] = None
+        else:
+            if isinstance(mu, str) or not math.isfinite(mu) or mu <= 0:
+                raise ValueError(f"mu must be a finite number > 0 or 'auto', got {mu!r}")
+            self.mu = float(mu)
         self.drop_ignored = drop_ignored
+
+    def current_mu(self) -> Optional[float]:
+        """μ as the next evaluation call uses it; None while ``'auto'`` has not seen a box."""
+        if not self.auto_mu:
+            return self.mu
+        value = float(self.mu_value)
+        return value if math.isfinite(value) else None
+
+    def _mu(self, diff: Tensor, weight: Optional[Tensor]) -> Union[float, Tensor]:
+        """μ for this call. With ``'auto'``, a training call during the calibration first folds
+        its quantile of :math:`|d|` (valid elements only) into the running mean; a call before
+        any calibration that may not update (evaluation, a look-ahead) uses its own quantile."""
+        if not self.auto_mu:
+            return self.mu
+        if self._frozen_mu is not None:
+            return self._frozen_mu
+        calls = int(self.mu_calls)
+        iteration = runner_iteration()
+        calibrating = calls < self.mu_calibration_iters if iteration is None \
+            else iteration < self.mu_calibration_iters
+        updating = self.training and self.update_stats
+        if calls > 0 and not calibrating:
+            self._frozen_mu = float(self.mu_value)  # one host read, then none
+            return self._frozen_mu
+        if calls > 0 and not updating:
+            return self.mu_value
+        quantile, seen = self._quantile(diff, weight)
+        if not seen:  # no valid element on any rank: μ changes no loss and no weight
+            return self.PAPER_MU
+        quantile = quantile.clamp(min=1e-6)  # a positive μ keeps g = |d| / sqrt(d² + μ²) defined
+        if not updating:
+            return quantile
+        self.mu_value.copy_(quantile if calls == 0 else
+                            (self.mu_value * calls + quantile) / (calls + 1))
+        self.mu_calls += 1
+        return self.mu_value.clone()
+
+    def _quantile(self, diff: Tensor, weight: Optional[Tensor]) -> Tuple[Tensor, bool]:
+        """The ``mu_quantile`` quantile of :math:`|d|` over the valid elements (all ranks'
+        mean under DDP), and whether any rank had one."""
+        magnitude = diff.detach().abs()
+        if weight is not None:
+            magnitude = magnitude[(weight > 0).expand_as(magnitude)]
+        magnitude = magnitude.reshape(-1).float()
+        # torch.quantile takes at most 2**24 elements; an even subsample keeps the quantile
+        magnitude = magnitude[::magnitude.numel() // 2**24 + 1]
+        stats = torch.zeros(2, device=diff.device)
+        if magnitude.numel() > 0:
+            stats[0], stats[1] = torch.quantile(magnitude, self.mu_quantile), 1.0
+        if self.sync_stats or (self.sync_stats is None and _distributed()):
+            dist.all_reduce(stats)  # every rank must use the same μ
+        seen = bool(stats[1] > 0)
+        return stats[0] / stats[1].clamp(min=1), seen
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.auto_mu:
+            self._frozen_mu = None  # the loaded mu_value is read again
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        mu = (f"mu='auto' (quantile {self.mu_quantile} over {self.mu_calibration_iters} iters)"
+              if self.auto_mu else f'mu={self.mu}')
+        return f'{mu}, ' + super().extra_repr()
 
     def forward(self,
                 pred: Tensor,
@@ -283,14 +437,19 @@ class GHMR(_GHMLoss):
                 label_weight[kept]
         check_input_values(weight=label_weight if self.check_values else None)
         diff = upcast(pred) - upcast(target)
+        share = self.harmonizing_share()
+        mu = self._mu(diff, label_weight)
         # one square root for the loss (Eq. 11) and the gradient norm (Eq. 12); the same
         # float operations as authentic_smooth_l1 and asl1_gradient_norm, so the same bins
-        root = torch.sqrt(diff * diff + self.mu * self.mu)
+        root = torch.sqrt(diff * diff + mu * mu)
         g = (diff.detach() / root.detach()).abs_()
         # checked kept weights are all > 0: the value check rejected negative and NaN ones
         ghm_weight, tot = self._weights(g, label_weight, diff.shape,
                                         all_positive=kept is not None and self.check_values)
-        loss = weight_reduce(root - self.mu, ghm_weight, reduction,
+        if share < 1:  # from the unweighted loss (the given weights alone) to the harmonized
+            plain = 1.0 if label_weight is None else label_weight.expand_as(ghm_weight)
+            ghm_weight = share * ghm_weight + (1 - share) * plain
+        loss = weight_reduce(root - mu, ghm_weight, reduction,
                              tot if reduction == 'mean' else None)
         if kept is not None and reduction == 'none':
             loss = loss.new_zeros(shape.numel()).index_put((kept, ), loss).view(shape)
