@@ -290,7 +290,9 @@ def test_ghmr_profile_is_the_heads_box_loss_gradient(tiny_data):
     loss gradient on the box predictions (no moving average) times the number of positives."""
     from mmdet.models.utils import unpack_gt_instances
     cfg = _tiny_cfg('ghm')
-    cfg.model.bbox_head.loss_bbox.momentum = 0.0
+    # the paper's GHM-R (an untrained detector's mu='auto' has no mu yet)
+    cfg.model.bbox_head.loss_bbox.update(momentum=0.0, mu=0.02, loss_weight=10.0,
+                                         paper_exact=True)
     d = diag.AnchorDiagnostics(cfg, 'init', seed=0)
     prof = d.ghmr_profile(1)
     assert prof['batches'] == 1 and prof['bins'] == 10 and prof['loss_weight'] == 10.0

@@ -17,6 +17,7 @@ _VARIANT = 'projects/reweighting_study/configs/'
 METHOD_CONFIGS = {
     'focal': 'configs/retinanet_focal.py',
     'ghm': 'configs/retinanet_ghm.py',
+    'ghm_paper': _VARIANT + 'retinanet_ghm_paper.py',
     'ghm_c': _VARIANT + 'retinanet_ghmc_l1.py',
     'ghm_wide_mu': _VARIANT + 'retinanet_ghm_wide_mu.py',
     'cb_focal': 'configs/retinanet_cb_focal.py',
@@ -42,7 +43,7 @@ METHOD_CONFIGS = {
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid: every method but the variants below
-VARIANTS = ('ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
+VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mwnet_no_decay', 'mwnet_late', 'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
             'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
@@ -51,7 +52,7 @@ STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: never counted as beating focal
 ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
-GHMR_METHODS = ('ghm', 'ghm_wide_mu')
+GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu')
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
     'clean': dict(noise_type='none', noise_rate=0.0, imbalance_ratio=1.0),
