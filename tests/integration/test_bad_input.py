@@ -386,8 +386,8 @@ def test_missing_annotation_file(tmp_path, data_root):
 
 
 def test_missing_image_file(tmp_path, data_root):
-    ann = write_coco(tmp_path / 'coco', 'train', [[1], [2]], write_images=False)
-    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=2), ann)
+    ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [3]], write_images=False)
+    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=3), ann)
     with pytest.raises(FileNotFoundError, match=r'train_\d\.png'):
         train(cfg)
     assert_nothing_written(tmp_path / 'work')
