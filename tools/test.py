@@ -47,7 +47,7 @@ def main():
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
         cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpDetResults', out_file_path=args.out)]
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, dataloaders=('test_dataloader',))
     metrics = runner.test()
     if args.metrics_out and runner.rank == 0:
         os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)

@@ -1,11 +1,14 @@
 """Public API of the embedded benchmark: where a set lives, making it atomically, reading it."""
-import json
+import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Union
 
+from mmengine.logging import print_log
+
+from mmreweight.utils.loading import load_json
 from .atomic_directory import publish_directory, staging_directory
-from .benchmark_build import INFO_FILE, build_benchmark
-from .benchmark_config import BENCHMARK_VERSION, BenchmarkConfig
+from .benchmark_build import INFO_FILE, annotation_file, build_benchmark
+from .benchmark_config import BENCHMARK_VERSION, SPLITS, BenchmarkConfig
 from .object_sources import load_source
 
 #: environment variable naming the folder that holds generated benchmarks
@@ -63,13 +66,48 @@ def load_benchmark_info(root: str) -> Dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``root`` holds no (complete) benchmark.
+        ValueError: ``benchmark.json`` is truncated or not JSON (the message says to delete the
+            folder, which is made again on next use).
     """
     path = os.path.join(root, INFO_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{root} holds no embedded benchmark ({INFO_FILE} not found); '
                                 'make one with tools/make_benchmark.py or make_benchmark()')
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
+    return load_json(path, 'embedded benchmark info',
+                     f'delete the folder {root} (a generated cache: it is made again on next '
+                     'use) or regenerate it with tools/make_benchmark.py --force')
+
+
+def incomplete_benchmark(root: str) -> Optional[str]:
+    """Why the non-empty folder ``root`` is a half-written benchmark, or None.
+
+    Half-written: its entries are all benchmark parts (split folders, ``annotations``,
+    ``benchmark.json``) but ``benchmark.json`` is missing or not valid JSON, an annotation file is
+    missing or has another size than recorded, or a split folder holds another number of images
+    (an interrupted copy, a full disk). A folder holding anything else is not ours to judge.
+    """
+    parts = set(SPLITS) | {'annotations', INFO_FILE}
+    if not os.path.isdir(root) or not set(os.listdir(root)) <= parts:
+        return None
+    path = os.path.join(root, INFO_FILE)
+    if not os.path.isfile(path):
+        return f'{INFO_FILE} is missing'
+    try:
+        info = load_json(path, INFO_FILE)
+    except ValueError as err:
+        return str(err).split(';')[0]
+    for split, stats in dict(info.get('splits') or {}).items():
+        ann = annotation_file(root, split)
+        if not os.path.isfile(ann):
+            return f'{ann} is missing'
+        size, recorded = os.path.getsize(ann), stats.get('annotation_bytes')
+        if recorded is not None and size != recorded:
+            return f'{ann} has {size} bytes, {recorded} were written'
+        folder = os.path.join(root, split)
+        images = len(os.listdir(folder)) if os.path.isdir(folder) else 0
+        if images != stats.get('images', images):
+            return f'{folder} holds {images} images, {stats["images"]} were written'
+    return None
 
 
 def ensure_benchmark(config: ConfigLike, root: Optional[str] = None,
@@ -97,9 +135,15 @@ def ensure_benchmark(config: ConfigLike, root: Optional[str] = None,
     cfg = as_config(config)
     root = os.path.abspath(os.path.expanduser(root)) if root else benchmark_root(cfg)
     if os.path.lexists(root) and not _is_empty_dir(root):
-        if not force:
+        problem = incomplete_benchmark(root)
+        if problem is not None:
+            print_log(f'{root} is a half-written embedded benchmark ({problem}); generating it '
+                      'again', logger='current', level=logging.WARNING)
+            force = True
+        elif not force:
             return _existing_benchmark(root, cfg)
-        _check_replaceable(root)
+        else:
+            _check_replaceable(root)
     # the source is read before anything is written, so missing files leave no trace
     source = load_source(cfg.source, cfg.idx_images, cfg.idx_labels, cfg.class_names)
     with staging_directory(root) as staging:

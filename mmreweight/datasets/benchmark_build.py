@@ -98,7 +98,9 @@ def build_benchmark(cfg: BenchmarkConfig, source: ObjectSource, out_dir: str) ->
             images=len(images), objects=len(annotations), source_objects=len(pools[split]),
             distinct_source_objects_used=int(np.unique(plan.source_index).size),
             image_ids=[int(plan.image_ids[0]), int(plan.image_ids[-1])],
-            flipped=int((labels != plan.labels).sum()))
+            flipped=int((labels != plan.labels).sum()),
+            # lets a reader tell a complete file from a truncated copy without parsing it
+            annotation_bytes=os.path.getsize(annotation_file(out_dir, split)))
 
     info = dict(
         version=BENCHMARK_VERSION, name=cfg.name, params=cfg.to_dict(),

@@ -18,7 +18,6 @@ import importlib
 import os
 import os.path as osp
 import pickle
-import re
 from typing import Any, List
 
 import numpy as np
@@ -26,12 +25,9 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmreweight.utils.loading import NEEDS_MORE_TYPES as _NEEDS_MORE_TYPES
+
 TRUST_ENV = 'MMREWEIGHT_TRUST_CHECKPOINTS'
-# What torch's weights-only unpickler says when a well-formed pickle needs a type it does not
-# allow. Anything else it raises (an unknown opcode, a string too long, ...) means the bytes are
-# not a checkpoint, and full unpickling would not help: that is reported as corruption.
-_NEEDS_MORE_TYPES = re.compile(r'GLOBAL|allowlist|unrecognized function|is blocked|'
-                               r'must be imported')
 
 
 def _history_buffer_reduce(self: HistoryBuffer):

@@ -3,7 +3,7 @@ from typing import Optional
 
 from torch import nn
 
-from .utils import check_reduction
+from .utils import check_number, check_reduction
 
 
 def check_use_sigmoid(use_sigmoid: Optional[bool], expected: bool, loss: str) -> None:
@@ -12,6 +12,23 @@ def check_use_sigmoid(use_sigmoid: Optional[bool], expected: bool, loss: str) ->
     if use_sigmoid is not None and bool(use_sigmoid) != expected:
         raise ValueError(f'use_sigmoid={use_sigmoid} is not supported by {loss} '
                          f'(it needs use_sigmoid={expected})')
+
+
+def check_loss_fits_head(head, key: str = 'model.bbox_head') -> None:
+    """Raise ValueError if ``head.loss_cls`` counts classes itself (``num_classes``, as
+    CBFocalLoss) and disagrees with ``head.num_classes``: the loss would meet labels outside its
+    range, or never see a class, with an error far from the config line to change."""
+    loss = getattr(head, 'loss_cls', None)
+    loss_classes, head_classes = getattr(loss, 'num_classes', None), getattr(head, 'num_classes',
+                                                                             None)
+    if not isinstance(loss_classes, int) or not isinstance(head_classes, int):
+        return
+    if loss_classes != head_classes:
+        raise ValueError(
+            f'{key}.loss_cls ({type(loss).__name__}) has num_classes={loss_classes} but {key} '
+            f'({type(head).__name__}) has num_classes={head_classes}: the loss and the head must '
+            f'count the same classes; set {key}.loss_cls.num_classes and {key}.num_classes both '
+            'to the number of dataset classes')
 
 
 class ReweightLoss(nn.Module):
@@ -44,7 +61,7 @@ class ReweightLoss(nn.Module):
                  check_finite: bool = False) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = check_number(loss_weight, 'loss_weight', 0.0)
         self.check_values = bool(check_values)
         self.check_finite = bool(check_finite)
         self.update_stats = True

@@ -11,17 +11,15 @@ from torch import Tensor
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid
 from .focal import _check_focal_params, sigmoid_focal_loss
-from .utils import (broadcast_weight, check_input_values, check_pred, is_class_indices,
-                    prepare_cls_inputs, resolve_reduction, upcast, weight_reduce)
+from .utils import (broadcast_weight, check_input_values, check_number, check_pred,
+                    is_class_indices, prepare_cls_inputs, resolve_reduction, upcast, weight_reduce)
 
 LOSS_TYPES = ('sigmoid', 'softmax', 'focal')
 ZERO_COUNT_POLICIES = ('rarest', 'error')
 
 
 def check_beta(beta: float) -> float:
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f'beta must be in [0, 1), got {beta}')
-    return float(beta)
+    return check_number(beta, 'beta', 0.0, 1.0, high_open=True)
 
 
 def class_balanced_weights(counts: Union[Tensor, Sequence[int]],

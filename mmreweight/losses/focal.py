@@ -7,14 +7,12 @@ from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid
-from .utils import prepare_cls_inputs, resolve_reduction, upcast, weight_reduce
+from .utils import check_number, prepare_cls_inputs, resolve_reduction, upcast, weight_reduce
 
 
 def _check_focal_params(alpha: Optional[float], gamma: float) -> None:
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise ValueError(f'alpha must be in [0, 1] or None, got {alpha}')
-    if gamma < 0:
-        raise ValueError(f'gamma must be >= 0, got {gamma}')
+    check_number(alpha, 'alpha', 0.0, 1.0, none_ok=True)
+    check_number(gamma, 'gamma', 0.0)
 
 
 def sigmoid_focal_loss(logits: Tensor,

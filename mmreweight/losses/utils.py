@@ -12,6 +12,8 @@ Shape checks are free and always on. Value checks (labels in range, weights >= 0
 finite logits) need the values on the host, so they are batched into a single device-to-host
 copy per call and can be switched off (``check_values=False``) where even that sync matters.
 """
+import math
+import numbers
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -28,6 +30,27 @@ def check_reduction(reduction: str, name: str = 'reduction') -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f'{name} must be one of {REDUCTIONS}, got {reduction!r}')
     return reduction
+
+
+def check_number(value, name: str, low: float = -math.inf, high: float = math.inf,
+                 high_open: bool = False, none_ok: bool = False) -> Optional[float]:
+    """``value`` as a float if it is a finite real number in ``[low, high]`` (``[low, high)``
+    with ``high_open``; ``None`` passes with ``none_ok``), else ValueError naming the argument and
+    its range. A NaN would pass every ``<``/``>`` check and change the loss silently (NaN gamma
+    computes the gamma=0 loss, inf gamma a zero loss)."""
+    if value is None and none_ok:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        if high == math.inf:
+            allowed = f'a finite number >= {low:g}'
+        else:
+            allowed = f'in [{low:g}, {high:g}{")" if high_open else "]"}'
+        raise ValueError(f'{name} must be {allowed}{" or None" if none_ok else ""}, '
+                         f'got {value!r}')
+    return float(value)
 
 
 def resolve_reduction(default: str, override: Optional[str],

@@ -8,12 +8,17 @@ sizes differ 4x per step. Losses without per-level state are unaffected.
 from mmdet.models.dense_heads import ATSSHead, RetinaHead
 
 from mmreweight.losses import count_fpn_levels
+from mmreweight.losses.base import check_loss_fits_head
 from mmreweight.registry import MODELS
 
 
 class LevelAwareLossMixin:
     """Runs ``loss_by_feat`` inside :func:`~mmreweight.losses.count_fpn_levels` for every
     mmreweight loss of the head."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        check_loss_fits_head(self)
 
     def loss_by_feat(self, *args, **kwargs):
         with count_fpn_levels(self):

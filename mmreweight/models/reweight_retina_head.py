@@ -10,6 +10,7 @@ from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
+from mmreweight.losses.base import check_loss_fits_head
 from mmreweight.registry import MODELS
 from mmreweight.weighting.base import (CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSITIVE,
                                        UNKNOWN_POSITIVE, AnchorLossContext)
@@ -72,6 +73,7 @@ class ReweightRetinaHead(RetinaHead):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        check_loss_fits_head(self)
         self.__dict__['_weighter'] = None  # outside ``_modules`` on purpose, see class docstring
         self._weighting_enabled = True
         self._return_gt_flags = False

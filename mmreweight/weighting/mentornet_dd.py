@@ -18,6 +18,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from mmreweight.utils.loading import load_torch_file
+
 from .mentornet_curricula import NUM_EPOCHS
 from .mentornet_inputs import percentile_linear
 from .mentornet_monotone import mentor_rise
@@ -123,7 +125,7 @@ def load_mentor(path: str) -> Tuple[MentorNetwork, str, Dict[str, Any]]:
             f'MentorNet checkpoint {path!r} does not exist. Train a data-driven mentor with '
             f'`python tools/train_mentornet_dd.py <detector config> <detector checkpoint> '
             f'--out {path}`.')
-    blob = torch.load(path, map_location='cpu', weights_only=True)
+    blob = load_torch_file(path, 'MentorNet file', 'use a file from tools/train_mentornet_dd.py')
     if not isinstance(blob, dict) or blob.get('format') != FORMAT:
         raise ValueError(f'{path!r} is not a MentorNet file (expected format {FORMAT!r}).')
     net = MentorNetwork(**blob['net_config'])

@@ -98,6 +98,7 @@ def train(cfg):
 def test_class_absent_from_training_set_is_an_error_naming_it(tmp_path, data_root):
     ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [1, 2]])  # no 'c'
     cfg = on_coco(tiny_cfg('retinanet_cb_focal.py', tmp_path / 'work', 1), ann)
+    cfg.default_hooks.dataset_check.empty_class = 'warn'  # the loss's own policy answers
     cfg.model.bbox_head.loss_cls.zero_count_policy = 'error'
     with pytest.raises(ValueError, match='classes without any sample: c$'):
         train(cfg)
@@ -107,6 +108,7 @@ def test_class_absent_from_training_set_is_an_error_naming_it(tmp_path, data_roo
 def test_class_absent_from_training_set_warns_naming_it(tmp_path, data_root):
     ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [1, 2]])
     cfg = on_coco(tiny_cfg('retinanet_cb_focal.py', tmp_path / 'work', 1, batch_size=2), ann)
+    cfg.default_hooks.dataset_check.empty_class = 'warn'  # the loss's own policy answers
     with pytest.warns(UserWarning, match='rarest seen class: c$'):
         runner = train(cfg)
     loss = runner.model.bbox_head.loss_cls
@@ -126,8 +128,11 @@ def test_images_without_annotations_are_dropped_from_training(tmp_path, data_roo
 
 
 def _clean_from_coco(tmp_path, objects_per_image, **dataset):
+    """The meta hook's own guards, as in a config without DatasetCheckHook (which refuses such
+    a clean file before training: see test_bad_clean_file_is_refused_before_training)."""
     ann = write_coco(tmp_path / 'coco', 'clean', objects_per_image)
     cfg = tiny_cfg('retinanet_l2rw.py', tmp_path / 'work', 2)
+    cfg.default_hooks.pop('dataset_check')
     clean = coco_dataset(ann, classes=tuple(str(i) for i in range(10)))
     clean.update(dataset)
     cfg.custom_hooks[0].clean_dataloader.dataset = clean
@@ -227,6 +232,84 @@ def test_cb_counts_refuse_labels_outside_the_head(tmp_path, data_root):
     assert_nothing_written(tmp_path / 'work')
 
 
+def test_bad_clean_file_is_refused_before_training(tmp_path, data_root):
+    """DatasetCheckHook checks a meta hook's clean dataloader in before_train, before the meta
+    hook builds it: a clean file without annotations is named with the fix."""
+    ann = write_coco(tmp_path / 'coco', 'clean', [[], []], categories=tuple('0123456789'))
+    cfg = tiny_cfg('retinanet_l2rw.py', tmp_path / 'work', 2)
+    cfg.custom_hooks[0].clean_dataloader.dataset = coco_dataset(ann, tuple('0123456789'))
+    with pytest.raises(ValueError, match=rf"annotation file {re.escape(ann)}: 'annotations' is "
+                       r"empty .*re-export it or fix the path \(ann_file of "
+                       r"MetaReweightHook.clean_dataloader.dataset\)"):
+        train(cfg)
+    assert_nothing_written(tmp_path / 'work', data_root)
+
+
+# --------------------------------------------------------------------------- annotation files
+def tool_runner(cfg):
+    """The runner as tools/train.py builds it (annotation files checked first)."""
+    from mmreweight.engine.runner_config import build_runner as build_tool_runner
+    return build_tool_runner(copy.deepcopy(cfg))
+
+
+@pytest.mark.parametrize('damage, message', [
+    ('int names', r"metainfo classes \[1, 2, 3\] are not category names of the file \(its "
+                  r"categories: \['a', 'b', 'c'\]\).*Fix metainfo=dict\(classes=\.\.\.\) in "
+                  r'train_dataloader.dataset'),
+    ('typo', r"metainfo classes \['cc'\] are not category names .*'cc' -> 'c'\?"),
+    ('empty annotations', r"'annotations' is empty"),
+    ('truncated', r'is not valid JSON \(line 1 col \d+\)'),
+])
+def test_bad_training_file_is_refused_before_the_datasets_are_built(tmp_path, damage, message):
+    """Stock mmdet fails on int class names or an empty annotation list with "need at least one
+    array to concatenate", and trains a typo'd class list with shifted labels."""
+    ann = write_coco(tmp_path / 'coco', 'train', [[] for _ in range(3)] if
+                     damage == 'empty annotations' else [[1], [2], [3]], write_images=False)
+    if damage == 'truncated':
+        Path(ann).write_text(Path(ann).read_text()[:40])
+    classes = dict(typo=('a', 'b', 'cc')).get(damage, (1, 2, 3) if damage == 'int names'
+                                               else CLASSES)
+    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1), ann, classes)
+    with pytest.raises(ValueError, match=rf'{re.escape(ann)}.*{message}'):
+        tool_runner(cfg)
+    assert_nothing_written(tmp_path / 'work')
+
+
+def test_file_emptied_by_filtering_names_the_filter(tmp_path):
+    ann = write_coco(tmp_path / 'coco', 'train', [[4], [4]], categories=CLASSES + ('d',),
+                     write_images=False)
+    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1), ann)
+    with pytest.raises(ValueError, match=r'\(train_dataloader.dataset\) is empty after '
+                       r'filtering: of 2 images, filter_empty_gt removed 2 '):
+        tool_runner(cfg)
+
+
+def test_bad_validation_file_is_refused_before_training(tmp_path, data_root):
+    """The validation set is checked in before_train, not at the first validation; here a
+    class-name typo, which mmdet builds into a dataset with shifted labels."""
+    train_ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [3]])
+    val_ann = write_coco(tmp_path / 'coco', 'val', [[1], [2], [3]], categories=('a', 'b', 'cc'))
+    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=3), train_ann)
+    cfg.val_dataloader = dict(batch_size=1, num_workers=0, sampler=dict(type='DefaultSampler',
+                                                                        shuffle=False),
+                              dataset=dict(coco_dataset(val_ann), test_mode=True))
+    cfg.val_cfg, cfg.val_evaluator = dict(type='ValLoop'), dict(type='CocoMetric', metric='bbox')
+    with pytest.raises(ValueError, match=rf"{re.escape(val_ann)} \(val_dataloader.dataset\): "
+                       r"metainfo classes \['c'\] are not category names .*'c' -> 'cc'\?"):
+        train(cfg)
+    assert_nothing_written(tmp_path / 'work', data_root)
+
+
+def test_cb_loss_num_classes_differs_from_the_head(tmp_path, data_root):
+    """Caught before ClassCountsHook would fail with "bbox_label outside [0, 9)"."""
+    cfg = tiny_cfg('retinanet_cb_focal.py', tmp_path / 'work', 1)
+    cfg.model.bbox_head.loss_cls.num_classes = 9
+    with pytest.raises(ValueError, match=r'model.bbox_head.loss_cls \(CBFocalLoss\) has '
+                       r'num_classes=9 but model.bbox_head \(RetinaHead\) has num_classes=10'):
+        train(cfg)
+    assert_nothing_written(tmp_path / 'work', data_root)
+
+
 # --------------------------------------------------------------------------- config names
 @pytest.mark.parametrize('where, name', [('loss', 'NoSuchLoss'), ('weighter', 'NoSuchWeighter'),
                                          ('hook', 'NoSuchHook')])
@@ -303,8 +386,8 @@ def test_missing_annotation_file(tmp_path, data_root):
 
 
 def test_missing_image_file(tmp_path, data_root):
-    ann = write_coco(tmp_path / 'coco', 'train', [[1], [2]], write_images=False)
-    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=2), ann)
+    ann = write_coco(tmp_path / 'coco', 'train', [[1], [2], [3]], write_images=False)
+    cfg = on_coco(tiny_cfg('retinanet_focal.py', tmp_path / 'work', 1, batch_size=3), ann)
     with pytest.raises(FileNotFoundError, match=r'train_\d\.png'):
         train(cfg)
     assert_nothing_written(tmp_path / 'work')
