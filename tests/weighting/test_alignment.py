@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 from mmreweight.weighting.alignment import ThetaView, build_theta_view
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from mmreweight.engine.dist_testing import free_port, gloo_process_group
+from mmreweight.testing.distributed import free_port, gloo_process_group
 from mmreweight.registry import MODELS
 from mmreweight.weighting.base import AnchorLossContext
 from mmreweight.weighting.mentornet import MentorNetWeighter
