@@ -362,7 +362,7 @@ class AnchorDiagnostics:
         draws), and the per-batch weights themselves. For L2RW: MW-Net's weights are VNet(loss),
         and no meta step is taken here, so they do not depend on the clean batch.
         """
-        from mmreweight.weighting.mentornet_dd import roc_auc
+        from mmreweight.weighting.mentornet.dd import roc_auc
         if self.clean_iter is None:
             raise ValueError('clean_batch_agreement needs a weighter whose weights come from '
                              f'the clean batch it draws (L2RW); {self.method} has none')
@@ -448,7 +448,7 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     small-loss criterion alone (no meta step) would tell them apart. With the matches in the
     dump, also :func:`box_zeroing` of the clean and of the noisy positives (keys ``*_clean``,
     ``*_noisy``); with the anchors' shapes and batches, also :func:`shape_gating`."""
-    from mmreweight.weighting.mentornet_dd import roc_auc
+    from mmreweight.weighting.mentornet.dd import roc_auc
     w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
     clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
 

@@ -6,8 +6,8 @@ from integration_helpers import build_runner, find_hook, tiny_cfg
 
 from mmreweight.engine.meta_hook import MetaReweightHook
 
-from mmreweight.weighting.mentornet_dd import save_mentor
-from mmreweight.weighting.mentornet_net import MentorNetwork
+from mmreweight.weighting.mentornet.dd import save_mentor
+from mmreweight.weighting.mentornet.net import MentorNetwork
 
 
 def test_dd_monotone_config_trains_and_logs_the_envelope(tmp_path):
