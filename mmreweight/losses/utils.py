@@ -19,6 +19,11 @@ from torch import Tensor
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
+#: added to ``avg_factor`` before dividing by it, as mmdet's ``weight_reduce_loss`` does, so that
+#: ``avg_factor == 0`` gives 0 rather than NaN and uniform weights reproduce mmdet's losses to the
+#: last bit that float addition allows
+AVG_FACTOR_EPS = torch.finfo(torch.float32).eps
+
 #: dtypes whose statistics and losses are computed in float32 instead
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -162,7 +167,7 @@ def weight_reduce(loss: Tensor,
         return loss.sum()
     if avg_factor is None:
         return loss.mean()
-    return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+    return loss.sum() / (avg_factor + AVG_FACTOR_EPS)
 
 
 def prepare_cls_inputs(pred: Tensor,

@@ -10,14 +10,11 @@ from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
+from mmreweight.losses.utils import AVG_FACTOR_EPS
 from mmreweight.registry import MODELS
 from mmreweight.weighting.base import (CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSITIVE,
                                        UNKNOWN_POSITIVE, AnchorLossContext)
-
-#: mmdet's ``weight_reduce_loss`` divides by ``avg_factor + eps`` with this eps; we do the same so
-#: that uniform weights reproduce RetinaHead's loss to the last bit that float addition allows.
-_AVG_EPS = torch.finfo(torch.float32).eps
-
+from mmreweight.weighting.levels import flatten_levels
 
 @dataclass
 class FlatTargets:
@@ -36,13 +33,6 @@ class FlatTargets:
     #: (N,) long: the annotation a positive anchor is assigned to, numbered through the batch
     #: (image 0's annotations first); -1 for other anchors
     gt_index: Optional[Tensor] = None
-
-
-def flatten_levels(per_level: Sequence[Tensor], channels: int) -> Tensor:
-    """[(B, A*channels, H, W)] per level -> (B * sum_l H*W*A, channels), image-major."""
-    batch = per_level[0].size(0)
-    flat = [t.permute(0, 2, 3, 1).reshape(batch, -1, channels) for t in per_level]
-    return torch.cat(flat, 1).reshape(-1, channels)
 
 
 @MODELS.register_module()
@@ -252,9 +242,9 @@ def weighted_loss(per_anchor: Tensor, weights: Tensor, avg_factor: float, logits
     that graph is freed with the weighter's context instead of living until the backward.
     """
     if dloss_dlogits is None or dloss_dlogits.shape != logits.shape:
-        return (weights * per_anchor).sum() / (avg_factor + _AVG_EPS)
-    value = (weights * per_anchor.detach()).sum() / (avg_factor + _AVG_EPS)
-    grad = (weights[:, None] / (avg_factor + _AVG_EPS) * dloss_dlogits).to(logits.dtype)
+        return (weights * per_anchor).sum() / (avg_factor + AVG_FACTOR_EPS)
+    value = (weights * per_anchor.detach()).sum() / (avg_factor + AVG_FACTOR_EPS)
+    grad = (weights[:, None] / (avg_factor + AVG_FACTOR_EPS) * dloss_dlogits).to(logits.dtype)
     surrogate = (logits * grad).sum()
     return value + (surrogate - surrogate.detach()).to(value.dtype)  # exactly value, forward
 
