@@ -2,7 +2,7 @@ r"""Class-balanced loss (Cui, Jia, Lin, Song & Belongie, "Class-Balanced Loss Ba
 Number of Samples", CVPR 2019)."""
 import math
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -185,7 +185,8 @@ class CBFocalLoss(ReweightLoss):
         self.has_counts = True
         return weights
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if prefix + 'class_counts' in state_dict and self.class_counts.any():
             self.set_class_counts(self.class_counts.clone())

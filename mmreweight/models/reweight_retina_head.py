@@ -1,13 +1,14 @@
 """RetinaHead whose classification loss takes per-anchor weights from an attached weighter."""
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.structures.bbox import BaseBoxes, cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmreweight.losses.utils import AVG_FACTOR_EPS
@@ -74,7 +75,7 @@ class ReweightRetinaHead(RetinaHead):
     def weighter(self):
         return self.__dict__['_weighter']
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         # nn.Module.__setattr__ would register a Module-valued weighter as a submodule.
         if name == 'weighter':
             self.__dict__['_weighter'] = value
@@ -102,12 +103,12 @@ class ReweightRetinaHead(RetinaHead):
         return x
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x):
+    def forward(self, x: Tuple[Tensor, ...]) -> Tuple[List[Tensor], List[Tensor]]:
         self._cls_feats = []
         self._in_feats = x
         return super().forward(x)
 
-    def forward_single(self, x: Tensor):
+    def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         cls_feat = self.cls_branch_features(x)
         reg_feat = x
         for reg_conv in self.reg_convs:
@@ -117,8 +118,10 @@ class ReweightRetinaHead(RetinaHead):
         return self.retina_cls(cls_feat), self.retina_reg(reg_feat)
 
     # ------------------------------------------------------------------ targets
-    def _get_targets_single(self, flat_anchors, valid_flags, gt_instances, img_meta,
-                            gt_instances_ignore=None, unmap_outputs=True):
+    def _get_targets_single(self, flat_anchors: Union[Tensor, BaseBoxes], valid_flags: Tensor,
+                            gt_instances: InstanceData, img_meta: dict,
+                            gt_instances_ignore: Optional[InstanceData] = None,
+                            unmap_outputs: bool = True) -> tuple:
         res = super()._get_targets_single(flat_anchors, valid_flags, gt_instances, img_meta,
                                           gt_instances_ignore, unmap_outputs)
         if not self._return_gt_flags:

@@ -8,7 +8,7 @@ per-anchor loss, so that agreement checks the factorised computation.
 Both evaluate every forward on clones of the buffers (train-mode BN uses batch statistics; running
 statistics are not touched), and the clean loss is the detector's full loss on the clean batch.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmdet.models.utils import unpack_gt_instances
@@ -24,7 +24,7 @@ class _Call(nn.Module):
         super().__init__()
         self.m = module
 
-    def forward(self, fn, *args):
+    def forward(self, fn: Callable, *args: Any) -> Any:
         return fn(self.m, *args)
 
 

@@ -26,7 +26,7 @@ Every extra forward runs on clones of the module buffers (BN running statistics,
 averages, ...), so meta computations never move running statistics.
 """
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +65,7 @@ class _Apply(nn.Module):
         super().__init__()
         self.m = module
 
-    def forward(self, fn, *args):
+    def forward(self, fn: Callable, *args: Any) -> Any:
         return fn(self.m, *args)
 
 
