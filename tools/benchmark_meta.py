@@ -8,7 +8,7 @@ Methods (every meta method runs its meta step every iteration):
 * ``mwnet/<theta>``    mmreweight's Meta-Weight-Net (look-ahead, alignments, VNet VJP and step), with
   ``--mwnet-normalise`` (default ``'foreground'``, as ``configs/retinanet_mwnet.py``);
 * ``ref-l2rw/<theta>``, ``ref-mwnet/<theta>``: the textbook create_graph implementations
-  (:mod:`mmreweight.engine.meta_reference`: functional look-ahead of the whole detector with
+  (:mod:`mmreweight.testing.meta_reference`: functional look-ahead of the whole detector with
   ``create_graph=True``, double backward), followed by the same real step.
 
 Time: wall-clock per iteration, median over ``--iters`` rounds; the methods are interleaved round by
@@ -45,9 +45,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import mmreweight  # noqa: E402,F401
-from mmreweight.engine.meta_reference import (reference_l2rw_weights,  # noqa: E402
+from mmreweight.testing.meta_reference import (reference_l2rw_weights,  # noqa: E402
                                               reference_mwnet_hypergrad)
-from mmreweight.engine.meta_testing import synthetic_batch  # noqa: E402
+from mmreweight.testing.tiny_retinanet import synthetic_batch  # noqa: E402
 from mmreweight.weighting import L2RWWeighter, MetaWeightNetWeighter  # noqa: E402
 from mmreweight.weighting.base import AnchorWeighter  # noqa: E402
 
@@ -145,7 +145,7 @@ class Method:
         self.optim.step()
 
     def _reference_mwnet(self):
-        from mmreweight.engine.meta_reference import functional, per_anchor_losses
+        from mmreweight.testing.meta_reference import functional, per_anchor_losses
         grads = reference_mwnet_hypergrad(self.model, self.mw.vnet, self.names, LR, self.train,
                                           self.clean, self.mw.normalise)
         for p, g in zip(self.mw.vnet.parameters(), grads):

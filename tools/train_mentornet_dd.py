@@ -6,8 +6,8 @@
 For every checkpoint given, the detector runs over the clean split; each batch's ground-truth labels
 are corrupted (uniform or pair-flip; by default the noise of the config's train benchmark) and
 every anchor's loss under the corrupted labels is recorded with the target 1[label still correct]
-(:mod:`mmreweight.weighting.mentornet_dd_data`). A MentorNet is fitted to tell the two apart
-(:func:`mmreweight.weighting.mentornet_dd.fit_data_driven`) and written to ``--out``; use it with
+(:mod:`mmreweight.weighting.mentornet.dd_data`). A MentorNet is fitted to tell the two apart
+(:func:`mmreweight.weighting.mentornet.dd.fit_data_driven`) and written to ``--out``; use it with
 ``dict(type='mmreweight.MentorNetWeighter', curriculum='dd', mentor_checkpoint=<out>)``.
 
 Several checkpoints (e.g. early, middle and late in training) give the mentor several epochs;
@@ -32,9 +32,9 @@ from mmengine.runner import Runner, load_checkpoint
 
 import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
 from mmreweight.registry import MODELS
-from mmreweight.weighting.mentornet_curricula import progress_to_epoch
-from mmreweight.weighting.mentornet_dd import dd_features, fit_data_driven, save_mentor
-from mmreweight.weighting.mentornet_dd_data import collect_dd_batch
+from mmreweight.weighting.mentornet.curricula import progress_to_epoch
+from mmreweight.weighting.mentornet.dd import dd_features, fit_data_driven, save_mentor
+from mmreweight.weighting.mentornet.dd_data import collect_dd_batch
 
 #: a rise of the fitted v past the training losses larger than this is reported (see mentor_rise)
 RISE_WARNING = 0.1

@@ -42,6 +42,7 @@ from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITI
 from mmreweight.registry import HOOKS, MODELS
 from mmreweight.analysis import box_regression
 from mmreweight.weighting.class_counts import count_instances_per_class
+from mmreweight.weighting.levels import flatten_levels
 
 #: GHM-C's number of bins in the paper and in configs/retinanet_ghm.py
 HIST_BINS = 30
@@ -128,13 +129,6 @@ def anchor_targets_at(head, featmap_sizes, device, batch_gt_instances, batch_img
     return dict(labels=flat(labels), label_weights=flat(label_weights), gt_noisy=torch.cat(flags),
                 gt_index=torch.cat(gt_index), gt_iou=torch.cat(gt_iou),
                 num_gts=torch.tensor(first_gt))
-
-
-def flatten_levels(per_level: List[Tensor], channels: int) -> Tensor:
-    """[(B, A*channels, H, W)] per level -> (B * N, channels), image-major."""
-    batch = per_level[0].size(0)
-    return torch.cat([t.permute(0, 2, 3, 1).reshape(batch, -1, channels) for t in per_level],
-                     1).reshape(-1, channels)
 
 
 def ghm_anchor_weights(loss_cls: GHMC, logits: Tensor, labels: Tensor, label_weights: Tensor,
@@ -365,7 +359,7 @@ class AnchorDiagnostics:
         draws), and the per-batch weights themselves. For L2RW: MW-Net's weights are VNet(loss),
         and no meta step is taken here, so they do not depend on the clean batch.
         """
-        from mmreweight.weighting.mentornet_dd import roc_auc
+        from mmreweight.weighting.mentornet.dd import roc_auc
         if self.clean_iter is None:
             raise ValueError('clean_batch_agreement needs a weighter whose weights come from '
                              f'the clean batch it draws (L2RW); {self.method} has none')
@@ -451,7 +445,7 @@ def summarize(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
     small-loss criterion alone (no meta step) would tell them apart. With the matches in the
     dump, also :func:`box_zeroing` of the clean and of the noisy positives (keys ``*_clean``,
     ``*_noisy``); with the anchors' shapes and batches, also :func:`shape_gating`."""
-    from mmreweight.weighting.mentornet_dd import roc_auc
+    from mmreweight.weighting.mentornet.dd import roc_auc
     w, pos, noisy = dump['weight'], dump['pos'].astype(bool), dump['noisy']
     clean_pos, noisy_pos = pos & (noisy == CLEAN_POSITIVE), pos & (noisy == NOISY_POSITIVE)
 

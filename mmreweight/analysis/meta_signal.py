@@ -38,7 +38,7 @@ from scipy.stats import spearmanr
 from torch.func import functional_call
 
 from mmreweight.models.reweight_retina_head import CLEAN_POSITIVE, NOISY_POSITIVE
-from mmreweight.weighting.mentornet_dd import roc_auc
+from mmreweight.weighting.mentornet.dd import roc_auc
 from mmreweight.weighting.mwnet import MetaWeightNetWeighter
 
 

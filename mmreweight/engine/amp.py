@@ -5,6 +5,7 @@ same training code under ``torch.autocast('cpu', dtype=torch.bfloat16)`` (bf16 h
 range, so no loss scaling is needed); on GPU ``--amp`` keeps mmengine's ``AmpOptimWrapper``.
 """
 from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from mmengine.config import Config
@@ -23,14 +24,14 @@ class AutocastOptimWrapper(OptimWrapper):
         **kwargs: as :class:`mmengine.optim.OptimWrapper`.
     """
 
-    def __init__(self, dtype: str = 'bfloat16', **kwargs):
+    def __init__(self, dtype: str = 'bfloat16', **kwargs) -> None:
         super().__init__(**kwargs)
         if dtype not in ('bfloat16', 'float16'):
             raise ValueError(f'dtype must be "bfloat16" or "float16", got {dtype!r}')
         self.cast_dtype = getattr(torch, dtype)
 
     @contextmanager
-    def optim_context(self, model: nn.Module):
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
         with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype):
             yield
 

@@ -1,6 +1,7 @@
 """Fills class-balanced losses with the training set's class counts before training."""
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
 
 from mmreweight.losses import CBFocalLoss
 from mmreweight.registry import HOOKS
@@ -22,7 +23,7 @@ class ClassCountsHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         losses = [m for m in model.modules()
                   if isinstance(m, CBFocalLoss) and not m.counts_explicit]

@@ -6,9 +6,11 @@ from typing import Dict, Iterator, Optional, Union
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import DATASETS, DefaultScope
+from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from mmreweight.registry import HOOKS, MODELS
@@ -187,12 +189,12 @@ class MetaReweightHook(Hook):
                              f'{getattr(loader, "drop_last", None)}, {world} processes)')
 
     # ------------------------------------------------------------------ hook points
-    def before_run(self, runner) -> None:
+    def before_run(self, runner: Runner) -> None:
         param = next(self._detector(runner).parameters(), None)
         if param is not None:
             self.weighter.to(param.device)
 
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         detector = self._detector(runner)
         head = getattr(detector, 'bbox_head', None)
         if head is None or not getattr(head, 'supports_anchor_weights', False):
@@ -228,7 +230,8 @@ class MetaReweightHook(Hook):
         """Meta steps taken by iterations ``begin, begin + interval, ...`` before ``iteration``."""
         return -(-max(iteration - self.begin, 0) // self.interval)
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+    def before_train_iter(self, runner: Runner, batch_idx: int,
+                          data_batch: DATA_BATCH = None) -> None:
         self.weighter.progress = runner.iter / max(runner.max_iters, 1)
         if runner.iter < self.begin:
             return
@@ -243,7 +246,8 @@ class MetaReweightHook(Hook):
                              'objects); the clean subset must contain annotated images.')
         self.weighter.prepare_clean(inputs, samples)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: DATA_BATCH = None,
+                         outputs: Optional[dict] = None) -> None:
         head = getattr(self._detector(runner), 'bbox_head', None)
         if getattr(head, 'weighter', None) is not self.weighter:
             return  # before `begin`
@@ -253,7 +257,7 @@ class MetaReweightHook(Hook):
             if value is not None and math.isfinite(value):
                 runner.message_hub.update_scalar(f'train/{key}', value)
 
-    def after_train(self, runner) -> None:
+    def after_train(self, runner: Runner) -> None:
         head = getattr(self._detector(runner), 'bbox_head', None)
         if head is not None and getattr(head, 'weighter', None) is self.weighter:
             head.weighter = None
@@ -266,10 +270,10 @@ class MetaReweightHook(Hook):
             return self.weighter.meta_state_dict()
         return dict(weighter=self.weighter.state_dict())
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = dict(type=type(self.weighter).__name__, state=self._state())
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         saved = checkpoint.get(CHECKPOINT_KEY)
         expected = type(self.weighter).__name__
         found = None if saved is None else saved['type']

@@ -10,7 +10,9 @@ from typing import Any, Dict, Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH
 from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
 
 from mmreweight.registry import HOOKS
 
@@ -60,7 +62,7 @@ class NonFiniteGuardHook(Hook):
         self.check_parameters = check_parameters
         self.interval = interval
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
         iteration = runner.iter + 1
         hint = ('; the last checkpoint in the work dir is the last finite one. Lower the learning '

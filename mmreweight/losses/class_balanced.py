@@ -2,7 +2,7 @@ r"""Class-balanced loss (Cui, Jia, Lin, Song & Belongie, "Class-Balanced Loss Ba
 Number of Samples", CVPR 2019)."""
 import math
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,8 @@ from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid
 from .focal import _check_focal_params, sigmoid_focal_loss
 from .utils import (broadcast_weight, check_input_values, check_number, check_pred,
-                    is_class_indices, prepare_cls_inputs, resolve_reduction, upcast, weight_reduce)
+                    class_dim_last, is_class_indices, prepare_cls_inputs, resolve_reduction,
+                    upcast, weight_reduce)
 
 LOSS_TYPES = ('sigmoid', 'softmax', 'focal')
 ZERO_COUNT_POLICIES = ('rarest', 'error')
@@ -182,7 +183,8 @@ class CBFocalLoss(ReweightLoss):
         self.has_counts = True
         return weights
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if prefix + 'class_counts' in state_dict and self.class_counts.any():
             self.set_class_counts(self.class_counts.clone())
@@ -194,17 +196,25 @@ class CBFocalLoss(ReweightLoss):
                 avg_factor: Optional[Union[float, Tensor]] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """Args:
-            pred: ``(N, C)`` logits (``(N, C + 1)`` or ``(N, C)`` for ``'softmax'``).
+            pred: ``(N, C)`` logits (``(N, C + 1)`` or ``(N, C)`` for ``'softmax'``), or dense
+                ``(B, C, *)`` logits (:func:`~mmreweight.losses.utils.class_dim_last`).
             target: ``(N,)`` class indices (``C`` = background); ``(N, C)`` binary targets are
-                also accepted by the sigmoid loss types.
-            weight: ``(N,)`` weights (also ``(N, C)`` / ``(N * C,)`` for the sigmoid types).
+                also accepted by the sigmoid loss types. For dense logits ``(B, *)`` or
+                ``(B, C, *)``.
+            weight: ``(N,)`` weights (also ``(N, C)`` / ``(N * C,)`` for the sigmoid types); for
+                dense logits ``(B, *)`` or ``(B, C, *)``.
             avg_factor: divisor of the summed loss for 'mean' (e.g. the number of positives).
             reduction_override: 'none' | 'mean' | 'sum' for this call.
+
+        Returns:
+            The reduced loss, or with 'none' the unreduced loss (per element for the sigmoid
+            types, per row for ``'softmax'``), dense inputs' layout kept.
         """
         reduction = resolve_reduction(self.reduction, reduction_override, avg_factor)
         if not self.has_counts:
             raise RuntimeError('CBFocalLoss has no class counts: pass class_counts=... or add '
                                "dict(type='mmreweight.ClassCountsHook') to custom_hooks")
+        pred, target, weight, restore = class_dim_last(pred, target, weight)
         check_pred(pred)
         class_weights = self.class_weights.float()
         if self.loss_type == 'softmax':
@@ -222,7 +232,8 @@ class CBFocalLoss(ReweightLoss):
             cb_weight = anchor_class_weights(target if target.dim() == 1 else targets,
                                              class_weights)
         weight = cb_weight if weight is None else cb_weight * weight
-        return self.loss_weight * weight_reduce(loss, weight, reduction, avg_factor)
+        loss = self.loss_weight * weight_reduce(loss, weight, reduction, avg_factor)
+        return restore(loss) if reduction == 'none' else loss
 
     def _softmax_loss(self, pred, target, weight, class_weights):
         if pred.shape[1] not in (self.num_classes, self.num_classes + 1):

@@ -7,7 +7,8 @@ from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid
-from .utils import check_number, prepare_cls_inputs, resolve_reduction, upcast, weight_reduce
+from .utils import (check_number, class_dim_last, prepare_cls_inputs, resolve_reduction,
+                    upcast, weight_reduce)
 
 
 def _check_focal_params(alpha: Optional[float], gamma: float) -> None:
@@ -98,17 +99,24 @@ class FocalLoss(ReweightLoss):
                 avg_factor: Optional[Union[float, Tensor]] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """Args:
-            pred: ``(N, C)`` logits.
-            target: ``(N,)`` class indices (``C`` = background) or ``(N, C)`` binary targets.
-            weight: ``(N,)``, ``(N, C)`` or ``(N * C,)`` non-negative weights.
+            pred: ``(N, C)`` logits, or dense ``(B, C, *)`` logits (:func:`class_dim_last`).
+            target: ``(N,)`` class indices (``C`` = background) or ``(N, C)`` binary targets;
+                for dense logits ``(B, *)`` class indices or ``(B, C, *)`` binary targets.
+            weight: ``(N,)``, ``(N, C)`` or ``(N * C,)`` non-negative weights; for dense logits
+                ``(B, *)`` or ``(B, C, *)``.
             avg_factor: divisor of the summed loss for 'mean' (e.g. the number of positives).
             reduction_override: 'none' | 'mean' | 'sum' for this call.
+
+        Returns:
+            The reduced loss, or with 'none' the per-element loss shaped like ``pred``.
         """
         reduction = resolve_reduction(self.reduction, reduction_override, avg_factor)
+        pred, target, weight, restore = class_dim_last(pred, target, weight)
         targets, weight = prepare_cls_inputs(pred, target, weight, self.check_values,
                                              self.check_finite)
         loss = sigmoid_focal_loss(upcast(pred), targets, self.alpha, self.gamma)
-        return self.loss_weight * weight_reduce(loss, weight, reduction, avg_factor)
+        loss = self.loss_weight * weight_reduce(loss, weight, reduction, avg_factor)
+        return restore(loss) if reduction == 'none' else loss
 
     def extra_repr(self) -> str:
         return f'gamma={self.gamma}, alpha={self.alpha}, ' + super().extra_repr()

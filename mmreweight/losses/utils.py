@@ -8,18 +8,26 @@ Conventions (those of mmdet's dense heads):
 * ``weight`` is ``None``, per anchor ``(N,)``, per element ``(N, C)`` or per element flattened
   ``(N * C,)`` (as mmdet's focal loss accepts).
 
+Dense ``(B, C, *)`` logits (as mmdet's ``FocalLoss`` takes them) are brought to that form by
+:func:`class_dim_last`.
+
 Shape checks are free and always on. Value checks (labels in range, weights >= 0, optionally
 finite logits) need the values on the host, so they are batched into a single device-to-host
 copy per call and can be switched off (``check_values=False``) where even that sync matters.
 """
 import math
 import numbers
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ('none', 'mean', 'sum')
+
+#: added to ``avg_factor`` before dividing by it, as mmdet's ``weight_reduce_loss`` does, so that
+#: ``avg_factor == 0`` gives 0 rather than NaN and uniform weights reproduce mmdet's losses to the
+#: last bit that float addition allows
+AVG_FACTOR_EPS = torch.finfo(torch.float32).eps
 
 #: dtypes whose statistics and losses are computed in float32 instead
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -81,6 +89,38 @@ def one_hot_targets(labels: Tensor, num_classes: int) -> Tensor:
     """
     classes = torch.arange(num_classes, device=labels.device)
     return labels.unsqueeze(1) == classes
+
+
+def class_dim_last(
+    pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Callable[[Tensor], Tensor]]:
+    """Dense ``(B, C, *)`` inputs as rows: the class dim moved last and the rest flattened.
+
+    ``pred`` ``(B, C, *)`` becomes ``(N, C)`` with ``N = B * prod(*)``; ``target`` either
+    ``(B, C, *)`` like ``pred`` (one-hot / binary / soft) becoming ``(N, C)``, or ``(B, *)`` class
+    indices becoming ``(N,)``; ``weight`` ``(B, C, *)`` becomes ``(N, C)`` and ``(B, *)`` becomes
+    ``(N,)``. The returned function brings an unreduced ``(N, C)`` or ``(N,)`` loss back to
+    ``(B, C, *)`` or ``(B, *)``. Inputs with ``pred.dim() <= 2`` are returned as they are.
+    """
+    if pred.dim() <= 2:
+        return pred, target, weight, lambda loss: loss
+    batch, channels, rest = pred.shape[0], pred.shape[1], tuple(pred.shape[2:])
+
+    def rows(t: Tensor, name: str) -> Tensor:
+        if t.shape == pred.shape:
+            return t.movedim(1, -1).reshape(-1, channels)
+        if t.shape == (batch, ) + rest:
+            return t.reshape(-1)
+        raise ValueError(f'{name} must be {tuple(pred.shape)} like pred or '
+                         f'{(batch, ) + rest} (no class dim), got shape {tuple(t.shape)}')
+
+    def restore(loss: Tensor) -> Tensor:
+        if loss.dim() == 2:
+            return loss.reshape((batch, ) + rest + (loss.shape[1], )).movedim(-1, 1)
+        return loss.reshape((batch, ) + rest)
+
+    return (rows(pred, 'pred'), rows(target, 'target'),
+            None if weight is None else rows(weight, 'weight'), restore)
 
 
 def check_pred(pred: Tensor, ndim: int = 2) -> None:
@@ -185,7 +225,7 @@ def weight_reduce(loss: Tensor,
         return loss.sum()
     if avg_factor is None:
         return loss.mean()
-    return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+    return loss.sum() / (avg_factor + AVG_FACTOR_EPS)
 
 
 def prepare_cls_inputs(pred: Tensor,

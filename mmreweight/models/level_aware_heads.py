@@ -5,6 +5,8 @@ numbering the calls inside ``loss_by_feat`` identifies the level. GHM uses it to
 average of its gradient-density histogram per level instead of mixing the counts of levels whose
 sizes differ 4x per step. Losses without per-level state are unaffected.
 """
+from typing import Any
+
 from mmdet.models.dense_heads import ATSSHead, RetinaHead
 
 from mmreweight.losses import count_fpn_levels
@@ -16,11 +18,11 @@ class LevelAwareLossMixin:
     """Runs ``loss_by_feat`` inside :func:`~mmreweight.losses.count_fpn_levels` for every
     mmreweight loss of the head."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         check_loss_fits_head(self)
 
-    def loss_by_feat(self, *args, **kwargs):
+    def loss_by_feat(self, *args: Any, **kwargs: Any) -> dict:
         with count_fpn_levels(self):
             return super().loss_by_feat(*args, **kwargs)
 

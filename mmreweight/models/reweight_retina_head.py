@@ -1,24 +1,22 @@
 """RetinaHead whose classification loss takes per-anchor weights from an attached weighter."""
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.structures.bbox import BaseBoxes, cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmreweight.losses.base import check_loss_fits_head
+from mmreweight.losses.utils import AVG_FACTOR_EPS
 from mmreweight.registry import MODELS
 from mmreweight.weighting.base import (CLEAN_POSITIVE, NOISY_POSITIVE, NOT_POSITIVE,
                                        UNKNOWN_POSITIVE, AnchorLossContext)
-
-#: mmdet's ``weight_reduce_loss`` divides by ``avg_factor + eps`` with this eps; we do the same so
-#: that uniform weights reproduce RetinaHead's loss to the last bit that float addition allows.
-_AVG_EPS = torch.finfo(torch.float32).eps
-
+from mmreweight.weighting.levels import flatten_levels
 
 @dataclass
 class FlatTargets:
@@ -37,13 +35,6 @@ class FlatTargets:
     #: (N,) long: the annotation a positive anchor is assigned to, numbered through the batch
     #: (image 0's annotations first); -1 for other anchors
     gt_index: Optional[Tensor] = None
-
-
-def flatten_levels(per_level: Sequence[Tensor], channels: int) -> Tensor:
-    """[(B, A*channels, H, W)] per level -> (B * sum_l H*W*A, channels), image-major."""
-    batch = per_level[0].size(0)
-    flat = [t.permute(0, 2, 3, 1).reshape(batch, -1, channels) for t in per_level]
-    return torch.cat(flat, 1).reshape(-1, channels)
 
 
 @MODELS.register_module()
@@ -86,7 +77,7 @@ class ReweightRetinaHead(RetinaHead):
     def weighter(self):
         return self.__dict__['_weighter']
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         # nn.Module.__setattr__ would register a Module-valued weighter as a submodule.
         if name == 'weighter':
             self.__dict__['_weighter'] = value
@@ -114,12 +105,12 @@ class ReweightRetinaHead(RetinaHead):
         return x
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x):
+    def forward(self, x: Tuple[Tensor, ...]) -> Tuple[List[Tensor], List[Tensor]]:
         self._cls_feats = []
         self._in_feats = x
         return super().forward(x)
 
-    def forward_single(self, x: Tensor):
+    def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         cls_feat = self.cls_branch_features(x)
         reg_feat = x
         for reg_conv in self.reg_convs:
@@ -129,8 +120,10 @@ class ReweightRetinaHead(RetinaHead):
         return self.retina_cls(cls_feat), self.retina_reg(reg_feat)
 
     # ------------------------------------------------------------------ targets
-    def _get_targets_single(self, flat_anchors, valid_flags, gt_instances, img_meta,
-                            gt_instances_ignore=None, unmap_outputs=True):
+    def _get_targets_single(self, flat_anchors: Union[Tensor, BaseBoxes], valid_flags: Tensor,
+                            gt_instances: InstanceData, img_meta: dict,
+                            gt_instances_ignore: Optional[InstanceData] = None,
+                            unmap_outputs: bool = True) -> tuple:
         res = super()._get_targets_single(flat_anchors, valid_flags, gt_instances, img_meta,
                                           gt_instances_ignore, unmap_outputs)
         if not self._return_gt_flags:
@@ -254,9 +247,9 @@ def weighted_loss(per_anchor: Tensor, weights: Tensor, avg_factor: float, logits
     that graph is freed with the weighter's context instead of living until the backward.
     """
     if dloss_dlogits is None or dloss_dlogits.shape != logits.shape:
-        return (weights * per_anchor).sum() / (avg_factor + _AVG_EPS)
-    value = (weights * per_anchor.detach()).sum() / (avg_factor + _AVG_EPS)
-    grad = (weights[:, None] / (avg_factor + _AVG_EPS) * dloss_dlogits).to(logits.dtype)
+        return (weights * per_anchor).sum() / (avg_factor + AVG_FACTOR_EPS)
+    value = (weights * per_anchor.detach()).sum() / (avg_factor + AVG_FACTOR_EPS)
+    grad = (weights[:, None] / (avg_factor + AVG_FACTOR_EPS) * dloss_dlogits).to(logits.dtype)
     surrogate = (logits * grad).sum()
     return value + (surrogate - surrogate.detach()).to(value.dtype)  # exactly value, forward
 

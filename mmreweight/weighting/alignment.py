@@ -26,27 +26,18 @@ Every extra forward runs on clones of the module buffers (BN running statistics,
 averages, ...), so meta computations never move running statistics.
 """
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from mmreweight.losses import frozen_loss_statistics
+from mmreweight.losses.utils import AVG_FACTOR_EPS
 from .base import AnchorLossContext
 from .clean_targets import CleanTargetCache, ClsTargets
+from .levels import flat_anchor_positions, flatten_levels, unflatten_levels
 
 THETA_CHOICES = ('cls_out', 'head', 'all')
-
-#: mmdet's ``weight_reduce_loss`` eps (see ``ReweightRetinaHead``)
-AVG_EPS = torch.finfo(torch.float32).eps
-
-
-def _frozen_loss_statistics(module: nn.Module):
-    """``mmreweight.losses.frozen_loss_statistics`` when that package provides it."""
-    try:
-        from mmreweight.losses import frozen_loss_statistics
-    except Exception:  # the losses package may not provide it (yet)
-        return nullcontext()
-    return frozen_loss_statistics(module)
 
 
 @contextmanager
@@ -58,7 +49,7 @@ def preserved_buffers(module: nn.Module) -> Iterator[None]:
     """
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
-        with _frozen_loss_statistics(module):
+        with frozen_loss_statistics(module):
             yield
     finally:
         with torch.no_grad():
@@ -74,7 +65,7 @@ class _Apply(nn.Module):
         super().__init__()
         self.m = module
 
-    def forward(self, fn, *args):
+    def forward(self, fn: Callable, *args: Any) -> Any:
         return fn(self.m, *args)
 
 
@@ -84,7 +75,7 @@ def call_with(module: nn.Module, tensors: Dict[str, Tensor], fn: Callable, *args
     swap = {f'm.{k}': v for k, v in tensors.items()}
     for name, buf in module.named_buffers():
         swap.setdefault(f'm.{name}', buf.detach().clone())
-    with _frozen_loss_statistics(module):
+    with frozen_loss_statistics(module):
         return torch.func.functional_call(_Apply(module), swap, (fn, ) + args, strict=False)
 
 
@@ -109,40 +100,9 @@ def dloss_dlogits_rows(ctx: AnchorLossContext, rows: Tensor) -> Tensor:
             not getattr(head.loss_cls, 'anchor_separable', False):
         return dloss_dlogits(ctx)[rows]
     z = ctx.logits.detach()[rows].requires_grad_()
-    with torch.enable_grad(), _frozen_loss_statistics(head):
+    with torch.enable_grad(), frozen_loss_statistics(head):
         loss = head.per_anchor_cls_loss(z, ctx.labels[rows], ctx.label_weights[rows])
         return torch.autograd.grad(loss.sum(), z)[0].detach()
-
-
-def flat_anchor_positions(rows: Tensor, sizes: Sequence[Tuple[int, int]],
-                          anchors: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Where the flat (image-major, ``flatten_levels``) anchor indices ``rows`` sit:
-    ``(image, level, y, x, anchor)``, for levels of spatial ``sizes`` with ``anchors`` per
-    position."""
-    per_level = torch.tensor([h * w * anchors for h, w in sizes], device=rows.device)
-    starts = torch.cumsum(per_level, 0) - per_level
-    image, r = rows // int(per_level.sum()), rows % int(per_level.sum())
-    level = torch.bucketize(r, starts[1:], right=True)
-    within = r - starts[level]
-    width = torch.tensor([w for _, w in sizes], device=rows.device)[level]
-    pos, anchor = within // anchors, within % anchors
-    return image, level, pos // width, pos % width, anchor
-
-
-def unflatten_levels(flat: Tensor, feats: Sequence[Tensor], channels: int) -> List[Tensor]:
-    """Inverse of ``flatten_levels`` for conv outputs over ``feats``: (N, channels) ->
-    [(B, A*channels, H, W)], with A the anchors per position (N = B * sum_l H*W*A)."""
-    batch = feats[0].size(0)
-    sizes = [f.shape[-2:] for f in feats]
-    per_image = flat.reshape(batch, -1, channels)
-    anchors = per_image.size(1) // sum(h * w for h, w in sizes)
-    out, start = [], 0
-    for h, w in sizes:
-        n = h * w * anchors
-        level = per_image[:, start:start + n].reshape(batch, h, w, anchors * channels)
-        out.append(level.permute(0, 3, 1, 2).contiguous())
-        start += n
-    return out
 
 
 def clean_detector_loss(detector: nn.Module, inputs: Tensor, data_samples) -> Tensor:
@@ -205,9 +165,9 @@ class ThetaView:
 
     def _cls_loss_from_logits(self, logits: Tensor) -> Tensor:
         t = self.clean['targets']
-        with _frozen_loss_statistics(self.head):
+        with frozen_loss_statistics(self.head):
             per_anchor = self.head.per_anchor_cls_loss(logits, t.labels, t.label_weights)
-        return per_anchor.sum() / (t.avg_factor + AVG_EPS)
+        return per_anchor.sum() / (t.avg_factor + AVG_FACTOR_EPS)
 
     def clean_loss(self, theta: Sequence[Tensor]) -> Tensor:
         raise NotImplementedError
@@ -227,7 +187,7 @@ class ThetaView:
         raise NotImplementedError
 
     def train_grad(self, ctx: AnchorLossContext, weights: Tensor) -> List[Tensor]:
-        objective = (weights.detach() * ctx.loss).sum() / (ctx.avg_factor + AVG_EPS)
+        objective = (weights.detach() * ctx.loss).sum() / (ctx.avg_factor + AVG_FACTOR_EPS)
         grads = torch.autograd.grad(objective, self.params, retain_graph=True, allow_unused=True)
         return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params)]
 
@@ -277,7 +237,7 @@ class ClsOutTheta(ThetaView):
         # stored features: reuses dl/dz, no second backward through the loss and the graph.
         conv = self.head.cls_out
         feats = [f.detach().to(conv.weight.dtype) for f in ctx.extras['cls_feats']]
-        scale = (weights.detach() / (ctx.avg_factor + AVG_EPS)).to(conv.weight.dtype)
+        scale = (weights.detach() / (ctx.avg_factor + AVG_FACTOR_EPS)).to(conv.weight.dtype)
         return self._param_grads(feats, dloss_dlogits(ctx).to(conv.weight.dtype) * scale[:, None])
 
     def _param_grads(self, feats: Sequence[Tensor], dz: Tensor) -> List[Tensor]:
@@ -295,7 +255,6 @@ class ClsOutTheta(ThetaView):
         return [grads[s] for s in self._slots]
 
     def head_flatten(self, z):
-        from mmreweight.models.reweight_retina_head import flatten_levels
         return flatten_levels(z, self.head.cls_out_channels)
 
     def prepare_clean(self, inputs, data_samples):
@@ -324,12 +283,12 @@ class ClsOutTheta(ThetaView):
             logits = self._conv(self.clean['feats'], theta)
         dz, total = torch.empty_like(logits), logits.new_zeros(())
         step = max(1, -(-logits.size(0) // (chunks or self.clean_chunks)))
-        with torch.enable_grad(), _frozen_loss_statistics(self.head):
+        with torch.enable_grad(), frozen_loss_statistics(self.head):
             for start in range(0, logits.size(0), step):
                 part = slice(start, start + step)
                 z = logits[part].detach().requires_grad_()
                 loss = self.head.per_anchor_cls_loss(z, t.labels[part], t.label_weights[part])
-                loss = loss.sum() / (t.avg_factor + AVG_EPS)
+                loss = loss.sum() / (t.avg_factor + AVG_FACTOR_EPS)
                 dz[part] = torch.autograd.grad(loss, z)[0]
                 total += loss.detach()
         weight_dtype = theta[0].dtype
@@ -392,7 +351,6 @@ class HeadTheta(ThetaView):
 
     @staticmethod
     def _logits(head, feats):
-        from mmreweight.models.reweight_retina_head import flatten_levels
         z = [head.retina_cls(head.cls_branch_features(x)) for x in feats]
         return flatten_levels(z, head.cls_out_channels)
 
@@ -451,7 +409,6 @@ class AllTheta(ThetaView):
 
     @staticmethod
     def _logits(detector, images):
-        from mmreweight.models.reweight_retina_head import flatten_levels
         head = detector.bbox_head
         z = [head.retina_cls(head.cls_branch_features(x)) for x in detector.extract_feat(images)]
         return flatten_levels(z, head.cls_out_channels)

@@ -1,6 +1,6 @@
 """The contract between a reweighting head and whatever produces per-anchor weights."""
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -60,15 +60,10 @@ class AnchorWeighter(nn.Module):
         raise NotImplementedError
 
     @staticmethod
-    def normalise_mean_one(raw: Tensor, valid: Tensor, eps: float = 0.0) -> Tensor:
-        """Scale non-negative ``raw`` so that its mean over ``valid`` anchors is 1.
-
-        All-zero weights stay zero (as L2RW's ``sum + (sum == 0)`` normaliser does).
-        """
-        raw = torch.where(valid, raw, torch.zeros_like(raw))
-        total = raw.sum()
-        count = valid.sum().clamp(min=1)
-        return raw * count / (total + (total == 0).to(raw.dtype) + eps)
+    def normalise_mean_one(raw: Tensor, valid: Tensor) -> Tensor:
+        """Non-negative ``raw`` scaled to mean one over the ``valid`` anchors (of all DDP ranks),
+        zero elsewhere; all-zero weights stay zero (:func:`mean_one_over_ranks`)."""
+        return mean_one_over_ranks(torch.where(valid, raw, torch.zeros_like(raw)), valid)
 
     def log_scalars(self) -> Dict[str, float]:
         """Scalars worth logging after the last call (overridden by weighters that track any)."""
@@ -89,15 +84,19 @@ def global_count_and_sum(raw: Tensor, valid_count: int) -> Tuple[Tensor, Tensor]
     return stats[0], stats[1]
 
 
-def mean_one_over_ranks(v: Tensor, weighted: Tensor) -> Tensor:
-    """``v`` scaled to mean one over the ``weighted`` anchors of all DDP ranks; other entries as
-    they are.
+def mean_one_over_ranks(v: Tensor, weighted: Optional[Tensor] = None) -> Tensor:
+    """``v`` scaled to mean one over its ``weighted`` entries (every entry when ``None``) on all
+    DDP ranks; the other entries as they are.
 
-    Each rank produces the weights one process would on the concatenated batch. All-zero ``v`` on
-    the weighted anchors stays zero.
+    Each rank produces the weights one process would on the concatenated batch (one collective,
+    made on every rank even when it has no weighted entry). The count and sum are detached: a
+    caller differentiating through ``v`` gets ``(N / S) dv``. All-zero ``v`` on the
+    weighted entries stays zero (the normaliser is ``S + [S = 0]``, as in L2RW's reference).
     """
-    count, total = global_count_and_sum(v[weighted], int(weighted.sum()))
-    return torch.where(weighted, v * count / (total + (total == 0).to(v.dtype)), v)
+    selected = v if weighted is None else v[weighted]
+    count, total = global_count_and_sum(selected, selected.numel())
+    scaled = v * count / (total + (total == 0).to(v.dtype))
+    return scaled if weighted is None else torch.where(weighted, scaled, v)
 
 
 __all__ = ['NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',

@@ -52,9 +52,8 @@ the same anchors step after step; hence the default 0. The average is taken at s
 import torch
 
 from mmreweight.registry import MODELS
-from .base import AnchorLossContext
-from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, cpu_flushed_denormals,
-                        global_count_and_sum, scatter_valid)
+from .base import AnchorLossContext, mean_one_over_ranks
+from .meta_base import MetaAnchorWeighter, all_reduce_mean_, cpu_flushed_denormals, scatter_valid
 
 NORMALISATIONS = ('mean_one', 'pos_neg', 'foreground')
 UNITS = ('anchor', 'annotation')
@@ -128,10 +127,9 @@ class L2RWWeighter(MetaAnchorWeighter):
             groups = [torch.ones_like(raw, dtype=torch.bool)]
         else:  # 'pos_neg': foreground and background anchors separately
             groups = [positive, ~positive]
-        weights = torch.ones_like(raw)
-        for group in groups:
-            count, total = global_count_and_sum(raw[group], int(group.sum()))
-            weights[group] = raw[group] * count / (total + (total == 0).to(raw.dtype))
+        weights = raw
+        for group in groups:  # disjoint: each pass rescales its own anchors only
+            weights = mean_one_over_ranks(weights, group)
         self._log_positive_fraction(raw)
         return scatter_valid(weights, valid).detach()
 
@@ -171,8 +169,7 @@ class L2RWWeighter(MetaAnchorWeighter):
                     .index_add_(0, index, align)[index]
             raw = align.clamp(min=0)
         weights = valid.to(raw.dtype)
-        count, total = global_count_and_sum(raw, rows.numel())  # on every rank, even with none
-        weights[rows] = raw * count / (total + (total == 0).to(raw.dtype))
+        weights[rows] = mean_one_over_ranks(raw)
         self._log_positive_fraction(raw)
         return weights.detach()
 

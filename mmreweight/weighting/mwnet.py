@@ -42,9 +42,9 @@ import torch
 from mmengine.optim import build_optim_wrapper
 from torch import Tensor, nn
 
+from mmreweight.losses.utils import AVG_FACTOR_EPS
 from mmreweight.registry import MODELS
-from .alignment import AVG_EPS
-from .base import AnchorLossContext
+from .base import AnchorLossContext, mean_one_over_ranks
 from .meta_base import (MetaAnchorWeighter, all_reduce_mean_, all_reduce_sum_,
                         cpu_flushed_denormals, global_count_and_sum, scatter_valid,
                         world_size)
@@ -173,11 +173,10 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
         full[weighted] = weights
         return full
 
-    def _normalised(self, raw: Tensor, valid_count: int) -> Tensor:
+    def _normalised(self, raw: Tensor) -> Tensor:
         if self.normalise == 'none':
             return raw
-        count, total = global_count_and_sum(raw, valid_count)
-        return raw * count / total  # total > 0: sigmoid outputs are positive
+        return mean_one_over_ranks(raw)
 
     @cpu_flushed_denormals
     def prepare_clean(self, inputs, data_samples) -> None:
@@ -196,14 +195,14 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
                 self._clean_ready = False
                 self._view().clean = None
         with torch.no_grad():
-            weights = self._normalised(self._vnet(losses), int(weighted.sum()))
+            weights = self._normalised(self._vnet(losses))
         return self._full(weights, ctx, weighted).to(ctx.loss.dtype)
 
     def _meta_step(self, ctx: AnchorLossContext, losses: Tensor) -> None:
         view, weighted = self._view(), self._weighted(ctx)
         n_valid = int(weighted.sum())
         raw = self._vnet(losses)  # depends on phi
-        weights = self._normalised(raw, n_valid)
+        weights = self._normalised(raw)
 
         # Look-ahead theta' = theta - alpha * grad_theta sum_a w_a l_a / avg_factor.
         lrs = self.lrs()
@@ -222,7 +221,7 @@ class MetaWeightNetWeighter(MetaAnchorWeighter):
                 align = view.alignment(ctx, direction, weighted.nonzero().squeeze(1))
             else:
                 align = view.alignment(ctx, direction)[weighted]
-        coef = (-align / ((ctx.avg_factor + AVG_EPS) * world_size())).to(raw.dtype)
+        coef = (-align / ((ctx.avg_factor + AVG_FACTOR_EPS) * world_size())).to(raw.dtype)
 
         # VJP of w(phi) with cotangent c. For mean-one, w_a = r_a N / S with S = sum_b r_b over all
         # ranks: d(sum_a c_a w_a) = N/S sum_a c_a dr_a - N C / S^2 dS, C = sum_a c_a r_a (global).

@@ -23,7 +23,7 @@ from torch import Tensor
 from mmreweight.registry import MODELS
 from .base import (NOISY_POSITIVE, UNKNOWN_POSITIVE, AnchorLossContext, AnchorWeighter,
                    mean_one_over_ranks)
-from .mentornet_curricula import fraction_to_epoch, progress_to_epoch
+from .mentornet.curricula import fraction_to_epoch, progress_to_epoch
 
 MISSING_FLAGS = ('NoiseOracleWeighter needs the noise flag of every annotation: build the train '
                  "pipeline with 'mmreweight.LoadCleanLabels' and "

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from mmreweight.engine.dist_testing import free_port, gloo_process_group
+from mmreweight.testing.distributed import free_port, gloo_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD = 2
@@ -35,7 +35,7 @@ LOSSES = {
 
 
 def _model(name):
-    from mmreweight.engine.meta_testing import tiny_retinanet_cfg
+    from mmreweight.testing.tiny_retinanet import tiny_retinanet_cfg
     from mmreweight.registry import MODELS
     from mmengine.registry import DefaultScope
     spec = LOSSES[name]
@@ -52,7 +52,7 @@ def _model(name):
 
 def _data():
     """Four 64x64 images; images 2 and 3 reuse the boxes of images 0 and 1."""
-    from mmreweight.engine.meta_testing import synthetic_batch
+    from mmreweight.testing.tiny_retinanet import synthetic_batch
     inputs, samples = synthetic_batch(num_images=4, seed=3)
     for src, dst in ((0, 2), (1, 3)):
         samples[dst].gt_instances.bboxes = samples[src].gt_instances.bboxes.clone()

@@ -14,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.dist_testing import free_port, gloo_process_group
-from mmreweight.engine.meta_reference import (detector_loss, functional, per_anchor_losses,
+from mmreweight.testing.distributed import free_port, gloo_process_group
+from mmreweight.testing.meta_reference import (detector_loss, functional, per_anchor_losses,
                                               reference_l2rw_weights)
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 
 WORLD = 2
 LR = 0.1

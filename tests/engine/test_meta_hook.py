@@ -11,7 +11,7 @@ from mmengine.structures import InstanceData
 import mmreweight  # noqa: F401
 from mmreweight.engine.meta_clean_split import CleanSplit, split_clean_indices
 from mmreweight.engine.meta_hook import CHECKPOINT_KEY, MetaReweightHook
-from mmreweight.engine.meta_testing import tiny_retinanet_cfg
+from mmreweight.testing.tiny_retinanet import tiny_retinanet_cfg
 from mmreweight.registry import DATASETS
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.multiprocessing as mp
 from integration_helpers import add_hooks, build_runner, tiny_cfg
 
-from mmreweight.engine.dist_testing import free_port, gloo_process_group
+from mmreweight.testing.distributed import free_port, gloo_process_group
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,7 @@ from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
 
 from loss_testing import grads, make_cls_batch
 from mmreweight.losses import CBFocalLoss, class_balanced_weights
+from mmreweight.testing.devices import cpu_and_cuda
 
 TOL = dict(rtol=1e-6, atol=1e-6)
 
@@ -125,6 +126,49 @@ def test_softmax_type_equals_class_weighted_cross_entropy(background):
     table = torch.tensor(by_hand(counts, 0.999) + [1.0])[:logits.shape[1]]
     v, g = grads(loss, logits, labels, w, reduction_override='none')
     v_ref, g_ref = grads(lambda x: F.cross_entropy(x, labels, table, reduction='none') * w, logits)
+    torch.testing.assert_close(v, v_ref, **TOL)
+    torch.testing.assert_close(g, g_ref, **TOL)
+
+
+@pytest.mark.parametrize('device', cpu_and_cuda())
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('reduction', ['none', 'mean'])
+def test_dense_focal_type_equals_mmdet_focal_with_class_weights(device, dtype, reduction):
+    # mmdet's FocalLoss test shape (B, C, W, H), labels (B, W, H) with C = background
+    g = torch.Generator().manual_seed(6)
+    counts = [3, 40, 500, 7, 1200]
+    logits = (torch.randn(3, 5, 40, 40, generator=g) * 3).to(dtype).to(device)
+    labels = torch.randint(0, 6, (3, 40, 40), generator=g).to(device)
+    one_hot = F.one_hot(labels, 6)[..., :5].permute(0, 3, 1, 2)
+    aw = anchor_weights_by_hand(labels.cpu(), counts, 0.99).to(dtype).to(device)
+    loss = CBFocalLoss(num_classes=5, class_counts=counts, beta=0.99, gamma=2.0,
+                       alpha=0.25).to(device)
+    kwargs = dict(avg_factor=11.0, reduction_override=reduction)
+    v_ref, g_ref = grads(MMDetFocalLoss(), logits, one_hot,
+                         aw[:, None].expand_as(logits).contiguous(), **kwargs)
+    for target in (labels, one_hot):
+        v, g = grads(loss, logits, target, **kwargs)
+        assert v.shape == v_ref.shape
+        torch.testing.assert_close(v, v_ref, **TOL)
+        torch.testing.assert_close(g, g_ref, **TOL)
+
+
+@pytest.mark.parametrize('device', cpu_and_cuda())
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_dense_softmax_type_equals_class_weighted_cross_entropy(device, dtype):
+    g = torch.Generator().manual_seed(7)
+    counts = [3, 40, 500, 7, 1200]
+    logits = torch.randn(2, 6, 9, 11, generator=g).to(dtype).to(device)  # C + 1 = 6 columns
+    labels = torch.randint(0, 6, (2, 9, 11), generator=g).to(device)
+    w = (torch.rand(2, 9, 11, generator=g) + 0.5).to(dtype).to(device)
+    table = torch.tensor(by_hand(counts, 0.999) + [1.0], dtype=dtype, device=device)
+    loss = CBFocalLoss(num_classes=5, class_counts=counts, beta=0.999, loss_type='softmax',
+                       use_sigmoid=False).to(device)
+    v, g = grads(loss, logits, labels, w, reduction_override='none')
+    # torch's cross_entropy takes (B, C, *) natively
+    v_ref, g_ref = grads(lambda x: F.cross_entropy(x, labels, table, reduction='none') * w,
+                         logits)
+    assert v.shape == (2, 9, 11)
     torch.testing.assert_close(v, v_ref, **TOL)
     torch.testing.assert_close(g, g_ref, **TOL)
 

@@ -1,5 +1,5 @@
-"""FocalLoss against mmdet's FocalLoss (CPU path), torchvision's sigmoid_focal_loss and the
-paper's formula evaluated by hand."""
+"""FocalLoss against mmdet's FocalLoss (its pure-PyTorch path, for (N, C) and dense (B, C, *)
+input), torchvision's sigmoid_focal_loss and the paper's formula evaluated by hand."""
 import math
 
 import pytest
@@ -9,6 +9,7 @@ from mmdet.models.losses import FocalLoss as MMDetFocalLoss
 from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
 
 from mmreweight.losses import FocalLoss, sigmoid_focal_loss
+from mmreweight.testing.devices import cpu_and_cuda
 from loss_testing import grads, make_cls_batch
 
 # "within 1e-6": absolute for small values, relative for values above 1 (fp32 spacing at 8 is 1e-6)
@@ -92,3 +93,49 @@ def test_saturated_logits_small_gamma_have_finite_gradients():
     (g, ) = torch.autograd.grad(loss, logits, create_graph=True)
     (gg, ) = torch.autograd.grad(g.sum(), logits)
     assert torch.isfinite(loss) and torch.isfinite(g).all() and torch.isfinite(gg).all()
+
+
+def dense_batch(shape=(3, 5, 40, 40), dtype=torch.float32, device='cpu', seed=5):
+    """mmdet's FocalLoss test shape: (B, C, W, H) logits, (B, W, H) labels and their one-hot
+    (B, C, W, H) form (label C = background), (B, W, H) weights."""
+    g = torch.Generator().manual_seed(seed)
+    b, c, w, h = shape
+    logits = (torch.randn(shape, generator=g) * 3).to(dtype)
+    labels = torch.randint(0, c + 1, (b, w, h), generator=g)
+    one_hot = F.one_hot(labels, c + 1)[..., :c].permute(0, 3, 1, 2)
+    weight = (torch.rand((b, w, h), generator=g) + 0.5).to(dtype)
+    return [t.to(device) for t in (logits, labels, one_hot, weight)]
+
+
+@pytest.mark.parametrize('device', cpu_and_cuda())
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('reduction', ['none', 'mean', 'sum'])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_dense_input_matches_mmdet(device, dtype, reduction, weighted):
+    logits, labels, one_hot, w = dense_batch(dtype=dtype, device=device)
+    # mmdet takes a per-element weight shaped like pred for dense input
+    w_full = w[:, None].expand_as(logits).contiguous() if weighted else None
+    avg_factor = None if reduction == 'sum' else 37.0
+    kwargs = dict(avg_factor=avg_factor, reduction_override=reduction)
+    ref = MMDetFocalLoss(use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.5)
+    v_ref, g_ref = grads(ref, logits, one_hot, w_full, **kwargs)
+    ours = FocalLoss(gamma=2.0, alpha=0.25, loss_weight=1.5)
+    cases = [(one_hot, w_full), (one_hot.bool(), w_full), (labels, w_full)]
+    if weighted:
+        cases += [(one_hot, w), (labels, w)]  # a (B, W, H) weight: one per location
+    for target, weight in cases:
+        v, g = grads(ours, logits, target, weight, **kwargs)
+        assert v.shape == v_ref.shape  # 'none' keeps (B, C, W, H)
+        torch.testing.assert_close(v, v_ref, **TOL)
+        torch.testing.assert_close(g, g_ref, **TOL)
+
+
+def test_dense_input_shape_errors_name_the_argument():
+    logits, labels, one_hot, w = dense_batch(shape=(2, 3, 4, 5))
+    loss = FocalLoss()
+    with pytest.raises(ValueError, match='target'):
+        loss(logits, labels[:, :2])
+    with pytest.raises(ValueError, match='target'):
+        loss(logits, one_hot[:, :2])
+    with pytest.raises(ValueError, match='weight'):
+        loss(logits, labels, w[:1])

@@ -16,6 +16,7 @@ from loss_testing import grads, make_cls_batch
 from mmreweight import losses
 from mmreweight.losses import count_fpn_levels, frozen_loss_statistics, ghm_edges, gradient_density
 from mmreweight.losses.gradient_density import floor_binning_is_exact
+from mmreweight.testing.devices import cpu_and_cuda
 
 # The paper's losses from the first call (no warm-up, GHM-R's mu = 0.02): the mode that equals
 # mmdet's. The warm-up and mu='auto' are tested in test_ghm_warmup.py.
@@ -360,3 +361,23 @@ def test_sync_stats_under_ddp_equals_one_process_on_the_whole_batch(tmp_path):
     for r in results:
         torch.testing.assert_close(torch.tensor(r[3]), single.acc_sum, rtol=1e-6, atol=0)
     assert 'RANK' not in os.environ  # the workers did not leak into this process
+
+
+@pytest.mark.parametrize('device', cpu_and_cuda())
+def test_ghmr_default_path_on_each_device_matches_the_cpu_path(device):
+    """``drop_ignored=None`` picks the path by device (only the weighted elements on the CPU,
+    full size on accelerators); on every device the values, gradients and moving averages equal
+    the CPU path's, over a sequence of calls."""
+    on_device, on_cpu = GHMR(momentum=0.7).to(device), GHMR(momentum=0.7, drop_ignored=True)
+    for step in range(3):
+        pred, target, mask = make_reg_batch(seed=step, pos_frac=0.05)
+        w = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(step))
+        out = []
+        for loss, dev in ((on_device, device), (on_cpu, 'cpu')):
+            x = pred.clone().to(dev).requires_grad_(True)
+            value = loss(x, target.to(dev), w.to(dev), avg_factor=7.0)
+            value.backward()
+            out.append((value.detach().cpu(), x.grad.cpu()))
+        torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(on_device.acc_sum.cpu(), on_cpu.acc_sum, rtol=1e-6, atol=0)

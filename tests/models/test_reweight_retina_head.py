@@ -4,7 +4,7 @@ import torch
 from mmdet.models.utils import unpack_gt_instances
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITIVE,
                                                     NOT_POSITIVE)
 from mmreweight.weighting.base import AnchorWeighter

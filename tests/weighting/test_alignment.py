@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 from mmreweight.weighting.alignment import ThetaView, build_theta_view
 
 
@@ -76,8 +76,7 @@ def test_alignments_of_some_anchors_equal_rows_of_all(loss_type):
 
 
 def test_flat_anchor_positions_invert_flatten_levels():
-    from mmreweight.models.reweight_retina_head import flatten_levels
-    from mmreweight.weighting.alignment import flat_anchor_positions
+    from mmreweight.weighting.levels import flat_anchor_positions, flatten_levels
     sizes, anchors, batch = [(5, 7), (3, 4), (1, 2)], 3, 2
     # per level a map whose value at (image, anchor, y, x) encodes its own position
     maps = []

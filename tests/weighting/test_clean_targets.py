@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 from mmreweight.weighting.clean_targets import CleanTargetCache, has_deterministic_targets
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_reference import reference_l2rw_weights
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.meta_reference import reference_l2rw_weights
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 from mmreweight.weighting.l2rw import L2RWWeighter
 
 

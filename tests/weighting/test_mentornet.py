@@ -7,14 +7,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from mmreweight.engine.dist_testing import free_port, gloo_process_group
+from mmreweight.testing.distributed import free_port, gloo_process_group
 from mmreweight.registry import MODELS
 from mmreweight.weighting.base import AnchorLossContext
 from mmreweight.weighting.mentornet import MentorNetWeighter
-from mmreweight.weighting.mentornet_curricula import (focal, hard_example_mining, make_curriculum,
+from mmreweight.weighting.mentornet.curricula import (focal, hard_example_mining, make_curriculum,
                                                       mentornet_pd, progress_to_epoch,
                                                       self_paced, spcl_linear)
-from mmreweight.weighting.mentornet_inputs import PercentileEMA, percentile_linear
+from mmreweight.weighting.mentornet.inputs import PercentileEMA, percentile_linear
 
 C = 3  # foreground classes; label C = background
 

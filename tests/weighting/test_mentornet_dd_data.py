@@ -11,7 +11,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from mmreweight.registry import MODELS
-from mmreweight.weighting.mentornet_dd_data import (anchor_cls_losses, collect_dd_batch,
+from mmreweight.weighting.mentornet.dd_data import (anchor_cls_losses, collect_dd_batch,
                                                     corrupt_instances)
 
 C = 3

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from mmreweight.weighting.mentornet import MentorNetWeighter
-from mmreweight.weighting.mentornet_curricula import self_paced
-from mmreweight.weighting.mentornet_inputs import mentor_features
-from mmreweight.weighting.mentornet_monotone import monotone_envelope
-from mmreweight.weighting.mentornet_net import MentorNetwork
+from mmreweight.weighting.mentornet.curricula import self_paced
+from mmreweight.weighting.mentornet.inputs import mentor_features
+from mmreweight.weighting.mentornet.monotone import monotone_envelope
+from mmreweight.weighting.mentornet.net import MentorNetwork
 
 C = 3  # foreground classes; label C = background
 
@@ -117,7 +117,7 @@ def test_monotone_option_validation(kwargs, match):
 
 
 def test_mentor_rise_by_hand():
-    from mmreweight.weighting.mentornet_monotone import mentor_rise
+    from mmreweight.weighting.mentornet.monotone import mentor_rise
 
     # positives of epoch 40 with losses up to 0.5 (lambda 0.2), a negative of epoch 70
     feats = torch.tensor([[0.1, -0.1, 1, 40], [0.5, 0.3, 1, 40], [2.0, 1.9, 0, 70]])

@@ -6,10 +6,10 @@ import torch
 
 from mmreweight.weighting.base import AnchorLossContext
 from mmreweight.weighting.mentornet import MentorNetWeighter
-from mmreweight.weighting.mentornet_curricula import make_curriculum
-from mmreweight.weighting.mentornet_dd import (dd_features, fit_data_driven, load_mentor,
+from mmreweight.weighting.mentornet.curricula import make_curriculum
+from mmreweight.weighting.mentornet.dd import (dd_features, fit_data_driven, load_mentor,
                                                roc_auc, save_mentor)
-from mmreweight.weighting.mentornet_net import (MentorNetwork, OneStepBiLSTMCell,
+from mmreweight.weighting.mentornet.net import (MentorNetwork, OneStepBiLSTMCell,
                                                 fit_to_curriculum)
 
 C = 3
@@ -69,7 +69,7 @@ def test_fit_to_curriculum_accuracy(name, steps):
 
 def test_fit_to_wrong_targets_is_detected():
     """The accuracy measure can fail: a net fitted to self-paced scores badly against HEM."""
-    from mmreweight.weighting.mentornet_net import curriculum_grid, evaluate_fit
+    from mmreweight.weighting.mentornet.net import curriculum_grid, evaluate_fit
     net, _ = fit_to_curriculum(make_curriculum('self_paced'), steps=500, num_points=30_000)
     feats, hem = curriculum_grid(make_curriculum('hem'), 10_000, torch.Generator().manual_seed(1))
     assert evaluate_fit(net, feats, hem)['accuracy'] < 0.8

@@ -1,12 +1,13 @@
 """Meta-Weight-Net: the hypergradient equals the create_graph one-step-unrolled reference."""
 import copy
+import math
 
 import pytest
 import torch
 
 import mmreweight  # noqa: F401
-from mmreweight.engine.meta_reference import reference_mwnet_hypergrad, reference_weight_grad
-from mmreweight.engine.meta_testing import build_tiny_retinanet, synthetic_batch
+from mmreweight.testing.meta_reference import reference_mwnet_hypergrad, reference_weight_grad
+from mmreweight.testing.tiny_retinanet import build_tiny_retinanet, synthetic_batch
 from mmreweight.weighting.mwnet import MetaWeightNetWeighter, VNet
 
 
@@ -122,10 +123,19 @@ def test_default_optimizer_and_state_round_trip(batches):
     assert torch.equal(buf, state['optim_wrapper']['state'][0]['momentum_buffer'])
 
 
-def test_vnet_and_errors():
-    v = VNet(100)
-    w = v(torch.rand(7))
-    assert w.shape == (7, ) and bool(((w > 0) & (w < 1)).all())
+def test_vnet_value_by_hand_and_errors():
+    # sigmoid(b2 + sum_j v_j relu(a_j x + c_j)) with two hidden units, in plain floats
+    a, c, v, b2 = [1.5, -2.0], [-0.5, 1.0], [0.8, -1.2], 0.3
+    net = VNet(2).double()
+    with torch.no_grad():
+        net.fc1.weight.copy_(torch.tensor(a, dtype=torch.float64)[:, None])
+        net.fc1.bias.copy_(torch.tensor(c, dtype=torch.float64))
+        net.fc2.weight.copy_(torch.tensor([v], dtype=torch.float64))
+        net.fc2.bias.fill_(b2)
+    xs = [0.0, 0.2, 0.7, 2.5]
+    by_hand = [1 / (1 + math.exp(-(b2 + sum(vj * max(aj * x + cj, 0.0)
+                                            for aj, cj, vj in zip(a, c, v))))) for x in xs]
+    assert net(torch.tensor(xs, dtype=torch.float64)).tolist() == pytest.approx(by_hand, rel=1e-12)
     with pytest.raises(ValueError, match='normalise'):
         MetaWeightNetWeighter(normalise='sum_one')
 

@@ -464,9 +464,9 @@ def mentor_curve_data(mentor_path: str, lam: float, max_loss: float, points: int
     """(loss grid, v, monotone envelope) of a mentor file for positives at ``epoch`` with
     percentile moving average ``lam``, on ``points`` losses from 0 to ``max_loss``."""
     import torch
-    from mmreweight.weighting.mentornet_dd import load_mentor
-    from mmreweight.weighting.mentornet_inputs import mentor_features
-    from mmreweight.weighting.mentornet_monotone import monotone_envelope
+    from mmreweight.weighting.mentornet.dd import load_mentor
+    from mmreweight.weighting.mentornet.inputs import mentor_features
+    from mmreweight.weighting.mentornet.monotone import monotone_envelope
     net, _, _ = load_mentor(mentor_path)
     net.requires_grad_(False)
     loss = torch.linspace(0, max_loss, points)

@@ -220,8 +220,8 @@ def test_archived_records_keep_the_dump_figures_of_an_earlier_report(study, tmp_
 def test_mentor_curves_from_a_dd_runs_mentor_log_and_dump(study, tmp_path):
     import torch
 
-    from mmreweight.weighting.mentornet_dd import save_mentor
-    from mmreweight.weighting.mentornet_net import MentorNetwork
+    from mmreweight.weighting.mentornet.dd import save_mentor
+    from mmreweight.weighting.mentornet.net import MentorNetwork
     # a lower-seed DD run whose mentor is gone (an archived record): the figure uses seed 1's
     _write(study, _result('mentornet_dd', 'uniform40', 0, 0.55, 0.55))
     _write(study, _result('mentornet_dd_mono', 'uniform40', 1, 0.55, 0.55))

@@ -23,7 +23,7 @@ from typing import Callable, Dict
 import torch
 from torch import Tensor
 
-from .mentornet_inputs import NEG, POS, mentor_features
+from .inputs import NEG, POS, mentor_features
 
 #: at most this many grid points per group (losses past the last one use the envelope up to it)
 MAX_GRID_POINTS = 1 << 20

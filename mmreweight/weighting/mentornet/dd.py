@@ -1,6 +1,6 @@
 """MentorNet-DD: a mentor learned from clean data, and its file format.
 
-Training data (built by :mod:`mentornet_dd_data` from a detector and the clean split): for each
+Training data (built by :mod:`.dd_data` from a detector and the clean split): for each
 anchor of a clean image whose ground-truth labels were corrupted on purpose, the MentorNet inputs
 ``[ℓ, ℓ − P_p(group), y, e]`` computed under the *corrupted* labels (what a trainer on noisy data
 sees) and the target ``v* = 1[corrupted label = true label]``. The mentor learns to tell anchors
@@ -20,10 +20,10 @@ from torch import Tensor
 
 from mmreweight.utils.loading import load_torch_file
 
-from .mentornet_curricula import NUM_EPOCHS
-from .mentornet_inputs import percentile_linear
-from .mentornet_monotone import mentor_rise
-from .mentornet_net import MentorNetwork, evaluate_fit, train_mentor
+from .curricula import NUM_EPOCHS
+from .inputs import percentile_linear
+from .monotone import mentor_rise
+from .net import MentorNetwork, evaluate_fit, train_mentor
 
 FORMAT = 'mmreweight.mentornet/1'
 
@@ -78,7 +78,7 @@ def fit_data_driven(features: Tensor, targets: Tensor, net: Optional[MentorNetwo
     A random ``holdout`` fraction is kept out; returns ``(net, metrics)`` with its ``accuracy``,
     ``mae`` and ``auc`` (and ``auc_pos``, over positives only, where the corruption lives), and
     how far the fitted v rises again with the loss beyond the training losses
-    (:func:`~.mentornet_monotone.mentor_rise`: ``rise_pos``, ``rise_at_loss``, ``rise_epoch``).
+    (:func:`~.monotone.mentor_rise`: ``rise_pos``, ``rise_at_loss``, ``rise_epoch``).
     """
     if features.ndim != 2 or features.shape[1] != 4 or len(features) != len(targets):
         raise ValueError(f'expected features (M, 4) and targets (M,), got '

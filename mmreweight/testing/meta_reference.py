@@ -8,13 +8,14 @@ per-anchor loss, so that agreement checks the factorised computation.
 Both evaluate every forward on clones of the buffers (train-mode BN uses batch statistics; running
 statistics are not touched), and the clean loss is the detector's full loss on the clean batch.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmdet.models.utils import unpack_gt_instances
 from torch import Tensor, nn
 
-_EPS = torch.finfo(torch.float32).eps
+from mmreweight.losses.utils import AVG_FACTOR_EPS
+from mmreweight.weighting.levels import flatten_levels
 
 
 class _Call(nn.Module):
@@ -23,7 +24,7 @@ class _Call(nn.Module):
         super().__init__()
         self.m = module
 
-    def forward(self, fn, *args):
+    def forward(self, fn: Callable, *args: Any) -> Any:
         return fn(self.m, *args)
 
 
@@ -36,7 +37,6 @@ def functional(module: nn.Module, params: Dict[str, Tensor], fn, *args):
 
 def per_anchor_losses(detector, inputs, data_samples):
     """(N,) per-anchor classification losses of a batch, and the head's flattened targets."""
-    from mmreweight.models.reweight_retina_head import flatten_levels
     head = detector.bbox_head
     cls_scores, _ = head(detector.extract_feat(inputs))
     gts, gts_ignore, metas = unpack_gt_instances(data_samples)
@@ -126,7 +126,7 @@ def reference_mwnet_hypergrad(detector, vnet: nn.Module, theta_names: Sequence[s
     weights = raw if normalise == 'none' else raw * weighted.sum() / raw.sum()
     rest = valid.to(losses.dtype) if normalise == 'foreground' else torch.zeros_like(losses)
     full = rest.masked_scatter(weighted, weights.to(losses.dtype))
-    inner = (full * losses).sum() / (targets.avg_factor + _EPS)
+    inner = (full * losses).sum() / (targets.avg_factor + AVG_FACTOR_EPS)
     new = _look_ahead(detector, theta_names, inner, params, _lrs(lr, len(theta_names)))
     clean_loss = functional(detector, new, detector_loss, *clean)
     return list(torch.autograd.grad(clean_loss, list(vnet.parameters())))
@@ -141,7 +141,7 @@ def reference_weight_grad(detector, theta_names: Sequence[str], lr, train, clean
     params = dict(detector.named_parameters())
     losses, targets = functional(detector, params, per_anchor_losses, *train)
     w = weights.detach().to(losses.dtype).clone().requires_grad_()
-    inner = (w * losses).sum() / (targets.avg_factor + _EPS)
+    inner = (w * losses).sum() / (targets.avg_factor + AVG_FACTOR_EPS)
     new = _look_ahead(detector, theta_names, inner, params, _lrs(lr, len(theta_names)))
     clean_loss = functional(detector, new, detector_loss, *clean)
     return torch.autograd.grad(clean_loss, w)[0]

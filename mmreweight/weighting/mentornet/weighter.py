@@ -2,13 +2,13 @@
 
 Per training step, for every valid anchor i (label weight > 0):
 
-1. inputs ``x_i = [ℓ_i, ℓ_i − λ_g(i), y_i, e]`` (:mod:`mentornet_inputs`): ℓ the per-anchor loss,
+1. inputs ``x_i = [ℓ_i, ℓ_i − λ_g(i), y_i, e]`` (:mod:`.inputs`): ℓ the per-anchor loss,
    λ_g the moving average of the p-th percentile loss of the anchor's group g (negatives or
    positives), y_i = 1 for foreground anchors, e = min(⌊100·progress⌋, 99);
-2. ``v_i = mentor(x_i)``: a closed-form curriculum (:mod:`mentornet_curricula`) or a MentorNet
-   network (:mod:`mentornet_net`; fitted to a curriculum, or data-driven from a file);
+2. ``v_i = mentor(x_i)``: a closed-form curriculum (:mod:`.curricula`) or a MentorNet
+   network (:mod:`.net`; fitted to a curriculum, or data-driven from a file);
    (optional, not in the paper) ``monotone``: v made non-increasing in the loss
-   (:mod:`mentornet_monotone`); ``threshold``: ``v_i ← 1[v_i ≥ threshold]``;
+   (:mod:`.monotone`); ``threshold``: ``v_i ← 1[v_i ≥ threshold]``;
 3. burn-in: ``v_i = 1`` while ``e ≤ 100·burn_in`` (the reference's ``max(v, 1[burn-in])``);
 4. example dropout (optional): a random fraction ``example_dropout`` of the valid anchors gets
    ``v_i = 0``;
@@ -37,13 +37,12 @@ import torch
 from torch import Tensor
 
 from mmreweight.registry import MODELS
-from .base import AnchorLossContext, AnchorWeighter, mean_one_over_ranks
-from .mentornet_curricula import (PREDEFINED, fraction_to_epoch, make_curriculum,
-                                  progress_to_epoch)
-from .mentornet_dd import load_mentor
-from .mentornet_inputs import NEG, POS, PercentileEMA, mentor_features
-from .mentornet_monotone import monotone_envelope
-from .mentornet_net import fit_to_curriculum
+from ..base import AnchorLossContext, AnchorWeighter, mean_one_over_ranks
+from .curricula import PREDEFINED, fraction_to_epoch, make_curriculum, progress_to_epoch
+from .dd import load_mentor
+from .inputs import NEG, POS, PercentileEMA, mentor_features
+from .monotone import monotone_envelope
+from .net import fit_to_curriculum
 
 CURRICULA = PREDEFINED + ('dd',)
 NORMALISATIONS = ('mean_one', 'foreground')
@@ -80,7 +79,7 @@ class MentorNetWeighter(AnchorWeighter):
         focal_gamma: γ of the focal curriculum (2).
         example_dropout: fraction of the weighted anchors whose weight is zeroed at random, in
             [0, 1).
-        mentor_checkpoint: a mentor file (:func:`mentornet_dd.save_mentor`): required for
+        mentor_checkpoint: a mentor file (:func:`.dd.save_mentor`): required for
             ``'dd'``; for a predefined curriculum, a network fitted to it replaces the closed form.
         fit_network: for a predefined curriculum, fit a MentorNet network to it on the synthetic
             grid at construction (the paper's MentorNet-PD) and use it instead of the closed form.
@@ -94,7 +93,7 @@ class MentorNetWeighter(AnchorWeighter):
             is its own decision. In the study it did not lower the weight left on noisy
             annotations (see configs/retinanet_mentornet_dd_hard.py). None (default) keeps v soft.
         monotone: make v non-increasing in the loss (the mentor's lower envelope,
-            :mod:`mentornet_monotone`) before ``threshold``. Not in the paper: it stops a
+            :mod:`.monotone`) before ``threshold``. Not in the paper: it stops a
             data-driven mentor from trusting losses above the range it was fitted on (see
             configs/retinanet_mentornet_dd_monotone.py). Refused for the rising 'hem' and 'focal'
             curricula.

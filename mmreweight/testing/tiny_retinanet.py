@@ -1,4 +1,4 @@
-"""A tiny RetinaNet and synthetic batches, shared by the meta-reweighting tests and benchmark."""
+"""A tiny RetinaNet and synthetic batches, shared by the meta-reweighting tests and benchmarks."""
 import copy
 import logging
 from typing import List, Optional, Tuple

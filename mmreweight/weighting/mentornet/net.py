@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mentornet_curricula import NUM_EPOCHS, Curriculum
+from .curricula import NUM_EPOCHS, Curriculum
 
 #: the reference's synthetic grid (``data_generator.generate_pretrain_defined``)
 GRID_LOSS = torch.cat([torch.arange(0, 10, 0.1), torch.arange(10, 30, 1.0)])
