@@ -71,7 +71,7 @@ def test_bad_torch_file_names_the_file_and_the_fix(tmp_path, damage, message):
     ('other', r'is not a MentorNet file \(expected format'),
 ])
 def test_load_mentor_reports_what_the_file_is(tmp_path, damage, message):
-    from mmreweight.weighting.mentornet_dd import load_mentor
+    from mmreweight.weighting.mentornet.dd import load_mentor
     path = str(tmp_path / 'mentor.pth')
     if damage == 'empty':
         open(path, 'wb').close()
