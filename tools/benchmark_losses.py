@@ -48,8 +48,10 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--reps', type=int, default=5)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--losses', nargs='+', default=['focal', 'ghmc', 'ghmr', 'cb_focal'],
-                        choices=['focal', 'ghmc', 'ghmr', 'cb_focal'])
+    parser.add_argument('--losses', nargs='+',
+                        default=['focal', 'ghmc', 'ghmr', 'cb_focal', 'ghmc_warmup', 'ghmr_warmup'],
+                        choices=['focal', 'ghmc', 'ghmr', 'cb_focal', 'ghmc_warmup',
+                                 'ghmr_warmup'])
     parser.add_argument('--memory-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.small:
@@ -89,8 +91,12 @@ def build_pairs(names: List[str]) -> Dict[str, Dict[str, Callable]]:
     from mmdet.models.losses import GHMR as MMDetGHMR
     from mmdet.models.losses import FocalLoss as MMDetFocalLoss
 
+    from mmengine.logging import MessageHub
+
     from mmreweight.losses import GHMC, GHMR, CBFocalLoss, FocalLoss
 
+    # the iteration a runner would report: half-way through the warm-up rows' 1,000 iterations
+    MessageHub.get_instance('benchmark_losses').update_info('iter', 500)
     counts = torch.randint(1, 10000, (NUM_CLASSES, ), generator=torch.Generator().manual_seed(1))
 
     def per_level(loss, pred: str, target: str, weight: str) -> Callable:
@@ -112,11 +118,20 @@ def build_pairs(names: List[str]) -> Dict[str, Dict[str, Callable]]:
     table = {
         'focal': dict(label='FocalLoss', ours=cls(FocalLoss()),
                       mmdet=cls(MMDetFocalLoss(use_sigmoid=True))),
-        'ghmc': dict(label='GHMC (30 bins, momentum .75)', ours=cls(GHMC(bins=30, momentum=0.75)),
+        'ghmc': dict(label='GHMC (30 bins, momentum .75)',
+                     ours=cls(GHMC(bins=30, momentum=0.75, paper_exact=True)),
                      mmdet=cls(MMDetGHMC(bins=30, momentum=0.75))),
         'ghmr': dict(label='GHMR (10 bins, momentum .7)',
-                     ours=box(GHMR(mu=0.02, bins=10, momentum=0.7)),
+                     ours=box(GHMR(mu=0.02, bins=10, momentum=0.7, paper_exact=True)),
                      mmdet=box(MMDetGHMR(mu=0.02, bins=10, momentum=0.7))),
+        # the warm-up's cost: against our paper-exact loss (the rows above), not mmdet's
+        'ghmc_warmup': dict(label='GHMC warm-up vs GHMC paper-exact',
+                            ours=cls(GHMC(bins=30, momentum=0.75, warmup_iters=1000)),
+                            mmdet=cls(GHMC(bins=30, momentum=0.75, paper_exact=True))),
+        'ghmr_warmup': dict(label="GHMR warm-up, mu='auto' vs exact",
+                            ours=box(GHMR(mu='auto', bins=10, momentum=0.7, warmup_iters=1000,
+                                          mu_calibration_iters=1000)),
+                            mmdet=box(GHMR(mu=0.02, bins=10, momentum=0.7, paper_exact=True))),
         # mmdet has no class-balanced loss; the reference is its focal loss without class weights
         'cb_focal': dict(label='CBFocalLoss vs mmdet FocalLoss',
                          ours=cls(CBFocalLoss(NUM_CLASSES, class_counts=counts, alpha=0.25)),
@@ -211,7 +226,7 @@ def benchmark(args) -> List[Dict]:
 
 
 def format_table(rows: List[Dict]) -> str:
-    head = (f"{'loss':34s} {'ours ms':>9s} {'mmdet ms':>9s} {'time x':>7s} "
+    head = (f"{'loss (vs mmdet unless named)':34s} {'ours ms':>9s} {'ref ms':>9s} {'time x':>7s} "
             f"{'ours MB':>8s} {'mmdet MB':>9s} {'mem x':>6s} {'rel. diff':>9s}")
     lines = [head, '-' * len(head)]
     for r in rows:
