@@ -1,6 +1,8 @@
 """The base class of mmreweight's losses: reduction and weight handling, and per-module state."""
-from typing import Optional
+import logging
+from typing import Any, Dict, Optional
 
+from mmengine.logging import print_log
 from torch import nn
 
 from .utils import check_number, check_reduction
@@ -29,6 +31,38 @@ def check_loss_fits_head(head, key: str = 'model.bbox_head') -> None:
             f'({type(head).__name__}) has num_classes={head_classes}: the loss and the head must '
             f'count the same classes; set {key}.loss_cls.num_classes and {key}.num_classes both '
             'to the number of dataset classes')
+
+
+def fit_loaded_statistics(loss: nn.Module, state_dict: Dict[str, Any], key: str,
+                          restart: bool) -> None:
+    """Check a checkpoint's running statistics (``state_dict[key]``) against ``loss``'s buffer of
+    that name before they are loaded.
+
+    Missing: a warning that they start fresh (a checkpoint of another loss, e.g. a pretrained
+    focal detector). Another shape (other bins, FPN levels or classes): an error, since resuming
+    would silently drop them; with ``restart`` (the loss's ``restart_statistics``) a warning, and
+    the loss's fresh statistics are kept.
+    """
+    name = key.rsplit('.', 1)[-1]
+    own = getattr(loss, name)
+    loaded = state_dict.get(key)
+    if loaded is None:
+        print_log(f'{key} is not in the checkpoint: {type(loss).__name__} starts its statistics '
+                  'fresh', logger='current', level=logging.WARNING)
+        return
+    if tuple(loaded.shape) == tuple(own.shape):
+        return
+    if restart:
+        del state_dict[key]
+        print_log(f'{key} in the checkpoint has shape {tuple(loaded.shape)}, the loss '
+                  f'{tuple(own.shape)}: restart_statistics=True, so they start fresh',
+                  logger='current', level=logging.WARNING)
+        return
+    raise RuntimeError(
+        f'{key} in the checkpoint has shape {tuple(loaded.shape)} but {type(loss).__name__} '
+        f'({loss.extra_repr()}) keeps {tuple(own.shape)}: the checkpoint was trained with other '
+        'settings (bins, num_levels or num_classes). Use the settings it was trained with, or '
+        'set restart_statistics=True on the loss to start its statistics fresh')
 
 
 class ReweightLoss(nn.Module):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreweight.registry import MODELS
-from .base import ReweightLoss, check_use_sigmoid
+from .base import ReweightLoss, check_use_sigmoid, fit_loaded_statistics
 from .focal import _check_focal_params, sigmoid_focal_loss
 from .utils import (broadcast_weight, check_input_values, check_number, check_pred,
                     class_dim_last, is_class_indices, prepare_cls_inputs, resolve_reduction,
@@ -128,6 +128,8 @@ class CBFocalLoss(ReweightLoss):
         zero_count_policy: see :func:`class_balanced_weights`.
         use_sigmoid: optional; must agree with ``loss_type`` (heads read it from the config).
         reduction, loss_weight, check_values, check_finite: see :class:`ReweightLoss`.
+        restart_statistics: a checkpoint whose ``class_counts`` count other classes is loaded
+            with fresh counts and a warning instead of an error.
     """
 
     def __init__(self,
@@ -142,8 +144,10 @@ class CBFocalLoss(ReweightLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  check_values: bool = True,
-                 check_finite: bool = False) -> None:
+                 check_finite: bool = False,
+                 restart_statistics: bool = False) -> None:
         super().__init__(reduction, loss_weight, check_values, check_finite)
+        self.restart_statistics = bool(restart_statistics)
         if loss_type not in LOSS_TYPES:
             raise ValueError(f'loss_type must be one of {LOSS_TYPES}, got {loss_type!r}')
         if zero_count_policy not in ZERO_COUNT_POLICIES:
@@ -185,6 +189,7 @@ class CBFocalLoss(ReweightLoss):
 
     def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
+        fit_loaded_statistics(self, state_dict, prefix + 'class_counts', self.restart_statistics)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if prefix + 'class_counts' in state_dict and self.class_counts.any():
             self.set_class_counts(self.class_counts.clone())

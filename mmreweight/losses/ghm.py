@@ -19,7 +19,7 @@ warm-up on, the loss is the paper's. ``paper_exact=True`` turns both off: the pa
 the first iteration, equal to mmdet's ``GHMC``/``GHMR``.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreweight.registry import MODELS
-from .base import ReweightLoss, check_use_sigmoid
+from .base import ReweightLoss, check_use_sigmoid, fit_loaded_statistics
 from .focal import sigmoid_focal_loss
 from .gradient_density import (floor_binning_is_exact, ghm_edges, gradient_density,
                                harmonizing_weights)
@@ -94,6 +94,7 @@ class _GHMLoss(ReweightLoss):
                  mmdet_compat: bool,
                  warmup_iters: int,
                  paper_exact: bool,
+                 restart_statistics: bool,
                  reduction: str,
                  loss_weight: float,
                  check_values: bool,
@@ -110,6 +111,7 @@ class _GHMLoss(ReweightLoss):
         self.num_levels = int(num_levels)
         self.sync_stats = sync_stats
         self.mmdet_compat = bool(mmdet_compat)
+        self.restart_statistics = bool(restart_statistics)
         # mmdet's behaviour is the paper's from the first iteration
         self.paper_exact = bool(paper_exact) or self.mmdet_compat
         warmup_iters = _check_non_negative_int(warmup_iters, 'warmup_iters')
@@ -166,11 +168,17 @@ class _GHMLoss(ReweightLoss):
         # batch; DDP averages gradients over ranks, hence N / world on each.
         return ghm_weight, tot / world
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
         key = prefix + 'acc_sum'
         acc = state_dict.get(key)
-        if self.momentum > 0 and acc is not None and acc.dim() == 1:
-            state_dict[key] = acc.expand(self.num_levels, -1).clone()  # mmdet's single row
+        if self.momentum > 0:
+            if acc is not None and acc.dim() == 1 and acc.numel() == self.bins:
+                state_dict[key] = acc.expand(self.num_levels, -1).clone()  # mmdet's single row
+            fit_loaded_statistics(self, state_dict, key, self.restart_statistics)
+        edges = state_dict.get(prefix + 'edges')
+        if self.restart_statistics and edges is not None and edges.shape != self.edges.shape:
+            del state_dict[prefix + 'edges']  # the other bins' edges go with their statistics
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -191,6 +199,9 @@ _GHM_ARGS_DOC = """
             linearly from its plain counterpart to the harmonized loss; 0 for none.
         paper_exact: the paper's loss from the first iteration: no warm-up (and for GHM-R a
             fixed ``mu``, 0.02 where ``mu='auto'``).
+        restart_statistics: a checkpoint whose moving averages have another shape (other
+            ``bins`` or ``num_levels``) is loaded with fresh statistics and a warning instead of
+            an error.
         reduction: 'mean' is the paper's normalisation, the weighted sum divided by ``N``; the
             ``avg_factor`` that heads pass (number of positives) is deliberately ignored, since
             the harmonizing weights already sum to ``N``. 'sum' is mmdet's 'none' summed.
@@ -225,14 +236,15 @@ class GHMC(_GHMLoss):
                  mmdet_compat: bool = False,
                  warmup_iters: int = 1000,
                  paper_exact: bool = False,
+                 restart_statistics: bool = False,
                  focal_gamma: float = 2.0,
                  focal_alpha: Optional[float] = 0.25,
                  check_values: bool = True,
                  check_finite: bool = False) -> None:
         check_use_sigmoid(use_sigmoid, True, 'GHMC')
         super().__init__(bins, momentum, 1.0 + 1e-6, num_levels, sync_stats, mmdet_compat,
-                         warmup_iters, paper_exact, reduction, loss_weight, check_values,
-                         check_finite)
+                         warmup_iters, paper_exact, restart_statistics, reduction, loss_weight,
+                         check_values, check_finite)
         sigmoid_focal_loss(torch.zeros(1), torch.zeros(1, dtype=torch.bool), focal_alpha,
                            focal_gamma)  # rejects bad focal arguments now, not mid-training
         self.use_sigmoid = True
@@ -316,14 +328,15 @@ class GHMR(_GHMLoss):
                  mmdet_compat: bool = False,
                  warmup_iters: int = 1000,
                  paper_exact: bool = False,
+                 restart_statistics: bool = False,
                  mu_quantile: float = 0.5,
                  mu_calibration_iters: int = 500,
                  check_values: bool = True,
                  check_finite: bool = False,
                  drop_ignored: Optional[bool] = None) -> None:
         super().__init__(bins, momentum, 1e3, num_levels, sync_stats, mmdet_compat,
-                         warmup_iters, paper_exact, reduction, loss_weight, check_values,
-                         check_finite)
+                         warmup_iters, paper_exact, restart_statistics, reduction, loss_weight,
+                         check_values, check_finite)
         if mu == 'auto' and self.paper_exact:
             mu = self.PAPER_MU
         self.auto_mu = mu == 'auto'
@@ -395,9 +408,12 @@ class GHMR(_GHMLoss):
         seen = bool(stats[1] > 0)
         return stats[0] / stats[1].clamp(min=1), seen
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
         if self.auto_mu:
             self._frozen_mu = None  # the loaded mu_value is read again
+            # missing (a checkpoint with a fixed mu): calibrated afresh, with a warning
+            fit_loaded_statistics(self, state_dict, prefix + 'mu_value', self.restart_statistics)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
