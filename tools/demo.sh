@@ -3,7 +3,6 @@
 # `mim train`, evaluate it on the test split with mmdet's CocoMetric through `mim test`, and print the
 # COCO table. Run after tools/setup_env.sh (the README's command does both). Other configs, e.g.
 #   DEMO_CONFIGS="retinanet_focal retinanet_ghm retinanet_cb_focal" bash tools/demo.sh
-# (GHM does not learn on this benchmark with the demo schedule yet: see README, "Known problems").
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
