@@ -170,13 +170,31 @@ def test_study_settings_are_recorded_and_checked(tmp_path):
         StudySettings(iters=0)
 
 
-def test_ghm_wide_mu_differs_from_ghm_only_in_ghmr_mu():
-    ghm, wide = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
-                 for m in ('ghm', 'ghm_wide_mu'))
-    assert (ghm['model']['bbox_head']['loss_bbox']['mu'],
+def test_ghm_wide_mu_differs_from_ghm_paper_only_in_ghmr_mu():
+    paper, wide = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                   for m in ('ghm_paper', 'ghm_wide_mu'))
+    assert (paper['model']['bbox_head']['loss_bbox']['mu'],
             wide['model']['bbox_head']['loss_bbox']['mu']) == (0.02, 0.2)
     wide['model']['bbox_head']['loss_bbox']['mu'] = 0.02
-    assert wide == ghm
+    assert wide == paper
+
+
+def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
+    """ghm_paper builds exactly the losses of mmdet's configs/ghm (from the first iteration);
+    ghm differs from it in the warm-up, mu='auto' and GHM-R's loss weight only."""
+    paper, ghm = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                  for m in ('ghm_paper', 'ghm'))
+    cls, box = paper['model']['bbox_head']['loss_cls'], paper['model']['bbox_head']['loss_bbox']
+    assert (cls['bins'], cls['momentum'], cls['loss_weight'], cls['paper_exact']) == \
+        (30, 0.75, 1.0, True)
+    assert (box['mu'], box['bins'], box['momentum'], box['loss_weight'], box['paper_exact']) == \
+        (0.02, 10, 0.7, 10.0, True)
+    assert ghm['model']['bbox_head']['loss_bbox']['mu'] == 'auto'
+    for loss in ('loss_cls', 'loss_bbox'):
+        for key in ('paper_exact', 'mu', 'loss_weight', 'mu_calibration_iters', 'warmup_iters'):
+            paper['model']['bbox_head'][loss].pop(key, None)
+            ghm['model']['bbox_head'][loss].pop(key, None)
+    assert paper == ghm
 
 
 def test_noise_oracle_is_focal_plus_the_oracle_weighter():
