@@ -24,10 +24,13 @@ WORLD = 2
 LOSSES = {
     'focal': dict(head='mmreweight.ReweightRetinaHead',
                   loss_cls=dict(type='mmreweight.FocalLoss', use_sigmoid=True)),
+    # the paper's losses: what DDP must reproduce is the histogram sync (without a runner the
+    # warm-up would follow whatever iteration an earlier runner left in this process's MessageHub)
     'ghm': dict(head='mmreweight.LevelAwareRetinaHead',
-                loss_cls=dict(type='mmreweight.GHMC', bins=30, momentum=0.75, use_sigmoid=True),
+                loss_cls=dict(type='mmreweight.GHMC', bins=30, momentum=0.75, use_sigmoid=True,
+                              paper_exact=True),
                 loss_bbox=dict(type='mmreweight.GHMR', mu=0.02, bins=10, momentum=0.7,
-                               loss_weight=10.0)),
+                               loss_weight=10.0, paper_exact=True)),
     'cb_focal': dict(head='mmreweight.ReweightRetinaHead',
                      loss_cls=dict(type='mmreweight.CBFocalLoss', use_sigmoid=True, num_classes=3,
                                    class_counts=[50, 10, 2], beta=0.99)),
