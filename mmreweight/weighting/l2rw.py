@@ -44,9 +44,9 @@ average over meta steps, :math:`\bar g_t = m\,\bar g_{t-1} + (1 - m)\,g_{c,t}` (
 g_{c,1}`), so the direction reflects about :math:`(1+m)/(1-m)` clean batches at the cost of one.
 Why: on 40%-noise detection the weights of one small clean batch were a coin flip on which batch was
 drawn (``tools/diagnose.py --clean-batches``), while averaging over clean batches separated clean
-from noisy annotations at a fixed checkpoint. In training it did the opposite (40%-noise study,
-``configs/retinanet_l2rw_head_ema.py``: far below focal), likely because a stable direction clips
-the same anchors step after step; hence the default 0. The average is taken at slightly older
+from noisy annotations at a fixed checkpoint. In training it did not help (the study's
+``l2rw_head_ema`` variant; findings in ``docs/study/note.md``), likely because a stable direction
+clips the same anchors step after step; hence the default 0. The average is taken at slightly older
 :math:`\theta`; it is part of the weighter's checkpointed state.
 """
 import torch

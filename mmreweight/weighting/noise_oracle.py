@@ -6,15 +6,14 @@ The oracle gives the weights that L2RW, Meta-Weight-Net and MentorNet try to lea
 valid anchor matched to a noisy annotation, 1 on the other valid foreground anchors, scaled to mean
 one over the valid foreground anchors of all ranks (as ``normalise='foreground'`` in the learned
 weighters); background anchors keep weight 1. What it scores bounds what reweighting the
-classification loss can recover of label noise's cost on the same schedule; the study reports it
-next to the learned weighters (study method ``noise_oracle``).
+classification loss can recover of label noise's cost on the same schedule, a bound to report next
+to the learned weighters.
 
 ``noisy_weight`` (default 0) gives noisy annotations' anchors that weight relative to clean ones
-(before the normalisation): a weighter that separates perfectly but keeps some weight on the noise
-(study method ``noise_oracle_soft``: MentorNet-DD's measured ratio). ``burn_in`` delays the oracle
+(before the normalisation): a weighter that separates perfectly but keeps some weight on the noise. ``burn_in`` delays the oracle
 as MentorNet delays its curriculum (weights 1 while the MentorNet epoch ``⌊100·progress⌋`` is
 ≤ ``100·burn_in``), which tells how much of a learned weighter's shortfall its unweighted start
-explains (study method ``noise_oracle_burn_in``).
+explains.
 """
 from typing import Optional
 

@@ -1,14 +1,13 @@
 """A mentor's weights made non-increasing in the loss (``MentorNetWeighter(monotone=True)``).
 
 Not in the paper. Why: a data-driven mentor is fitted to the losses of the detector whose
-checkpoints made its training data (in the study, the focal run on the same noisy data). A detector
-trained under the mentor fits the noisy annotations less, so their losses run past the range the
-mentor saw, and there the network extrapolates. One of the study's three DD mentors under 40%
-uniform noise (and two of three under pair-flip) gives v ≈ 0.1 just above the positives'
-percentile but v ≈ 0.5–0.6 again for ℓ ≥ 1, the most obviously wrong labels
-(:func:`mentor_rise` measures this on a fitted mentor). Under label noise a higher loss should
-never make a label more trustworthy, so the weighter takes the mentor's lower envelope in the
-loss, per group g (negatives, positives)::
+checkpoints made its training data (e.g. a focal run on the same noisy data). A detector trained
+under the mentor fits the noisy annotations less, so their losses run past the range the mentor
+saw, and there the network extrapolates: a fitted mentor can give v ≈ 0.1 just above the
+positives' percentile but v ≈ 0.5 again for ℓ ≥ 1, the most obviously wrong labels
+(:func:`mentor_rise` measures this on a fitted mentor; ``docs/study/note.md``, item 3). Under
+label noise a higher loss should never make a label more trustworthy, so the weighter takes the
+mentor's lower envelope in the loss, per group g (negatives, positives)::
 
     ṽ(ℓ) = min( v(ℓ), min_{k ≥ 0: k·s ≤ ℓ} v(k·s) ),    v(x) = mentor(x, x − λ_g, y_g, e)
 

@@ -19,7 +19,7 @@ Per training step, for every valid anchor i (label weight > 0):
 With ``normalise='foreground'`` steps 2–5 apply to the valid foreground anchors only (mean one over
 them) and background anchors keep weight 1, as ``L2RWWeighter(normalise='foreground')``: label noise
 lives in the annotations, while a percentile curriculum over the background drops its hardest 30%,
-i.e. the hard negatives a detector needs (measured in the study, see the README).
+i.e. the hard negatives a detector needs (``docs/study/note.md``, item 4).
 
 The label input is a positive/negative flag rather than the class index: the reference's label
 embedding has two rows, and a class-free mentor transfers between datasets.
@@ -90,8 +90,8 @@ class MentorNetWeighter(AnchorWeighter):
             them; background anchors keep weight 1).
         threshold: if given, the mentor's v becomes ``1[v ≥ threshold]`` (before burn-in and
             dropout). Not in the paper: a data-driven mentor's v estimates P(clean), so t = 0.5
-            is its own decision. In the study it did not lower the weight left on noisy
-            annotations (see configs/retinanet_mentornet_dd_hard.py). None (default) keeps v soft.
+            is its own decision (the study's ``mentornet_dd_hard`` variant measures it; see
+            ``docs/study/note.md``). None (default) keeps v soft.
         monotone: make v non-increasing in the loss (the mentor's lower envelope,
             :mod:`.monotone`) before ``threshold``. Not in the paper: it stops a
             data-driven mentor from trusting losses above the range it was fitted on (see
