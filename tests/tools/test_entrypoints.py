@@ -5,43 +5,24 @@ tools/setup_env.sh reinstalls from the working tree on every run.
 """
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tool_testing import TINY, run as _run, tiny_options as _tiny_options
+
 REPO = Path(__file__).resolve().parents[2]
 MIM = Path(sys.executable).with_name('mim')
-TINY = dict(train_images=48, val_images=16, test_images=16, meta_images=16)
 
 pytestmark = pytest.mark.slow
-
-
-def _tiny_options(iters: int) -> list:
-    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={max(iters // 2, 1)}',
-            'default_hooks.logger.interval=1', 'param_scheduler=[]',
-            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-            'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-            'train_dataloader.batch_size=4']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.benchmark.{k}={v}' for k, v in TINY.items()]
-    return opts
 
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
     data = tmp_path_factory.mktemp('data')
     return dict(os.environ, MMREWEIGHT_DATA_ROOT=str(data), PYTHONWARNINGS='ignore')
-
-
-def _run(cmd, cwd, env):
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def test_mim_train_and_test_from_another_folder(tmp_path, env):

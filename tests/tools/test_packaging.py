@@ -15,18 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tool_testing import run as _run, tiny_options
+
 REPO = Path(__file__).resolve().parents[2]
 #: what the build reads (pyproject's readme and license, setup.py's .mim copies, the package)
 SOURCES = ('pyproject.toml', 'setup.py', 'README.md', 'LICENSE', 'mmreweight', 'configs', 'tools')
 
 pytestmark = pytest.mark.slow
-
-
-def _run(cmd, cwd, env, timeout=120):
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-6000:]
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope='module')
@@ -77,15 +72,7 @@ def test_mim_train_finds_the_installed_config(fresh_env, tmp_path):
     python, _, env = fresh_env
     work = tmp_path / 'work'
     # the smallest benchmark whose splits hold every class (as test_entrypoints.py)
-    tiny = dict(train_images=48, val_images=16, test_images=16, meta_images=16)
-    opts = ['train_cfg.max_iters=1', 'train_cfg.val_interval=100',
-            'default_hooks.checkpoint.interval=1', 'param_scheduler=[]',
-            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
-            'test_dataloader.persistent_workers=False']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.benchmark.{k}={v}' for k, v in tiny.items()]
+    opts = tiny_options(1, batch_size=2)
     # config by bare name, from a folder without it: only the installed .mim/configs has it
     _run([python, '-m', 'mim', 'train', 'mmreweight', 'retinanet_focal.py', '--work-dir', work,
           '--cfg-options', *opts], cwd=tmp_path, env=env, timeout=180)
