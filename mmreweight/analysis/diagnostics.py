@@ -187,9 +187,12 @@ def _meta_hook_cfg(cfg: Config) -> Optional[dict]:
 
 class AnchorDiagnostics:
     """Loads a detector from a config and a checkpoint (or ``'init'``: freshly initialised with
-    ``seed``) and dumps per-anchor arrays for training batches (see the module docstring)."""
+    ``seed``) and dumps per-anchor arrays for training batches (see the module docstring).
+    ``with_weighter=False`` leaves a MetaReweightHook's weighter out (no hook, no clean loader):
+    enough for :meth:`matched_logits`, not for the weights of :meth:`batch`."""
 
-    def __init__(self, cfg: Config, checkpoint: str, seed: int = 0, device: str = 'cpu') -> None:
+    def __init__(self, cfg: Config, checkpoint: str, seed: int = 0, device: str = 'cpu',
+                 with_weighter: bool = True) -> None:
         self.cfg, self.seed, self.device = cfg, seed, device
         self.scope = cfg.get('default_scope', 'mmreweight')
         with DefaultScope.overwrite_default_scope(self.scope):
@@ -205,7 +208,7 @@ class AnchorDiagnostics:
             self.loss_cls = self.head.loss_cls
             self.hook = self.clean_iter = None
             hook_cfg = _meta_hook_cfg(cfg)
-            if hook_cfg is not None:
+            if hook_cfg is not None and with_weighter:
                 self._setup_weighter(hook_cfg)
         self.method = (type(self.hook.weighter).__name__ if self.hook is not None else
                        'GHMC' if isinstance(self.loss_cls, GHMC) else
@@ -252,13 +255,37 @@ class AnchorDiagnostics:
                     levels=anchor_levels(shapes, self.head.num_base_priors),
                     priors=anchor_priors(shapes, self.head.num_base_priors))
 
-    @torch.no_grad()
-    def _loss_batch(self, inputs, samples) -> Dict[str, Tensor]:
+    def _forward_targets(self, inputs, samples):
+        """(anchor targets, (B * N, C) logits, per-level shapes) of a preprocessed batch."""
         cls_scores, _ = self.head(self.model.extract_feat(inputs))
         gts, ignores, metas = unpack_gt_instances(samples)
         t = anchor_targets(self.head, cls_scores, gts, metas, ignores)
         logits = flatten_levels(cls_scores, self.head.cls_out_channels)
-        shapes = [s.shape for s in cls_scores]
+        return t, logits, [s.shape for s in cls_scores]
+
+    @torch.no_grad()
+    def matched_logits(self, data) -> Dict[str, Any]:
+        """Classification logits of one batch's positive anchors and the annotations they are
+        matched to, without any loss or weighter (the model's current train / eval mode).
+
+        Returns ``logits`` (P, C) and ``gt_index`` (P,) of the P positive anchors, ``gt_index``
+        numbering the batch's ground-truth instances in image order; per instance in that order,
+        ``gt_labels`` (G,); per image, ``img_ids`` and ``num_gts`` (its number of instances).
+        """
+        with DefaultScope.overwrite_default_scope(self.scope):
+            data = self.model.data_preprocessor(data, True)
+            samples = data['data_samples']
+            t, logits, _ = self._forward_targets(data['inputs'], samples)
+        pos = t['gt_index'] >= 0
+        return dict(logits=logits[pos].float().cpu(), gt_index=t['gt_index'][pos].cpu(),
+                    gt_labels=torch.cat([s.gt_instances.labels.reshape(-1).cpu().long()
+                                         for s in samples]),
+                    img_ids=[s.metainfo.get('img_id') for s in samples],
+                    num_gts=[len(s.gt_instances) for s in samples])
+
+    @torch.no_grad()
+    def _loss_batch(self, inputs, samples) -> Dict[str, Tensor]:
+        t, logits, shapes = self._forward_targets(inputs, samples)
         levels = anchor_levels(shapes, self.head.num_base_priors)
         if isinstance(self.loss_cls, GHMC):
             loss, weights = ghm_anchor_weights(self.loss_cls, logits, t['labels'],

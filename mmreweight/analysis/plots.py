@@ -179,4 +179,33 @@ def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
 
 
 __all__ = ['weight_vs_loss', 'gradient_density', 'ghm_density_figure', 'class_weights', 'grouped_bars', 'mentor_curve',
-           'save', 'subplots']
+           'save', 'subplots', 'label_issue_gallery']
+
+
+def label_issue_gallery(crops: Sequence[Tuple[np.ndarray, Sequence[float], str]], path: str,
+                        ncols: int = 6, margin: float = 0.5) -> str:
+    """A grid of boxes on their image crops, written to ``path``.
+
+    ``crops``: (image (H, W[, 3]) array, box ``[x, y, w, h]`` in its pixels, title) per panel;
+    each panel shows the box widened by ``margin`` times its size on every side (clipped to the
+    image), the box in red. An empty ``crops`` writes a panel saying so."""
+    from matplotlib.patches import Rectangle
+    n = max(len(crops), 1)
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.4 * nrows), squeeze=False)
+    for ax in axes.reshape(-1):
+        ax.axis('off')
+    if not crops:
+        axes[0, 0].text(0.5, 0.5, 'no flagged box', ha='center', va='center')
+    for ax, (image, box, title) in zip(axes.reshape(-1), crops):
+        x, y, w, h = (float(v) for v in box)
+        x0, y0 = max(int(x - margin * w), 0), max(int(y - margin * h), 0)
+        x1 = min(int(np.ceil(x + w + margin * w)), image.shape[1])
+        y1 = min(int(np.ceil(y + h + margin * h)), image.shape[0])
+        crop = image[y0:y1, x0:x1]
+        ax.imshow(crop, cmap='gray' if crop.ndim == 2 else None,
+                  extent=(x0, x1, y1, y0), interpolation='nearest')
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor='red', lw=1.2))
+        ax.set_title(title, fontsize=8)
+    return save(fig, path)

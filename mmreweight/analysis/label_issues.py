@@ -1,0 +1,328 @@
+r"""Finding mislabelled boxes in a detection training set with a trained detector.
+
+For every training annotation :math:`a` with given label :math:`y_a`, let :math:`P_a` be the
+anchors that the head's own assigner matches to it (its positive anchors) and :math:`x_{pc}` the
+classification logit of anchor :math:`p` for class :math:`c` (a sigmoid classifier, as
+RetinaNet's). Then
+
+.. math::
+
+    \bar p_{ac} = \frac{1}{|P_a|} \sum_{p \in P_a} \sigma(x_{pc}), \qquad
+    \mathrm{score}_a = 1 - \bar p_{a y_a}, \qquad
+    \mathrm{suggested}_a = \arg\max_c \bar p_{ac}.
+
+A high score says the detector does not believe the given label. An annotation without a positive
+anchor gets score NaN and no suggestion (``num_anchors`` 0); it is never flagged.
+
+The flagging threshold comes from annotations known to be correct (a held-out clean subset):
+:func:`calibrate_threshold` takes the :math:`1 - \mathrm{fpr}` quantile of their scores, so at
+most a fraction ``fpr`` of them would be flagged. Neither the noise type nor its rate is used.
+
+The pure functions (:func:`annotation_scores`, :func:`calibrate_threshold`, :func:`clean_coco`,
+:func:`ranking_metrics`) work on arrays and dicts; :func:`score_dataset` runs a detector
+(:class:`~mmreweight.analysis.diagnostics.AnchorDiagnostics`) over a dataloader and
+:func:`sequential_loader_cfg` / :func:`clean_subset_loader_cfg` build the loaders
+``tools/find_label_issues.py`` uses.
+"""
+import copy
+import json
+import math
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch import Tensor
+
+from mmreweight.analysis.diagnostics import AnchorDiagnostics, _meta_hook_cfg
+from mmreweight.datasets.embedded_detection_dataset import _kept_by_coco_dataset
+from mmreweight.weighting.mentornet.dd import roc_auc
+
+#: what ``clean_coco`` may do to a flagged annotation
+ACTIONS = ('drop', 'relabel')
+#: transforms that read the embedded benchmark's per-instance noise fields, and their stand-ins
+#: for a dataset without them
+_CLEAN_LABEL_TRANSFORMS = {'LoadCleanLabels': None, 'PackDetInputsWithCleanLabels': 'PackDetInputs'}
+
+
+def annotation_scores(logits: Tensor, gt_index: Tensor,
+                      given_labels: Tensor) -> Dict[str, Tensor]:
+    """Per-annotation label-issue scores from the logits of the anchors matched to each.
+
+    Args:
+        logits (Tensor[N, C]): classification logits of N anchors (one sigmoid per class).
+        gt_index (Tensor[N]): the annotation each anchor is matched to, in ``[0, A)``; ``-1``
+            for an anchor matched to none (ignored).
+        given_labels (Tensor[A]): each annotation's given label, in ``[0, C)``.
+
+    Returns:
+        dict with, per annotation (length A): ``score`` (float64) = 1 − mean over its anchors of
+        σ(logit of its given label), NaN without anchors; ``suggested_label`` (int64) = argmax
+        over classes of the mean σ(logits) over its anchors (the lowest class on ties), -1
+        without anchors; ``num_anchors`` (int64).
+    """
+    if logits.dim() != 2 or gt_index.shape != logits.shape[:1]:
+        raise ValueError(f'expected logits (N, C) and gt_index (N,), got {tuple(logits.shape)} '
+                         f'and {tuple(gt_index.shape)}')
+    num_anns, num_classes = given_labels.numel(), logits.shape[1]
+    given = given_labels.reshape(-1).long()
+    if num_anns and (given.min() < 0 or given.max() >= num_classes):
+        raise ValueError(f'given_labels must lie in [0, {num_classes}), got '
+                         f'[{int(given.min())}, {int(given.max())}]')
+    matched = gt_index >= 0
+    index = gt_index[matched].long()
+    if index.numel() and index.max() >= num_anns:
+        raise ValueError(f'gt_index {int(index.max())} is out of range for {num_anns} annotations')
+    probs = logits[matched].double().sigmoid()
+    sums = torch.zeros(num_anns, num_classes, dtype=torch.float64).index_add_(0, index, probs)
+    counts = torch.bincount(index, minlength=num_anns)
+    mean = sums / counts.clamp(min=1).unsqueeze(1)
+    score = 1.0 - mean.gather(1, given.unsqueeze(1)).squeeze(1)
+    empty = counts == 0
+    score[empty] = float('nan')
+    suggested = mean.argmax(1) if num_classes else torch.zeros(num_anns, dtype=torch.long)
+    suggested[empty] = -1
+    return dict(score=score, suggested_label=suggested, num_anchors=counts)
+
+
+def calibrate_threshold(clean_scores: Sequence[float], target_fpr: float = 0.05) -> float:
+    """The flagging threshold from the scores of annotations known to be correct.
+
+    Returns the ``1 − target_fpr`` quantile of the finite ``clean_scores``, taken as the next
+    observed score at or above it (numpy's ``method='higher'``), so that the share of clean
+    scores strictly above the threshold (flagged by ``score > threshold``) is at most
+    ``target_fpr``. NaN scores (annotations without anchors) are left out.
+
+    Raises:
+        ValueError: ``target_fpr`` outside [0, 1), or no finite clean score.
+    """
+    if not 0.0 <= target_fpr < 1.0:
+        raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr}')
+    scores = np.asarray(clean_scores, dtype=np.float64).reshape(-1)
+    scores = scores[np.isfinite(scores)]
+    if scores.size == 0:
+        raise ValueError('no clean annotation has a score (none is matched to an anchor); the '
+                         'clean subset is empty or its boxes are unlike the training boxes')
+    return float(np.quantile(scores, 1.0 - target_fpr, method='higher'))
+
+
+def is_flagged(score: Optional[float], threshold: float) -> bool:
+    """``score > threshold``; a missing or NaN score is never flagged."""
+    return score is not None and not math.isnan(score) and score > threshold
+
+
+def clean_coco(coco_dict: Mapping[str, Any], issues: Sequence[Mapping[str, Any]],
+               threshold: float, action: str = 'drop') -> Dict[str, Any]:
+    """A copy of a COCO dict with the flagged annotations dropped or relabelled.
+
+    Args:
+        coco_dict: the COCO annotation dict (``images``, ``annotations``, ``categories``, ...).
+        issues: records with ``ann_id``, ``score`` and, for ``'relabel'``,
+            ``suggested_category_id`` (the suggestion as a COCO category id).
+        threshold: an annotation is flagged when its score is above it (:func:`is_flagged`).
+        action: ``'drop'`` removes flagged annotations; ``'relabel'`` sets their
+            ``category_id`` to the suggestion (unchanged where there is none).
+
+    Returns:
+        A deep copy; everything but the flagged annotations (images, categories, the other
+        annotations and their order, other keys) is left as it was.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f'action must be one of {ACTIONS}, got {action!r}')
+    flagged = {rec['ann_id']: rec for rec in issues if is_flagged(rec['score'], threshold)}
+    out = copy.deepcopy(dict(coco_dict))
+    if action == 'drop':
+        out['annotations'] = [a for a in out['annotations'] if a['id'] not in flagged]
+    else:
+        for ann in out['annotations']:
+            suggestion = flagged.get(ann['id'], {}).get('suggested_category_id')
+            if suggestion is not None:
+                ann['category_id'] = suggestion
+    return out
+
+
+def ranking_metrics(scores: Sequence[float], is_noisy: Sequence[bool]) -> Dict[str, Any]:
+    """How well the scores rank the truly mislabelled annotations first.
+
+    Annotations with a NaN score are left out (counted in ``unscored``). With k = the number of
+    noisy annotations among the rest: ``auc`` = P(a noisy annotation scores above a clean one),
+    ties counted half (Mann–Whitney; NaN when either group is empty), ``precision_at_k`` and
+    ``recall_at_k`` of the k highest scores (ties at the cut broken by order of appearance;
+    they are equal here, as the cut holds k annotations; NaN when k = 0).
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    noisy = np.asarray(is_noisy, dtype=bool).reshape(-1)
+    if scores.shape != noisy.shape:
+        raise ValueError(f'scores and is_noisy differ in length: {scores.size} vs {noisy.size}')
+    scored = ~np.isnan(scores)
+    s, y = scores[scored], noisy[scored]
+    k = int(y.sum())
+    top = np.argsort(-s, kind='stable')[:k]
+    hits = int(y[top].sum())
+    return dict(annotations=int(s.size), noisy=k, unscored=int((~scored).sum()),
+                auc=roc_auc(torch.from_numpy(s), torch.from_numpy(y)),
+                k=k, precision_at_k=hits / k if k else float('nan'),
+                recall_at_k=hits / k if k else float('nan'))
+
+
+def sequential_loader_cfg(loader_cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """A dataloader config that visits every image once, in dataset order: ``DefaultSampler``
+    without shuffling, no batch sampler (an ``AspectRatioBatchSampler`` would regroup them),
+    last partial batch kept. The pipeline is kept as it is."""
+    cfg = (loader_cfg.to_dict() if hasattr(loader_cfg, 'to_dict')
+           else copy.deepcopy(dict(loader_cfg)))
+    cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    cfg.pop('batch_sampler', None)
+    cfg['drop_last'] = False
+    return cfg
+
+
+def _dataset_type(dataset_cfg: Mapping[str, Any]) -> str:
+    return str(dataset_cfg.get('type', '')).split('.')[-1]
+
+
+def _without_clean_label_transforms(pipeline: Sequence[Mapping[str, Any]]) -> List[dict]:
+    out = []
+    for step in pipeline:
+        name = str(step.get('type', '')).split('.')[-1]
+        if name in _CLEAN_LABEL_TRANSFORMS:
+            if _CLEAN_LABEL_TRANSFORMS[name] is None:
+                continue
+            step = dict(step, type=_CLEAN_LABEL_TRANSFORMS[name])
+        out.append(dict(step))
+    return out
+
+
+def clean_subset_loader_cfg(cfg: Config, clean_ann_file: Optional[str] = None,
+                            clean_img_dir: Optional[str] = None,
+                            classes: Optional[Sequence[str]] = None
+                            ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(sequential dataloader config, description) of the clean subset that calibrates the
+    threshold, the first of:
+
+    1. ``clean_ann_file``: a COCO file of annotations known to be correct, images under
+       ``clean_img_dir`` (required with it), classes ``classes`` (the training set's); the
+       training pipeline without the benchmark's noise-flag transforms;
+    2. the ``clean_dataloader`` of the config's MetaReweightHook;
+    3. the ``meta`` split of the config's embedded benchmark.
+
+    Raises:
+        ValueError: none of them is available (the message says how to give one).
+    """
+    train = cfg.train_dataloader
+    if clean_ann_file is not None:
+        if not os.path.isfile(clean_ann_file):
+            raise FileNotFoundError(f'--clean-ann-file {clean_ann_file} does not exist; give a '
+                                    'COCO json of annotations known to be correct')
+        if clean_img_dir is None:
+            raise ValueError('--clean-ann-file needs --clean-img-dir (the folder its images\' '
+                             'file_name are relative to)')
+        dataset = dict(type='CocoDataset', ann_file=os.path.abspath(clean_ann_file),
+                       data_root='', data_prefix=dict(img=os.path.abspath(clean_img_dir)),
+                       filter_cfg=dict(filter_empty_gt=True),
+                       pipeline=_without_clean_label_transforms(train.dataset.pipeline))
+        if classes is not None:
+            dataset['metainfo'] = dict(classes=tuple(classes))
+        return (sequential_loader_cfg(dict(train, dataset=dataset)),
+                dict(source='--clean-ann-file', ann_file=os.path.abspath(clean_ann_file)))
+    hook = _meta_hook_cfg(cfg)
+    if hook is not None and hook.get('clean_dataloader') is not None:
+        loader = hook['clean_dataloader']
+        if not isinstance(loader, Mapping):
+            raise ValueError('the MetaReweightHook clean_dataloader is not a config dict; '
+                             'give the clean subset with --clean-ann-file')
+        return sequential_loader_cfg(loader), dict(source='MetaReweightHook clean_dataloader')
+    dataset = train.get('dataset', {})
+    if _dataset_type(dataset) == 'EmbeddedDetectionDataset':
+        meta = dict(copy.deepcopy(dataset), split='meta')
+        return (sequential_loader_cfg(dict(train, dataset=meta)),
+                dict(source="embedded benchmark 'meta' split"))
+    raise ValueError('no clean subset to calibrate the threshold on: the config has no '
+                     'MetaReweightHook clean_dataloader and its training set is not an embedded '
+                     'benchmark (with a meta split); pass --clean-ann-file FILE --clean-img-dir '
+                     'DIR with annotations known to be correct')
+
+
+def _coco_ann_ids(data_info: Mapping[str, Any], anns: Sequence[Mapping[str, Any]],
+                  img_info: Mapping[str, Any], cat_ids: Sequence[int]) -> List[int]:
+    """Ids of an image's ground-truth (non-ignored) instances, in the dataset's order."""
+    instances = [i for i in data_info['instances'] if not i.get('ignore_flag', 0)]
+    if instances and all('ann_id' in i for i in instances):
+        return [int(i['ann_id']) for i in instances]
+    # mmdet's CocoDataset keeps the file's order; crowd boxes become ignored instances
+    kept = [a for a in anns if _kept_by_coco_dataset(a, img_info, cat_ids)
+            and not a.get('iscrowd', False)]
+    if len(kept) != len(instances):
+        raise RuntimeError(f'image {data_info["img_id"]}: the dataset holds {len(instances)} '
+                           f'boxes, the COCO file {len(kept)}')
+    return [int(a['id']) for a in kept]
+
+
+def ann_ids_by_image(dataset, coco_dict: Mapping[str, Any]) -> Dict[int, List[int]]:
+    """For each image of a COCO-style mmdet dataset, the annotation ids of its ground-truth
+    instances in the order the pipeline packs them."""
+    anns: Dict[int, List[Mapping[str, Any]]] = {}
+    for ann in coco_dict['annotations']:
+        anns.setdefault(ann['image_id'], []).append(ann)
+    images = {img['id']: img for img in coco_dict['images']}
+    cat_ids = list(getattr(dataset, 'cat_ids', []))
+    out = {}
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        out[info['img_id']] = _coco_ann_ids(info, anns.get(info['img_id'], []),
+                                            images[info['img_id']], cat_ids)
+    return out
+
+
+def load_coco(path: str) -> Dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def score_dataset(diag: AnchorDiagnostics, loader, coco_dict: Mapping[str, Any],
+                  log=None) -> Dict[int, Dict[str, Any]]:
+    """Run the detector over every batch of ``loader`` (a COCO-style dataset, see
+    :func:`sequential_loader_cfg`) and score each annotation it packs.
+
+    Returns ``{ann_id: dict(image_id, given_label, score, suggested_label, num_anchors)}``
+    (labels are class indices of the dataset; score NaN, suggestion -1 without anchors).
+
+    Raises:
+        RuntimeError: the pipeline dropped or added boxes (a random crop, say), so boxes cannot
+            be matched to the annotation file; or an image was seen twice.
+    """
+    if not getattr(diag.head, 'use_sigmoid_cls', False):
+        raise ValueError('the label-issue score needs a sigmoid classifier '
+                         '(loss_cls use_sigmoid=True, as RetinaNet)')
+    ids = ann_ids_by_image(loader.dataset, coco_dict)
+    out: Dict[int, Dict[str, Any]] = {}
+    seen = set()
+    for step, data in enumerate(loader):
+        batch = diag.matched_logits(data)
+        scores = annotation_scores(batch['logits'], batch['gt_index'], batch['gt_labels'])
+        first = 0
+        for img_id, n in zip(batch['img_ids'], batch['num_gts']):
+            if img_id in seen:
+                raise RuntimeError(f'image {img_id} came twice: the loader is not sequential')
+            seen.add(img_id)
+            if len(ids[img_id]) != n:
+                raise RuntimeError(
+                    f'image {img_id}: the pipeline packed {n} boxes, the annotation file has '
+                    f'{len(ids[img_id])}; remove transforms that drop or add boxes (e.g. a '
+                    'random crop) from the training pipeline with --cfg-options')
+            for j, ann_id in enumerate(ids[img_id]):
+                g = first + j
+                out[ann_id] = dict(image_id=img_id, given_label=int(batch['gt_labels'][g]),
+                                   score=float(scores['score'][g]),
+                                   suggested_label=int(scores['suggested_label'][g]),
+                                   num_anchors=int(scores['num_anchors'][g]))
+            first += n
+        if log is not None and (step + 1) % 20 == 0:
+            log(f'{step + 1} batches, {len(out)} annotations scored')
+    return out
+
+
+__all__ = ['ACTIONS', 'annotation_scores', 'calibrate_threshold', 'is_flagged', 'clean_coco',
+           'ranking_metrics', 'sequential_loader_cfg', 'clean_subset_loader_cfg',
+           'ann_ids_by_image', 'load_coco', 'score_dataset']

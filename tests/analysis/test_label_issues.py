@@ -1,0 +1,209 @@
+"""The label-issue finder: its pure functions against hand-computed values, and
+tools/find_label_issues.py end to end on the tiny embedded benchmark with 40% uniform noise."""
+import copy
+import importlib.util
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmreweight.analysis.label_issues import (annotation_scores, calibrate_threshold, clean_coco,
+                                              ranking_metrics)
+
+REPO = Path(__file__).resolve().parents[2]
+#: the integration tests' tiny benchmark sizes (tests/integration/integration_helpers.py)
+TINY = dict(train_images=48, val_images=16, test_images=16, meta_images=16)
+
+LOGIT = math.log(3.0)  # sigmoid(LOGIT) = 0.75, sigmoid(-LOGIT) = 0.25
+
+
+def test_annotation_scores_by_hand():
+    # 3 annotations, 3 classes; anchors 0-1 -> ann 0, anchor 2 -> ann 2, anchor 3 unmatched
+    logits = torch.tensor([[LOGIT, -LOGIT, 0.0],      # p = .75 .25 .5
+                           [-LOGIT, -LOGIT, LOGIT],   # p = .25 .25 .75
+                           [0.0, LOGIT, -LOGIT],      # p = .5  .75 .25
+                           [9.0, 9.0, 9.0]])
+    gt_index = torch.tensor([0, 0, 2, -1])
+    given = torch.tensor([0, 1, 0])
+    out = annotation_scores(logits, gt_index, given)
+    # ann 0: mean p = (.5, .25, .625); given 0 -> score .5; suggested class 2
+    # ann 2: mean p = (.5, .75, .25);  given 0 -> score .5; suggested class 1
+    assert out['score'][0].item() == pytest.approx(0.5)
+    assert math.isnan(out['score'][1].item())
+    assert out['score'][2].item() == pytest.approx(0.5)
+    assert out['suggested_label'].tolist() == [2, -1, 1]
+    assert out['num_anchors'].tolist() == [2, 0, 1]
+
+
+def test_annotation_scores_given_label_agrees():
+    out = annotation_scores(torch.tensor([[-LOGIT, LOGIT]]), torch.tensor([0]), torch.tensor([1]))
+    assert out['score'].item() == pytest.approx(0.25)
+    assert out['suggested_label'].tolist() == [1]
+
+
+def test_annotation_scores_rejects_bad_input():
+    with pytest.raises(ValueError, match='gt_index 3'):
+        annotation_scores(torch.zeros(1, 2), torch.tensor([3]), torch.tensor([0]))
+    with pytest.raises(ValueError, match='given_labels'):
+        annotation_scores(torch.zeros(1, 2), torch.tensor([0]), torch.tensor([2]))
+
+
+def brute_force_auc(scores, noisy):
+    pairs = [(s1 > s0) + 0.5 * (s1 == s0) for (s1, n1), (s0, n0)
+             in itertools.product(zip(scores, noisy), repeat=2) if n1 and not n0]
+    return sum(pairs) / len(pairs)
+
+
+def test_ranking_metrics_by_hand():
+    scores = [0.9, 0.8, 0.8, 0.3, 0.1, float('nan')]
+    noisy = [True, False, True, False, True, True]
+    m = ranking_metrics(scores, noisy)
+    # scored: noisy {.9, .8, .1}, clean {.8, .3}; pairs noisy>clean: .9>both (2), .8=.8 (.5),
+    # .8>.3 (1), .1 below both (0) -> 3.5 / 6
+    assert m['auc'] == pytest.approx(3.5 / 6)
+    assert m['auc'] == pytest.approx(brute_force_auc(scores[:5], noisy[:5]))
+    # k = 3 noisy scored; top 3 = .9 (noisy), .8 (clean, first in order), .8 (noisy) -> 2 hits
+    assert (m['k'], m['unscored'], m['annotations']) == (3, 1, 5)
+    assert m['precision_at_k'] == pytest.approx(2 / 3)
+    assert m['recall_at_k'] == pytest.approx(2 / 3)
+
+
+def test_ranking_metrics_auc_random():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 40).astype(float)  # many ties
+    noisy = rng.random(40) < 0.4
+    assert ranking_metrics(scores, noisy)['auc'] == pytest.approx(brute_force_auc(scores, noisy))
+    sklearn_metrics = pytest.importorskip('sklearn.metrics')
+    assert ranking_metrics(scores, noisy)['auc'] == pytest.approx(
+        sklearn_metrics.roc_auc_score(noisy, scores))
+
+
+def test_calibrate_threshold_known_array():
+    clean = np.arange(21) / 20.0  # 0, .05, ..., 1
+    assert calibrate_threshold(clean, 0.05) == pytest.approx(0.95)
+    assert (clean > calibrate_threshold(clean, 0.05)).mean() <= 0.05
+    # 10 scores, fpr .25: quantile .75 -> position 6.75 -> next observed score, index 7
+    clean = np.array([0.3, 0.1, 0.7, 0.2, 0.9, 0.5, 0.4, 0.8, 0.6, 0.0])
+    assert calibrate_threshold(list(clean) + [float('nan')], 0.25) == pytest.approx(0.7)
+    assert calibrate_threshold(clean, 0.0) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match='no clean annotation'):
+        calibrate_threshold([float('nan')])
+    with pytest.raises(ValueError, match='target_fpr'):
+        calibrate_threshold(clean, 1.0)
+
+
+COCO = dict(
+    info=dict(description='tiny'),
+    images=[dict(id=1, file_name='a.png', width=10, height=10),
+            dict(id=2, file_name='b.png', width=10, height=10)],
+    categories=[dict(id=5, name='five'), dict(id=7, name='seven')],
+    annotations=[dict(id=10, image_id=1, category_id=5, bbox=[0, 0, 2, 2], area=4, iscrowd=0),
+                 dict(id=11, image_id=1, category_id=7, bbox=[3, 3, 2, 2], area=4, iscrowd=0),
+                 dict(id=12, image_id=2, category_id=5, bbox=[1, 1, 4, 4], area=16, iscrowd=0)])
+ISSUES = [dict(ann_id=10, score=0.2, suggested_category_id=5),
+          dict(ann_id=11, score=0.9, suggested_category_id=5),
+          dict(ann_id=12, score=None, suggested_category_id=None)]
+
+
+def test_clean_coco_drop():
+    original = copy.deepcopy(COCO)
+    out = clean_coco(COCO, ISSUES, threshold=0.5, action='drop')
+    assert [a['id'] for a in out['annotations']] == [10, 12]
+    assert out['annotations'] == [COCO['annotations'][0], COCO['annotations'][2]]
+    assert {k: v for k, v in out.items() if k != 'annotations'} == \
+        {k: v for k, v in COCO.items() if k != 'annotations'}
+    assert COCO == original  # the input is not modified
+
+
+def test_clean_coco_relabel():
+    out = clean_coco(COCO, ISSUES, threshold=0.5, action='relabel')
+    expected = copy.deepcopy(COCO)
+    expected['annotations'][1]['category_id'] = 5
+    assert out == expected
+    assert COCO['annotations'][1]['category_id'] == 7
+    # the threshold is strict: a score equal to it is not flagged
+    assert clean_coco(COCO, ISSUES, threshold=0.9, action='drop') == COCO
+    with pytest.raises(ValueError, match='action'):
+        clean_coco(COCO, ISSUES, 0.5, action='fix')
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('find_label_issues',
+                                                  REPO / 'tools' / 'find_label_issues.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tool_end_to_end_on_noisy_tiny_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMREWEIGHT_DATA_ROOT', str(tmp_path / 'data'))
+    bench = dict(TINY, noise_type='uniform', noise_rate=0.4)
+    opts = ['train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False']
+    opts += [f'train_dataloader.dataset.benchmark.{k}={v}' for k, v in bench.items()]
+    tool = _tool()
+    # a freshly initialised detector, saved as a checkpoint
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmreweight.analysis.diagnostics import AnchorDiagnostics
+    cfg = Config.fromfile(str(REPO / 'configs' / 'retinanet_focal.py'))
+    model = AnchorDiagnostics(cfg, 'init', seed=0, with_weighter=False).model
+    ckpt = tmp_path / 'init.pth'
+    save_checkpoint(model.state_dict(), str(ckpt))
+    out = tmp_path / 'out'
+    tool.main([str(REPO / 'configs' / 'retinanet_focal.py'), str(ckpt), '--out', str(out),
+               '--top-k', '4', '--cfg-options', *opts])
+
+    result = json.loads((out / 'label_issues.json').read_text())
+    with open(result['train_ann_file']) as f:
+        train = json.load(f)
+    ann_ids = [a['id'] for a in train['annotations']]
+    assert sorted(r['ann_id'] for r in result['issues']) == sorted(ann_ids)  # each once
+    assert len(set(r['ann_id'] for r in result['issues'])) == len(ann_ids)
+    keys = {'image_id', 'ann_id', 'bbox', 'given_label', 'suggested_label', 'score', 'flagged'}
+    cat_ids = {c['id'] for c in train['categories']}
+    for rec in result['issues']:
+        assert keys <= set(rec)
+        assert rec['given_label'] in cat_ids
+        if rec['score'] is not None:
+            assert 0.0 <= rec['score'] <= 1.0 and rec['suggested_label'] in cat_ids
+            assert rec['flagged'] == (rec['score'] > result['threshold'])
+    assert sum(a['noisy'] for a in train['annotations']) > 0  # the benchmark flipped labels
+    cal = result['calibration']
+    assert cal['source'] == "embedded benchmark 'meta' split" and cal['target_fpr'] == 0.05
+    assert cal['clean_annotations'] > 0 and cal['clean_flagged_fraction'] <= 0.05
+    metrics = result['metrics']
+    assert {'auc', 'precision_at_k', 'recall_at_k', 'k'} <= set(metrics)
+    assert metrics['k'] == sum(r['noisy'] for r in result['issues'] if r['score'] is not None)
+    cleaned = json.loads((out / 'cleaned_train.json').read_text())
+    flagged = {r['ann_id'] for r in result['issues'] if r['flagged']}
+    assert [a['id'] for a in cleaned['annotations']] == [i for i in ann_ids if i not in flagged]
+    assert cleaned['images'] == train['images']
+    pytest.importorskip('matplotlib')
+    assert (out / 'gallery.png').stat().st_size > 0
+
+
+def test_tool_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(SystemExit, match='missing.pth does not exist'):
+        _tool().main([str(REPO / 'configs' / 'retinanet_focal.py'), str(tmp_path / 'missing.pth'),
+                      '--out', str(tmp_path / 'out')])
+
+
+def test_no_clean_subset_says_how_to_give_one():
+    from mmengine.config import Config
+    from mmreweight.analysis.label_issues import clean_subset_loader_cfg
+    cfg = Config(dict(train_dataloader=dict(batch_size=2, dataset=dict(
+        type='CocoDataset', ann_file='train.json', pipeline=[]))))
+    with pytest.raises(ValueError, match='--clean-ann-file'):
+        clean_subset_loader_cfg(cfg)
+    loader, how = clean_subset_loader_cfg(Config(dict(train_dataloader=dict(
+        batch_size=2, sampler=dict(type='InfiniteSampler', shuffle=True),
+        batch_sampler=dict(type='AspectRatioBatchSampler'),
+        dataset=dict(type='mmreweight.EmbeddedDetectionDataset', split='train', pipeline=[])))))
+    assert how['source'] == "embedded benchmark 'meta' split"
+    assert loader['dataset']['split'] == 'meta' and 'batch_sampler' not in loader
+    assert loader['sampler'] == dict(type='DefaultSampler', shuffle=False)
