@@ -1,7 +1,6 @@
 """The label-issue finder: its pure functions against hand-computed values, and
 tools/find_label_issues.py end to end on the tiny embedded benchmark with 40% uniform noise."""
 import copy
-import importlib.util
 import itertools
 import json
 import math
@@ -13,6 +12,7 @@ import torch
 
 from mmreweight.analysis.label_issues import (annotation_scores, calibrate_threshold, clean_coco,
                                               ranking_metrics)
+from mmreweight.testing.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 #: the integration tests' tiny benchmark sizes (tests/integration/integration_helpers.py)
@@ -132,11 +132,7 @@ def test_clean_coco_relabel():
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('find_label_issues',
-                                                  REPO / 'tools' / 'find_label_issues.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(REPO / 'tools' / 'find_label_issues.py')
 
 
 def test_tool_end_to_end_on_noisy_tiny_benchmark(tmp_path, monkeypatch):

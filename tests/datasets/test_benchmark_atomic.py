@@ -1,6 +1,5 @@
 """Atomic publishing: racing processes (as DDP ranks) and the command-line tool."""
 import filecmp
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from benchmark_helpers import SMALL
 
 from mmreweight.datasets import load_benchmark_info, make_benchmark
 from mmreweight.datasets.atomic_directory import publish_directory, staging_directory
+from mmreweight.testing.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,11 +77,7 @@ def test_two_tool_processes_racing_for_one_folder(tmp_path):
 
 def _tool():
     """tools/make_benchmark.py as a module, to call its main() in this process."""
-    spec = importlib.util.spec_from_file_location('make_benchmark_tool',
-                                                  REPO / 'tools' / 'make_benchmark.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(REPO / 'tools' / 'make_benchmark.py')
 
 
 def test_tool_reports_bad_input_as_an_error(tmp_path, capsys):

@@ -1,16 +1,13 @@
 """docs/bad_input.md is generated from the bad-input tests and must be regenerated with them."""
-import importlib.util
 from pathlib import Path
+
+from mmreweight.testing.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('bad_input_catalogue',
-                                                  REPO / 'tools' / 'bad_input_catalogue.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(REPO / 'tools' / 'bad_input_catalogue.py')
 
 
 def test_catalogue_is_up_to_date():
