@@ -28,12 +28,12 @@ from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid, fit_loaded_statistics
-from .focal import sigmoid_focal_loss
+from .focal import _check_focal_params, sigmoid_focal_loss
 from .gradient_density import (floor_binning_is_exact, ghm_edges, gradient_density,
                                harmonizing_weights)
 from .progress import linear_ramp, runner_iteration
-from .utils import (broadcast_weight, check_input_values, prepare_cls_inputs, resolve_reduction,
-                    upcast, weight_reduce)
+from .utils import (broadcast_weight, check_input_values, check_number, prepare_cls_inputs,
+                    resolve_reduction, upcast, weight_reduce)
 
 
 def bce_gradient_norm(logits: Tensor, targets: Tensor) -> Tensor:
@@ -102,8 +102,7 @@ class _GHMLoss(ReweightLoss):
         super().__init__(reduction, loss_weight, check_values, check_finite)
         if _check_non_negative_int(bins, 'bins') < 1:
             raise ValueError(f'bins must be a positive integer, got {bins}')
-        if not 0 <= momentum < 1:  # NaN fails too
-            raise ValueError(f'momentum must be in [0, 1), got {momentum}')
+        check_number(momentum, 'momentum', 0.0, 1.0, high_open=True)
         if _check_non_negative_int(num_levels, 'num_levels') < 1:
             raise ValueError(f'num_levels must be a positive integer, got {num_levels}')
         self.bins = int(bins)
@@ -245,8 +244,7 @@ class GHMC(_GHMLoss):
         super().__init__(bins, momentum, 1.0 + 1e-6, num_levels, sync_stats, mmdet_compat,
                          warmup_iters, paper_exact, restart_statistics, reduction, loss_weight,
                          check_values, check_finite)
-        sigmoid_focal_loss(torch.zeros(1), torch.zeros(1, dtype=torch.bool), focal_alpha,
-                           focal_gamma)  # rejects bad focal arguments now, not mid-training
+        _check_focal_params(focal_alpha, focal_gamma)  # now, not mid-training
         self.use_sigmoid = True
         self.focal_gamma = float(focal_gamma)
         self.focal_alpha = focal_alpha
