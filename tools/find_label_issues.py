@@ -134,7 +134,8 @@ def main(argv=None):
     img_dir = dataset.data_prefix.get('img', '')
 
     _log(f'scoring the training set ({len(dataset)} images)')
-    scored = li.score_dataset(diag, train_loader, coco, log=_log)
+    with DefaultScope.overwrite_default_scope(diag.scope):
+        scored = li.score_dataset(diag.model, train_loader, coco, log=_log)
 
     clean_cfg, calibration = li.clean_subset_loader_cfg(
         cfg, args.clean_ann_file, args.clean_img_dir or (img_dir if args.clean_ann_file else None),
@@ -143,7 +144,8 @@ def main(argv=None):
         clean_loader = Runner.build_dataloader(clean_cfg, seed=seed)
     clean_coco_dict = li.load_coco(clean_loader.dataset.ann_file)
     _log(f'scoring the clean subset ({calibration["source"]}, {len(clean_loader.dataset)} images)')
-    clean_scored = li.score_dataset(diag, clean_loader, clean_coco_dict, log=_log)
+    with DefaultScope.overwrite_default_scope(diag.scope):
+        clean_scored = li.score_dataset(diag.model, clean_loader, clean_coco_dict, log=_log)
     clean_scores = [s['score'] for s in clean_scored.values()]
     threshold = li.calibrate_threshold(clean_scores, args.target_fpr)
     finite = [s for s in clean_scores if not math.isnan(s)]

@@ -131,6 +131,31 @@ def anchor_targets_at(head, featmap_sizes, device, batch_gt_instances, batch_img
                 num_gts=torch.tensor(first_gt))
 
 
+@torch.no_grad()
+def matched_logits(detector, data) -> Dict[str, Any]:
+    """Classification logits of one batch's positive anchors and the annotations they are
+    matched to, from an anchor-head detector (RetinaNet's ``bbox_head``) in its current train /
+    eval mode, without any loss or weighter.
+
+    Returns ``logits`` (P, C) and ``gt_index`` (P,) of the P positive anchors, ``gt_index``
+    numbering the batch's ground-truth instances in image order; per instance in that order,
+    ``gt_labels`` (G,); per image, ``img_ids`` and ``num_gts`` (its number of instances).
+    """
+    data = detector.data_preprocessor(data, True)
+    samples = data['data_samples']
+    head = detector.bbox_head
+    cls_scores, _ = head(detector.extract_feat(data['inputs']))
+    gts, ignores, metas = unpack_gt_instances(samples)
+    targets = anchor_targets(head, cls_scores, gts, metas, ignores)
+    logits = flatten_levels(cls_scores, head.cls_out_channels)
+    pos = targets['gt_index'] >= 0
+    return dict(logits=logits[pos].float().cpu(), gt_index=targets['gt_index'][pos].cpu(),
+                gt_labels=torch.cat([s.gt_instances.labels.reshape(-1).cpu().long()
+                                     for s in samples]),
+                img_ids=[s.metainfo.get('img_id') for s in samples],
+                num_gts=[len(s.gt_instances) for s in samples])
+
+
 def ghm_anchor_weights(loss_cls: GHMC, logits: Tensor, labels: Tensor, label_weights: Tensor,
                        levels: Tensor, per_level_stats: bool):
     """(per-anchor BCE loss, per-anchor effective GHM-C weight) as the loss would weight this
@@ -263,25 +288,10 @@ class AnchorDiagnostics:
         logits = flatten_levels(cls_scores, self.head.cls_out_channels)
         return t, logits, [s.shape for s in cls_scores]
 
-    @torch.no_grad()
     def matched_logits(self, data) -> Dict[str, Any]:
-        """Classification logits of one batch's positive anchors and the annotations they are
-        matched to, without any loss or weighter (the model's current train / eval mode).
-
-        Returns ``logits`` (P, C) and ``gt_index`` (P,) of the P positive anchors, ``gt_index``
-        numbering the batch's ground-truth instances in image order; per instance in that order,
-        ``gt_labels`` (G,); per image, ``img_ids`` and ``num_gts`` (its number of instances).
-        """
+        """:func:`matched_logits` of this detector (its current train / eval mode)."""
         with DefaultScope.overwrite_default_scope(self.scope):
-            data = self.model.data_preprocessor(data, True)
-            samples = data['data_samples']
-            t, logits, _ = self._forward_targets(data['inputs'], samples)
-        pos = t['gt_index'] >= 0
-        return dict(logits=logits[pos].float().cpu(), gt_index=t['gt_index'][pos].cpu(),
-                    gt_labels=torch.cat([s.gt_instances.labels.reshape(-1).cpu().long()
-                                         for s in samples]),
-                    img_ids=[s.metainfo.get('img_id') for s in samples],
-                    num_gts=[len(s.gt_instances) for s in samples])
+            return matched_logits(self.model, data)
 
     @torch.no_grad()
     def _loss_batch(self, inputs, samples) -> Dict[str, Tensor]:
@@ -564,5 +574,5 @@ def shape_gating(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
 
 
 __all__ = ['HIST_BINS', 'HISTOGRAMS', 'density_histogram', 'anchor_levels', 'anchor_priors',
-           'anchor_targets', 'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics',
+           'anchor_targets', 'matched_logits', 'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics',
            'summarize', 'box_zeroing', 'shape_gating']

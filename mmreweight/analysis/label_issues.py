@@ -20,7 +20,7 @@ most a fraction ``fpr`` of them would be flagged. Neither the noise type nor its
 
 The pure functions (:func:`annotation_scores`, :func:`calibrate_threshold`, :func:`clean_coco`,
 :func:`ranking_metrics`) work on arrays and dicts; :func:`score_dataset` runs a detector
-(:class:`~mmreweight.analysis.diagnostics.AnchorDiagnostics`) over a dataloader and
+(:func:`~mmreweight.analysis.diagnostics.matched_logits`) over a dataloader and
 :func:`sequential_loader_cfg` / :func:`clean_subset_loader_cfg` build the loaders
 ``tools/find_label_issues.py`` uses.
 """
@@ -35,7 +35,7 @@ import torch
 from mmengine.config import Config
 from torch import Tensor
 
-from mmreweight.analysis.diagnostics import AnchorDiagnostics, _meta_hook_cfg
+from mmreweight.analysis.diagnostics import _meta_hook_cfg, matched_logits
 from mmreweight.datasets.embedded_detection_dataset import _kept_by_coco_dataset
 from mmreweight.weighting.mentornet.dd import roc_auc
 
@@ -166,6 +166,46 @@ def ranking_metrics(scores: Sequence[float], is_noisy: Sequence[bool]) -> Dict[s
                 recall_at_k=hits / k if k else float('nan'))
 
 
+def flagged_annotations(scored: Mapping[int, Mapping[str, Any]],
+                         threshold: float) -> Dict[int, int]:
+    """``{ann_id: suggested label index}`` of the annotations of ``scored`` (as
+    :func:`score_dataset` returns) whose score is above ``threshold``."""
+    return {ann_id: int(rec['suggested_label']) for ann_id, rec in scored.items()
+            if is_flagged(rec['score'], threshold)}
+
+
+def noise_metrics(scored: Mapping[int, Mapping[str, Any]], coco_dict: Mapping[str, Any],
+                  cat_ids: Sequence[int], threshold: float) -> Optional[Dict[str, Any]]:
+    """How the scores and the flags fare against a benchmark's record of the corrupted labels
+    (COCO annotations with ``noisy`` and ``clean_category_id``, as the embedded benchmark
+    writes); None for a COCO file without that record.
+
+    Returns :func:`ranking_metrics` of the scored annotations, and for the flagged ones
+    (score > ``threshold``): ``flagged``, ``flagged_precision`` (share of them that are noisy),
+    ``flagged_recall`` (share of the noisy annotations flagged), ``clean_flagged_fraction``
+    (share of the clean annotations flagged) and ``suggestion_accuracy`` (share of the flagged
+    noisy annotations whose suggested label is the true one; NaN when none is flagged).
+    """
+    anns = {a['id']: a for a in coco_dict['annotations']}
+    ids = [i for i in scored if i in anns]
+    if not ids or not all('noisy' in anns[i] for i in ids):
+        return None
+    noisy = np.array([bool(anns[i]['noisy']) for i in ids])
+    scores = np.array([scored[i]['score'] for i in ids], dtype=np.float64)
+    out = ranking_metrics(scores, noisy)
+    flagged = np.array([is_flagged(s, threshold) for s in scores])
+    hits = flagged & noisy
+    right = [cat_ids[scored[i]['suggested_label']] == anns[i].get('clean_category_id')
+             for i, hit in zip(ids, hits) if hit]
+    out.update(flagged=int(flagged.sum()),
+               flagged_precision=float(hits.sum() / flagged.sum()) if flagged.any() else math.nan,
+               flagged_recall=float(hits.sum() / noisy.sum()) if noisy.any() else math.nan,
+               clean_flagged_fraction=(float((flagged & ~noisy).sum() / (~noisy).sum())
+                                       if (~noisy).any() else math.nan),
+               suggestion_accuracy=float(np.mean(right)) if right else math.nan)
+    return out
+
+
 def sequential_loader_cfg(loader_cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """A dataloader config that visits every image once, in dataset order: ``DefaultSampler``
     without shuffling, no batch sampler (an ``AspectRatioBatchSampler`` would regroup them),
@@ -280,10 +320,11 @@ def load_coco(path: str) -> Dict[str, Any]:
         return json.load(f)
 
 
-def score_dataset(diag: AnchorDiagnostics, loader, coco_dict: Mapping[str, Any],
+def score_dataset(detector, loader, coco_dict: Mapping[str, Any],
                   log=None) -> Dict[int, Dict[str, Any]]:
-    """Run the detector over every batch of ``loader`` (a COCO-style dataset, see
-    :func:`sequential_loader_cfg`) and score each annotation it packs.
+    """Run an anchor-head ``detector`` (in its current mode; the finder uses eval) over every
+    batch of ``loader`` (a COCO-style dataset, see :func:`sequential_loader_cfg`) and score each
+    annotation it packs.
 
     Returns ``{ann_id: dict(image_id, given_label, score, suggested_label, num_anchors)}``
     (labels are class indices of the dataset; score NaN, suggestion -1 without anchors).
@@ -292,14 +333,14 @@ def score_dataset(diag: AnchorDiagnostics, loader, coco_dict: Mapping[str, Any],
         RuntimeError: the pipeline dropped or added boxes (a random crop, say), so boxes cannot
             be matched to the annotation file; or an image was seen twice.
     """
-    if not getattr(diag.head, 'use_sigmoid_cls', False):
+    if not getattr(detector.bbox_head, 'use_sigmoid_cls', False):
         raise ValueError('the label-issue score needs a sigmoid classifier '
                          '(loss_cls use_sigmoid=True, as RetinaNet)')
     ids = ann_ids_by_image(loader.dataset, coco_dict)
     out: Dict[int, Dict[str, Any]] = {}
     seen = set()
     for step, data in enumerate(loader):
-        batch = diag.matched_logits(data)
+        batch = matched_logits(detector, data)
         scores = annotation_scores(batch['logits'], batch['gt_index'], batch['gt_labels'])
         first = 0
         for img_id, n in zip(batch['img_ids'], batch['num_gts']):
@@ -324,5 +365,5 @@ def score_dataset(diag: AnchorDiagnostics, loader, coco_dict: Mapping[str, Any],
 
 
 __all__ = ['ACTIONS', 'annotation_scores', 'calibrate_threshold', 'is_flagged', 'clean_coco',
-           'ranking_metrics', 'sequential_loader_cfg', 'clean_subset_loader_cfg',
+           'ranking_metrics', 'flagged_annotations', 'noise_metrics', 'sequential_loader_cfg', 'clean_subset_loader_cfg',
            'ann_ids_by_image', 'load_coco', 'score_dataset']

@@ -12,3 +12,4 @@ from .class_counts_hook import ClassCountsHook  # noqa: F401,E402
 from .dataset_check_hook import DatasetCheckHook  # noqa: F401,E402
 from .ghm_state_hook import GHMStateHook  # noqa: F401,E402
 from .non_finite_guard import NonFiniteGuardHook  # noqa: F401,E402
+from .label_issue_hook import LabelIssueHook  # noqa: F401,E402

@@ -203,3 +203,28 @@ def test_no_clean_subset_says_how_to_give_one():
     assert how['source'] == "embedded benchmark 'meta' split"
     assert loader['dataset']['split'] == 'meta' and 'batch_sampler' not in loader
     assert loader['sampler'] == dict(type='DefaultSampler', shuffle=False)
+
+
+def test_noise_metrics_by_hand():
+    from mmreweight.analysis.label_issues import noise_metrics
+    cat_ids = [1, 2, 3]
+    coco = dict(annotations=[
+        dict(id=10, category_id=2, clean_category_id=1, noisy=True),   # flagged, right suggestion
+        dict(id=11, category_id=3, clean_category_id=2, noisy=True),   # flagged, wrong suggestion
+        dict(id=12, category_id=1, clean_category_id=3, noisy=True),   # missed
+        dict(id=13, category_id=1, clean_category_id=1, noisy=False),  # flagged, clean
+        dict(id=14, category_id=2, clean_category_id=2, noisy=False),
+        dict(id=15, category_id=3, clean_category_id=3, noisy=False)])
+    scores = {10: 0.9, 11: 0.8, 12: 0.3, 13: 0.7, 14: 0.1, 15: 0.2}
+    suggested = {10: 0, 11: 0, 12: 2, 13: 1, 14: 1, 15: 2}
+    scored = {i: dict(score=s, suggested_label=suggested[i]) for i, s in scores.items()}
+    out = noise_metrics(scored, coco, cat_ids, threshold=0.5)
+    assert out['flagged'] == 3
+    assert out['flagged_precision'] == pytest.approx(2 / 3)
+    assert out['flagged_recall'] == pytest.approx(2 / 3)
+    assert out['clean_flagged_fraction'] == pytest.approx(1 / 3)
+    assert out['suggestion_accuracy'] == pytest.approx(1 / 2)  # 10 -> cat 1 right, 11 -> 1 wrong
+    # noisy 0.9, 0.8, 0.3 vs clean 0.7, 0.1, 0.2: 8 of 9 pairs ordered right
+    assert out['auc'] == pytest.approx(8 / 9)
+    assert noise_metrics(scored, dict(annotations=[dict(id=10, category_id=2)]), cat_ids,
+                         0.5) is None

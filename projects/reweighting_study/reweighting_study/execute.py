@@ -186,6 +186,15 @@ class RunExecutor:
                 return f'failed: {err}'
         return os.path.relpath(out, self.dir)
 
+    def label_issues(self) -> Optional[dict]:
+        """The LabelIssueHook's summary of its scoring points (None for the other methods)."""
+        from mmreweight.engine.label_issue_hook import SUMMARY_FILE
+        path = os.path.join(self.work, SUMMARY_FILE)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
     # ---------------------------------------------------------------- the run
     def __call__(self) -> dict:
         from mmengine.config import Config
@@ -233,6 +242,7 @@ class RunExecutor:
             best=evaluations['best'], last=evaluations['last'],
             val_curve=val_curve(os.path.join(self.dir, 'logs', 'train.log')),
             diagnostics=diagnostics,
+            label_issues=self.label_issues(),
             timings=self.timings,
             train_s_per_iter=train_seconds_per_iter(os.path.join(self.dir, 'logs', 'train.log')),
             wall_s=round(sum(t['wall_s'] for t in self.timings.values()), 1),

@@ -37,6 +37,7 @@ METHOD_CONFIGS = {
     'mentornet_dd_hard': _VARIANT + 'retinanet_mentornet_dd_hard.py',
     'mentornet_dd_mono': _VARIANT + 'retinanet_mentornet_dd_monotone.py',
     'mentornet_dd_mono_hard': _VARIANT + 'retinanet_mentornet_dd_monotone_hard.py',
+    'label_issues': 'configs/retinanet_label_issues.py',
     'noise_oracle': _VARIANT + 'retinanet_noise_oracle.py',
     'noise_oracle_burn_in': _VARIANT + 'retinanet_noise_oracle_burn_in.py',
     'noise_oracle_soft': _VARIANT + 'retinanet_noise_oracle_soft.py',

@@ -1,0 +1,206 @@
+"""Find the mislabelled training annotations during training and relabel (or drop) them from then
+on, with the threshold calibrated on a held-out clean subset
+(:mod:`mmreweight.analysis.label_issues`)."""
+import json
+import os.path as osp
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import torch
+from mmengine.dist import all_gather_object, get_world_size, is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmreweight.analysis import label_issues as li
+from mmreweight.registry import HOOKS
+
+CHECKPOINT_KEY = 'label_issues'
+SUMMARY_FILE = 'label_issues.json'
+
+
+def _gathered(local: Dict[int, Any]) -> Dict[int, Any]:
+    """The union of every rank's scores (each rank scored its shard of the images)."""
+    if get_world_size() == 1:
+        return local
+    merged: Dict[int, Any] = {}
+    for part in all_gather_object(local):
+        merged.update(part)
+    return merged
+
+
+@HOOKS.register_module()
+class LabelIssueHook(Hook):
+    """Scores every training annotation at the given points of training and, from each point
+    on, relabels (or drops) the annotations it flags in every training batch.
+
+    At each point the detector, in eval mode, scores the training set and the clean subset
+    (:func:`~mmreweight.analysis.label_issues.score_dataset`: 1 − its mean probability of the
+    given label over the annotation's positive anchors); the threshold is the ``1 − target_fpr``
+    quantile of the clean subset's scores, so neither the noise type nor its rate is used. Each
+    point replaces the previous flags: the given labels are always the ones scored, by a detector
+    trained on fewer wrong labels than the one before.
+
+    Args:
+        score_at: the points, as fractions of ``max_iters`` in (0, 1).
+        action: ``'relabel'`` gives a flagged annotation its suggested label (the class the
+            detector believes); ``'drop'`` removes it from the batch (its object becomes
+            background, as in the cleaned COCO file of ``tools/find_label_issues.py``).
+        target_fpr: the share of the clean subset's annotations the threshold may flag.
+        clean_dataloader: the clean subset's dataloader config; by default the
+            MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
+            (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).
+
+    The flags are saved in checkpoints (``label_issues``), and each point writes
+    ``<work_dir>/label_issues_iter<K>.json`` (one record per training annotation) and appends
+    its summary to ``<work_dir>/label_issues.json`` and the visualizer. The training pipeline
+    must keep every box in order (no random crop or mosaic); a batch whose boxes do not match
+    the annotation file is an error. Needs an anchor-head detector with a sigmoid classifier
+    (RetinaNet) and a COCO-style training set.
+    """
+
+    priority = 'NORMAL'  # before the CheckpointHook (VERY_LOW) saves the flags of this iteration
+
+    def __init__(self, score_at: Sequence[float] = (1 / 3, 2 / 3), action: str = 'relabel',
+                 target_fpr: float = 0.05, clean_dataloader: Optional[dict] = None) -> None:
+        score_at = [float(f) for f in score_at]
+        if not score_at or any(not 0.0 < f < 1.0 for f in score_at):
+            raise ValueError(f'score_at must be fractions of training in (0, 1), got {score_at}')
+        if action not in li.ACTIONS:
+            raise ValueError(f'action must be one of {li.ACTIONS}, got {action!r}')
+        if not 0.0 <= float(target_fpr) < 1.0:
+            raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr!r}')
+        self.score_at = sorted(score_at)
+        self.action = action
+        self.target_fpr = float(target_fpr)
+        self.clean_dataloader = clean_dataloader
+        self.flags: Dict[int, int] = {}  # ann_id -> suggested label index
+        self.rounds: List[Dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ set-up
+    def _score_iters(self, runner) -> List[int]:
+        return sorted({max(1, round(f * runner.max_iters)) for f in self.score_at})
+
+    def before_train(self, runner) -> None:
+        dataset = runner.train_dataloader.dataset
+        if not getattr(dataset, 'ann_file', None) or not hasattr(dataset, 'cat_ids'):
+            raise ValueError(f'LabelIssueHook needs a COCO-style training set with an ann_file; '
+                             f'{type(dataset).__name__} has none (a wrapped dataset such as '
+                             'RepeatDataset is not supported)')
+        self._coco = li.load_coco(dataset.ann_file)
+        self._cat_ids = list(dataset.cat_ids)
+        self._ann_ids = li.ann_ids_by_image(dataset, self._coco)
+        loader_cfg = li.sequential_loader_cfg(runner.cfg.train_dataloader)
+        if self.clean_dataloader is not None:
+            clean_cfg = li.sequential_loader_cfg(self.clean_dataloader)
+        else:  # fails now, not after a third of training, when there is no clean subset
+            clean_cfg, _ = li.clean_subset_loader_cfg(runner.cfg)
+        seed = runner.seed
+        self._loaders = [runner.build_dataloader(dict(cfg, persistent_workers=False), seed=seed)
+                         for cfg in (loader_cfg, clean_cfg)]
+        self._clean_coco = li.load_coco(self._loaders[1].dataset.ann_file)
+        runner.logger.info(f'LabelIssueHook: scores the training annotations at iterations '
+                           f'{self._score_iters(runner)}, then {self.action}s the flagged ones')
+
+    # ------------------------------------------------------------------ scoring
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 in self._score_iters(runner):
+            self._score(runner, runner.iter + 1)
+
+    @torch.no_grad()
+    def _score(self, runner, iteration: int) -> None:
+        detector = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        was_training = detector.training
+        detector.eval()  # running BN statistics: each image scored on its own
+        try:
+            train = _gathered(li.score_dataset(detector, self._loaders[0], self._coco))
+            clean = _gathered(li.score_dataset(detector, self._loaders[1], self._clean_coco))
+        finally:
+            detector.train(was_training)
+        threshold = li.calibrate_threshold([r['score'] for r in clean.values()], self.target_fpr)
+        self.flags = li.flagged_annotations(train, threshold)
+        summary = dict(iter=iteration, threshold=threshold, annotations=len(train),
+                       flagged=len(self.flags), target_fpr=self.target_fpr,
+                       clean_annotations=len(clean))
+        truth = li.noise_metrics(train, self._coco, self._cat_ids, threshold)
+        if truth is not None:
+            summary['truth'] = truth
+        self.rounds.append(summary)
+        self._report(runner, iteration, train, summary)
+
+    def _report(self, runner, iteration: int, train: Mapping[int, Mapping[str, Any]],
+                summary: Dict[str, Any]) -> None:
+        share = summary['flagged'] / max(summary['annotations'], 1)
+        text = (f'LabelIssueHook at iteration {iteration}: threshold {summary["threshold"]:.4f} '
+                f'flags {summary["flagged"]} of {summary["annotations"]} annotations '
+                f'({100 * share:.1f}%)')
+        scalars = dict(flagged_fraction=share, threshold=summary['threshold'])
+        truth = summary.get('truth')
+        if truth is not None:
+            text += (f'; against the recorded flips: AUC {truth["auc"]:.3f}, precision '
+                     f'{truth["flagged_precision"]:.3f}, recall {truth["flagged_recall"]:.3f}')
+            scalars.update(auc=truth['auc'], precision=truth['flagged_precision'],
+                           recall=truth['flagged_recall'])
+        runner.logger.info(text)
+        runner.visualizer.add_scalars({f'label_issues/{k}': v for k, v in scalars.items()},
+                                      step=iteration)
+        if not is_main_process():
+            return
+        records = [dict(ann_id=ann_id, image_id=r['image_id'], given_label=r['given_label'],
+                        suggested_label=r['suggested_label'], score=r['score'],
+                        flagged=ann_id in self.flags) for ann_id, r in train.items()]
+        with open(osp.join(runner.work_dir, f'label_issues_iter{iteration}.json'), 'w') as f:
+            json.dump(dict(summary, issues=records), f)
+        with open(osp.join(runner.work_dir, SUMMARY_FILE), 'w') as f:
+            json.dump(dict(action=self.action, rounds=self.rounds), f, indent=1)
+
+    # ------------------------------------------------------------------ acting
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if not self.flags or data_batch is None:
+            return
+        changed = 0
+        for sample in data_batch['data_samples']:
+            img_id = sample.metainfo.get('img_id')
+            gt = sample.gt_instances
+            ann_ids = self._ann_ids.get(img_id)
+            if ann_ids is None or len(ann_ids) != len(gt):
+                raise RuntimeError(
+                    f'LabelIssueHook: image {img_id} has {len(gt)} boxes in the batch and '
+                    f'{None if ann_ids is None else len(ann_ids)} in the annotation file; remove '
+                    'the transforms that drop, add or reorder boxes (random crop, mosaic) from '
+                    'the training pipeline')
+            hits = [j for j, ann_id in enumerate(ann_ids) if ann_id in self.flags]
+            if not hits:
+                continue
+            changed += len(hits)
+            if self.action == 'relabel':
+                labels = gt.labels.clone()
+                labels[hits] = labels.new_tensor([self.flags[ann_ids[j]] for j in hits])
+                gt.labels = labels
+            else:
+                keep = torch.ones(len(gt), dtype=torch.bool)
+                keep[hits] = False
+                sample.gt_instances = gt[keep]
+        runner.message_hub.update_scalar('train/label_issues_changed', changed)
+
+    # ------------------------------------------------------------------ state
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = dict(action=self.action, rounds=self.rounds,
+                                          flags=sorted(self.flags.items()))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get(CHECKPOINT_KEY)
+        if saved is not None:
+            self.flags = {int(a): int(label) for a, label in saved['flags']}
+            self.rounds = list(saved['rounds'])
+            return
+        done = int(checkpoint.get('meta', {}).get('iter', 0))
+        # mmengine calls this hook for load_from and resume alike; only a resumed run continues
+        # a schedule whose scoring points may be behind it
+        if getattr(runner, '_resume', False) and done >= self._score_iters(runner)[0]:
+            raise RuntimeError(
+                f'LabelIssueHook: cannot resume at iteration {done}, past the first scoring '
+                f'point {self._score_iters(runner)[0]}: the checkpoint holds no label-issue '
+                'flags. Resume with the config that wrote the checkpoint, or start a new run '
+                'from its weights with load_from.')
+
+
+__all__ = ['LabelIssueHook', 'CHECKPOINT_KEY', 'SUMMARY_FILE']

@@ -1,0 +1,141 @@
+"""configs/retinanet_label_issues.py: LabelIssueHook flags what tools/find_label_issues.py flags on
+the same weights, relabels (or drops) exactly those annotations in the later training batches, and
+keeps its flags across a resume."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from integration_helpers import REPO, build_runner, find_hook, tiny_cfg
+from mmengine.hooks import Hook
+from mmengine.structures import InstanceData
+
+from mmdet.structures import DetDataSample
+from mmreweight.engine.label_issue_hook import LabelIssueHook
+from mmreweight.registry import HOOKS
+from mmreweight.testing.tools import load_tool
+
+NOISY = dict(noise_type='uniform', noise_rate=0.4)
+ITERS, SCORED_AT = 6, 3
+
+
+@HOOKS.register_module(force=True)
+class RecordLabelsHook(Hook):
+    """The image id and instance labels of every sample the model is given."""
+    priority = 'LOWEST'  # after LabelIssueHook (NORMAL) has changed the batch
+
+    def __init__(self):
+        self.samples = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.samples += [(runner.iter + 1, s.img_id, s.gt_instances.labels.tolist())
+                         for s in data_batch['data_samples']]
+
+
+def _cfg(work_dir, action='relabel'):
+    cfg = tiny_cfg('retinanet_label_issues.py', work_dir, iters=ITERS, ckpt_interval=SCORED_AT,
+                   bench=NOISY)
+    cfg.custom_hooks = [dict(cfg.custom_hooks[0], score_at=(SCORED_AT / ITERS, ), action=action),
+                        dict(type='RecordLabelsHook')]
+    return cfg
+
+
+def _given_labels(hook):
+    """{image id: [(ann id, given label index)]} in the order the pipeline packs the boxes."""
+    index = {c: i for i, c in enumerate(hook._cat_ids)}
+    anns = {a['id']: a for a in hook._coco['annotations']}
+    return {img: [(a, index[anns[a]['category_id']]) for a in ids]
+            for img, ids in hook._ann_ids.items()}
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    work = tmp_path_factory.mktemp('label_issues')
+    runner = build_runner(_cfg(work))
+    runner.train()
+    return runner, work
+
+
+def test_flags_are_the_finders_on_the_same_weights(trained, tmp_path):
+    runner, work = trained
+    hook = find_hook(runner, LabelIssueHook)
+    (round_, ) = hook.rounds
+    assert round_['iter'] == SCORED_AT and round_['flagged'] == len(hook.flags) > 0
+    opts = [f'train_dataloader.dataset.benchmark.{k}={v}' for k, v in NOISY.items()]
+    opts += [f'train_dataloader.dataset.benchmark.{k}={v}'
+             for k, v in dict(train_images=48, val_images=16, test_images=16,
+                              meta_images=16).items()]
+    opts += ['train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+             'train_dataloader.persistent_workers=False']
+    finder = load_tool(REPO / 'tools' / 'find_label_issues.py').main(
+        [str(REPO / 'configs' / 'retinanet_focal.py'), str(work / f'iter_{SCORED_AT}.pth'),
+         '--out', str(tmp_path), '--cfg-options', *opts])
+    assert finder['threshold'] == pytest.approx(round_['threshold'], abs=1e-9)
+    cat_index = {c: i for i, c in enumerate(hook._cat_ids)}
+    assert hook.flags == {r['ann_id']: cat_index[r['suggested_label']]
+                          for r in finder['issues'] if r['flagged']}
+    written = json.loads((Path(work) / f'label_issues_iter{SCORED_AT}.json').read_text())
+    assert {r['ann_id'] for r in written['issues'] if r['flagged']} == set(hook.flags)
+    assert written['truth']['flagged'] == len(hook.flags)  # the benchmark records its flips
+
+
+def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
+    runner, _ = trained
+    hook = find_hook(runner, LabelIssueHook)
+    given = _given_labels(hook)
+    changed = 0
+    for iteration, img_id, labels in find_hook(runner, RecordLabelsHook).samples:
+        expected = [hook.flags.get(a, label) if iteration > SCORED_AT else label
+                    for a, label in given[img_id]]
+        assert labels == expected, (iteration, img_id)
+        changed += labels != [label for _, label in given[img_id]]
+    assert changed > 0  # the later batches held flagged annotations with another suggestion
+
+
+def test_drop_removes_the_flagged_boxes(tmp_path):
+    runner = build_runner(_cfg(tmp_path, action='drop'))
+    runner.train()
+    hook = find_hook(runner, LabelIssueHook)
+    given = _given_labels(hook)
+    dropped = 0
+    for iteration, img_id, labels in find_hook(runner, RecordLabelsHook).samples:
+        kept = [label for a, label in given[img_id]
+                if iteration <= SCORED_AT or a not in hook.flags]
+        assert labels == kept
+        dropped += len(given[img_id]) - len(kept)
+    assert dropped > 0
+
+
+def test_resume_restores_the_flags(trained, tmp_path):
+    runner, work = trained
+    cfg = _cfg(tmp_path)
+    cfg.resume, cfg.load_from = True, str(work / f'iter_{SCORED_AT}.pth')
+    resumed = build_runner(cfg)
+    resumed.train()
+    assert find_hook(resumed, LabelIssueHook).flags == find_hook(runner, LabelIssueHook).flags
+
+
+def test_resume_past_the_scoring_point_without_flags_is_refused(tmp_path):
+    focal = tiny_cfg('retinanet_focal.py', tmp_path / 'focal', iters=SCORED_AT, bench=NOISY)
+    build_runner(focal).train()
+    cfg = _cfg(tmp_path / 'resumed')
+    cfg.resume, cfg.load_from = True, str(tmp_path / 'focal' / f'iter_{SCORED_AT}.pth')
+    with pytest.raises(RuntimeError, match='holds no label-issue flags'):
+        build_runner(cfg).train()
+
+
+def test_a_batch_whose_boxes_differ_from_the_file_is_an_error():
+    hook = LabelIssueHook()
+    hook.flags, hook._ann_ids = {7: 1}, {3: [7, 8]}
+    sample = DetDataSample(metainfo=dict(img_id=3))
+    sample.gt_instances = InstanceData(labels=torch.tensor([0]), bboxes=torch.zeros(1, 4))
+    with pytest.raises(RuntimeError, match='random crop'):
+        hook.before_train_iter(None, 0, dict(inputs=[None], data_samples=[sample]))
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(score_at=()), 'score_at'), (dict(score_at=(0.5, 1.0)), 'score_at'),
+    (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr')])
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LabelIssueHook(**kwargs)
