@@ -5,8 +5,9 @@
         --out label_issues/ --cfg-options train_dataloader.dataset.benchmark.noise_type=uniform \\
         train_dataloader.dataset.benchmark.noise_rate=0.4
 
-Scores every training annotation (1 - the detector's mean sigmoid probability of its given label
-over its positive anchors), calibrates the flagging threshold on a clean subset (the
+Scores every training annotation (--score margin, the default: how far the detector's mean sigmoid
+probability of another class over the annotation's positive anchors exceeds its given label's;
+self_confidence: 1 - the given label's), calibrates the flagging threshold on a clean subset (the
 MetaReweightHook's clean_dataloader, else --clean-ann-file, else the embedded benchmark's meta
 split; --clean-ann-file wins when given) and writes to --out: ``label_issues.json`` (threshold,
 calibration, one record per training annotation, ranking metrics where the annotations carry a
@@ -41,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--action', choices=li.ACTIONS, default='drop',
                    help='what cleaned_train.json does to a flagged annotation')
+    p.add_argument('--score', choices=li.SCORES, default=li.SCORES[0],
+                   help='the per-annotation score (mmreweight.analysis.label_issues)')
     p.add_argument('--target-fpr', type=float, default=0.05,
                    help='share of the clean subset\'s annotations the threshold may flag')
     p.add_argument('--top-k', type=int, default=24, help='flagged boxes drawn in gallery.png')
@@ -135,7 +138,8 @@ def main(argv=None):
 
     _log(f'scoring the training set ({len(dataset)} images)')
     with DefaultScope.overwrite_default_scope(diag.scope):
-        scored = li.score_dataset(diag.model, train_loader, coco, log=_log)
+        scored = li.score_dataset(diag.model, train_loader, coco, log=_log,
+                                  score=args.score)
 
     clean_cfg, calibration = li.clean_subset_loader_cfg(
         cfg, args.clean_ann_file, args.clean_img_dir or (img_dir if args.clean_ann_file else None),
@@ -145,7 +149,8 @@ def main(argv=None):
     clean_coco_dict = li.load_coco(clean_loader.dataset.ann_file)
     _log(f'scoring the clean subset ({calibration["source"]}, {len(clean_loader.dataset)} images)')
     with DefaultScope.overwrite_default_scope(diag.scope):
-        clean_scored = li.score_dataset(diag.model, clean_loader, clean_coco_dict, log=_log)
+        clean_scored = li.score_dataset(diag.model, clean_loader, clean_coco_dict, log=_log,
+                                        score=args.score)
     clean_scores = [s['score'] for s in clean_scored.values()]
     threshold = li.calibrate_threshold(clean_scores, args.target_fpr)
     finite = [s for s in clean_scores if not math.isnan(s)]
@@ -160,7 +165,8 @@ def main(argv=None):
     noisy_field = any('noisy' in a for a in coco['annotations'])
     recs = _records(coco, scored, classes, cat_ids, threshold, noisy_field)
     result = dict(config=os.path.abspath(args.config), checkpoint=args.checkpoint,
-                  train_ann_file=os.path.abspath(dataset.ann_file), threshold=threshold,
+                  train_ann_file=os.path.abspath(dataset.ann_file), score=args.score,
+                  threshold=threshold,
                   calibration=calibration, action=args.action,
                   annotations=len(recs), scored=sum(r['scored'] for r in recs),
                   no_anchor=sum(r['scored'] and r['score'] is None for r in recs),

@@ -8,11 +8,21 @@ RetinaNet's). Then
 .. math::
 
     \bar p_{ac} = \frac{1}{|P_a|} \sum_{p \in P_a} \sigma(x_{pc}), \qquad
-    \mathrm{score}_a = 1 - \bar p_{a y_a}, \qquad
-    \mathrm{suggested}_a = \arg\max_c \bar p_{ac}.
+    \mathrm{suggested}_a = \arg\max_c \bar p_{ac},
 
-A high score says the detector does not believe the given label. An annotation without a positive
-anchor gets score NaN and no suggestion (``num_anchors`` 0); it is never flagged.
+and the score (higher: more likely mislabelled) is one of
+
+.. math::
+
+    \mathrm{margin}_a = \max_{c \ne y_a} \bar p_{ac} - \bar p_{a y_a} \in [-1, 1], \qquad
+    \mathrm{self\_confidence}_a = 1 - \bar p_{a y_a} \in [0, 1].
+
+The margin (the default) also counts what the detector believes instead: under class-dependent
+noise (pair flips) a detector that learned the noisy labels gives a flipped box's given label a
+fair probability, yet less than its true class's, which only the margin sees (the same two
+rankings as cleanlab's ``normalized_margin`` and ``self_confidence`` for classification). An
+annotation without a positive anchor gets score NaN and no suggestion (``num_anchors`` 0); it is
+never flagged.
 
 The flagging threshold comes from annotations known to be correct (a held-out clean subset):
 :func:`calibrate_threshold` takes the :math:`1 - \mathrm{fpr}` quantile of their scores, so at
@@ -41,13 +51,15 @@ from mmreweight.weighting.mentornet.dd import roc_auc
 
 #: what ``clean_coco`` may do to a flagged annotation
 ACTIONS = ('drop', 'relabel')
+#: the per-annotation scores :func:`annotation_scores` can give (the first is the default)
+SCORES = ('margin', 'self_confidence')
 #: transforms that read the embedded benchmark's per-instance noise fields, and their stand-ins
 #: for a dataset without them
 _CLEAN_LABEL_TRANSFORMS = {'LoadCleanLabels': None, 'PackDetInputsWithCleanLabels': 'PackDetInputs'}
 
 
-def annotation_scores(logits: Tensor, gt_index: Tensor,
-                      given_labels: Tensor) -> Dict[str, Tensor]:
+def annotation_scores(logits: Tensor, gt_index: Tensor, given_labels: Tensor,
+                      score: str = 'margin') -> Dict[str, Tensor]:
     """Per-annotation label-issue scores from the logits of the anchors matched to each.
 
     Args:
@@ -55,13 +67,17 @@ def annotation_scores(logits: Tensor, gt_index: Tensor,
         gt_index (Tensor[N]): the annotation each anchor is matched to, in ``[0, A)``; ``-1``
             for an anchor matched to none (ignored).
         given_labels (Tensor[A]): each annotation's given label, in ``[0, C)``.
+        score: ``'margin'`` (the highest mean σ of another class minus the given label's; with
+            one class, minus the given label's) or ``'self_confidence'`` (1 − the given label's).
 
     Returns:
-        dict with, per annotation (length A): ``score`` (float64) = 1 − mean over its anchors of
-        σ(logit of its given label), NaN without anchors; ``suggested_label`` (int64) = argmax
+        dict with, per annotation (length A): ``score`` (float64, see the module docstring),
+        NaN without anchors; ``suggested_label`` (int64) = argmax
         over classes of the mean σ(logits) over its anchors (the lowest class on ties), -1
         without anchors; ``num_anchors`` (int64).
     """
+    if score not in SCORES:
+        raise ValueError(f'score must be one of {SCORES}, got {score!r}')
     if logits.dim() != 2 or gt_index.shape != logits.shape[:1]:
         raise ValueError(f'expected logits (N, C) and gt_index (N,), got {tuple(logits.shape)} '
                          f'and {tuple(gt_index.shape)}')
@@ -78,12 +94,18 @@ def annotation_scores(logits: Tensor, gt_index: Tensor,
     sums = torch.zeros(num_anns, num_classes, dtype=torch.float64).index_add_(0, index, probs)
     counts = torch.bincount(index, minlength=num_anns)
     mean = sums / counts.clamp(min=1).unsqueeze(1)
-    score = 1.0 - mean.gather(1, given.unsqueeze(1)).squeeze(1)
+    given_prob = mean.gather(1, given.unsqueeze(1)).squeeze(1)
+    if score == 'margin':
+        others = mean.scatter(1, given.unsqueeze(1), 0.0)  # probabilities are >= 0
+        values = (others.max(1).values if num_classes > 1 else torch.zeros_like(given_prob)) \
+            - given_prob
+    else:
+        values = 1.0 - given_prob
     empty = counts == 0
-    score[empty] = float('nan')
+    values[empty] = float('nan')
     suggested = mean.argmax(1) if num_classes else torch.zeros(num_anns, dtype=torch.long)
     suggested[empty] = -1
-    return dict(score=score, suggested_label=suggested, num_anchors=counts)
+    return dict(score=values, suggested_label=suggested, num_anchors=counts)
 
 
 def calibrate_threshold(clean_scores: Sequence[float], target_fpr: float = 0.05) -> float:
@@ -320,11 +342,11 @@ def load_coco(path: str) -> Dict[str, Any]:
         return json.load(f)
 
 
-def score_dataset(detector, loader, coco_dict: Mapping[str, Any],
-                  log=None) -> Dict[int, Dict[str, Any]]:
+def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
+                  score: str = 'margin') -> Dict[int, Dict[str, Any]]:
     """Run an anchor-head ``detector`` (in its current mode; the finder uses eval) over every
     batch of ``loader`` (a COCO-style dataset, see :func:`sequential_loader_cfg`) and score each
-    annotation it packs.
+    annotation it packs (``score``: see :func:`annotation_scores`).
 
     Returns ``{ann_id: dict(image_id, given_label, score, suggested_label, num_anchors)}``
     (labels are class indices of the dataset; score NaN, suggestion -1 without anchors).
@@ -341,7 +363,8 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any],
     seen = set()
     for step, data in enumerate(loader):
         batch = matched_logits(detector, data)
-        scores = annotation_scores(batch['logits'], batch['gt_index'], batch['gt_labels'])
+        scores = annotation_scores(batch['logits'], batch['gt_index'], batch['gt_labels'],
+                                   score)
         first = 0
         for img_id, n in zip(batch['img_ids'], batch['num_gts']):
             if img_id in seen:
@@ -364,6 +387,7 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any],
     return out
 
 
-__all__ = ['ACTIONS', 'annotation_scores', 'calibrate_threshold', 'is_flagged', 'clean_coco',
-           'ranking_metrics', 'flagged_annotations', 'noise_metrics', 'sequential_loader_cfg', 'clean_subset_loader_cfg',
+__all__ = ['ACTIONS', 'SCORES', 'annotation_scores', 'calibrate_threshold', 'is_flagged',
+           'clean_coco', 'ranking_metrics', 'flagged_annotations', 'noise_metrics',
+           'sequential_loader_cfg', 'clean_subset_loader_cfg',
            'ann_ids_by_image', 'load_coco', 'score_dataset']

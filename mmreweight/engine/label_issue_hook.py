@@ -33,8 +33,9 @@ class LabelIssueHook(Hook):
     on, relabels (or drops) the annotations it flags in every training batch.
 
     At each point the detector, in eval mode, scores the training set and the clean subset
-    (:func:`~mmreweight.analysis.label_issues.score_dataset`: 1 − its mean probability of the
-    given label over the annotation's positive anchors); the threshold is the ``1 − target_fpr``
+    (:func:`~mmreweight.analysis.label_issues.score_dataset`: by default the margin by which the
+    detector's mean probability of another class, over the annotation's positive anchors,
+    exceeds the given label's); the threshold is the ``1 − target_fpr``
     quantile of the clean subset's scores, so neither the noise type nor its rate is used. Each
     point replaces the previous flags: the given labels are always the ones scored, by a detector
     trained on fewer wrong labels than the one before.
@@ -45,6 +46,8 @@ class LabelIssueHook(Hook):
             detector believes); ``'drop'`` removes it from the batch (its object becomes
             background, as in the cleaned COCO file of ``tools/find_label_issues.py``).
         target_fpr: the share of the clean subset's annotations the threshold may flag.
+        score: ``'margin'`` or ``'self_confidence'``
+            (:func:`~mmreweight.analysis.label_issues.annotation_scores`).
         clean_dataloader: the clean subset's dataloader config; by default the
             MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
             (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).
@@ -59,18 +62,22 @@ class LabelIssueHook(Hook):
 
     priority = 'NORMAL'  # before the CheckpointHook (VERY_LOW) saves the flags of this iteration
 
-    def __init__(self, score_at: Sequence[float] = (1 / 3, 2 / 3), action: str = 'relabel',
-                 target_fpr: float = 0.05, clean_dataloader: Optional[dict] = None) -> None:
+    def __init__(self, score_at: Sequence[float] = (0.2, 0.4, 0.6), action: str = 'relabel',
+                 target_fpr: float = 0.05, score: str = 'margin',
+                 clean_dataloader: Optional[dict] = None) -> None:
         score_at = [float(f) for f in score_at]
         if not score_at or any(not 0.0 < f < 1.0 for f in score_at):
             raise ValueError(f'score_at must be fractions of training in (0, 1), got {score_at}')
         if action not in li.ACTIONS:
             raise ValueError(f'action must be one of {li.ACTIONS}, got {action!r}')
+        if score not in li.SCORES:
+            raise ValueError(f'score must be one of {li.SCORES}, got {score!r}')
         if not 0.0 <= float(target_fpr) < 1.0:
             raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr!r}')
         self.score_at = sorted(score_at)
         self.action = action
         self.target_fpr = float(target_fpr)
+        self.score = score
         self.clean_dataloader = clean_dataloader
         self.flags: Dict[int, int] = {}  # ann_id -> suggested label index
         self.rounds: List[Dict[str, Any]] = []
@@ -111,14 +118,16 @@ class LabelIssueHook(Hook):
         was_training = detector.training
         detector.eval()  # running BN statistics: each image scored on its own
         try:
-            train = _gathered(li.score_dataset(detector, self._loaders[0], self._coco))
-            clean = _gathered(li.score_dataset(detector, self._loaders[1], self._clean_coco))
+            train = _gathered(li.score_dataset(detector, self._loaders[0], self._coco,
+                                               score=self.score))
+            clean = _gathered(li.score_dataset(detector, self._loaders[1], self._clean_coco,
+                                               score=self.score))
         finally:
             detector.train(was_training)
         threshold = li.calibrate_threshold([r['score'] for r in clean.values()], self.target_fpr)
         self.flags = li.flagged_annotations(train, threshold)
-        summary = dict(iter=iteration, threshold=threshold, annotations=len(train),
-                       flagged=len(self.flags), target_fpr=self.target_fpr,
+        summary = dict(iter=iteration, score=self.score, threshold=threshold,
+                       annotations=len(train), flagged=len(self.flags), target_fpr=self.target_fpr,
                        clean_annotations=len(clean))
         truth = li.noise_metrics(train, self._coco, self._cat_ids, threshold)
         if truth is not None:

@@ -29,19 +29,37 @@ def test_annotation_scores_by_hand():
                            [9.0, 9.0, 9.0]])
     gt_index = torch.tensor([0, 0, 2, -1])
     given = torch.tensor([0, 1, 0])
-    out = annotation_scores(logits, gt_index, given)
-    # ann 0: mean p = (.5, .25, .625); given 0 -> score .5; suggested class 2
-    # ann 2: mean p = (.5, .75, .25);  given 0 -> score .5; suggested class 1
+    out = annotation_scores(logits, gt_index, given, score='self_confidence')
+    # ann 0: mean p = (.5, .25, .625); given 0 -> 1 - .5; suggested class 2
+    # ann 2: mean p = (.5, .75, .25);  given 0 -> 1 - .5; suggested class 1
     assert out['score'][0].item() == pytest.approx(0.5)
     assert math.isnan(out['score'][1].item())
     assert out['score'][2].item() == pytest.approx(0.5)
     assert out['suggested_label'].tolist() == [2, -1, 1]
     assert out['num_anchors'].tolist() == [2, 0, 1]
+    margin = annotation_scores(logits, gt_index, given)  # the default
+    # ann 0: .625 (class 2) - .5; ann 2: .75 (class 1) - .5
+    assert margin['score'][0].item() == pytest.approx(0.125)
+    assert margin['score'][2].item() == pytest.approx(0.25)
+    assert math.isnan(margin['score'][1].item())
+    assert margin['suggested_label'].tolist() == [2, -1, 1]
+
+
+def test_margin_is_negative_when_the_given_label_is_believed():
+    # p = (.75, .25): given 0 -> .25 - .75; given 1 -> .75 - .25
+    logits = torch.tensor([[LOGIT, -LOGIT], [LOGIT, -LOGIT]])
+    out = annotation_scores(logits, torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert out['score'].tolist() == pytest.approx([-0.5, 0.5])
+    single = annotation_scores(torch.tensor([[LOGIT]]), torch.tensor([0]), torch.tensor([0]))
+    assert single['score'].item() == pytest.approx(-0.75)  # one class: nothing else to believe
 
 
 def test_annotation_scores_given_label_agrees():
-    out = annotation_scores(torch.tensor([[-LOGIT, LOGIT]]), torch.tensor([0]), torch.tensor([1]))
-    assert out['score'].item() == pytest.approx(0.25)
+    args = torch.tensor([[-LOGIT, LOGIT]]), torch.tensor([0]), torch.tensor([1])
+    assert annotation_scores(*args, score='self_confidence')['score'].item() == \
+        pytest.approx(0.25)
+    out = annotation_scores(*args)
+    assert out['score'].item() == pytest.approx(-0.5)
     assert out['suggested_label'].tolist() == [1]
 
 
@@ -50,6 +68,8 @@ def test_annotation_scores_rejects_bad_input():
         annotation_scores(torch.zeros(1, 2), torch.tensor([3]), torch.tensor([0]))
     with pytest.raises(ValueError, match='given_labels'):
         annotation_scores(torch.zeros(1, 2), torch.tensor([0]), torch.tensor([2]))
+    with pytest.raises(ValueError, match='score must be one of'):
+        annotation_scores(torch.zeros(1, 2), torch.tensor([0]), torch.tensor([0]), score='loss')
 
 
 def brute_force_auc(scores, noisy):
@@ -166,7 +186,7 @@ def test_tool_end_to_end_on_noisy_tiny_benchmark(tmp_path, monkeypatch):
         assert keys <= set(rec)
         assert rec['given_label'] in cat_ids
         if rec['score'] is not None:
-            assert 0.0 <= rec['score'] <= 1.0 and rec['suggested_label'] in cat_ids
+            assert -1.0 <= rec['score'] <= 1.0 and rec['suggested_label'] in cat_ids
             assert rec['flagged'] == (rec['score'] > result['threshold'])
     assert sum(a['noisy'] for a in train['annotations']) > 0  # the benchmark flipped labels
     cal = result['calibration']
