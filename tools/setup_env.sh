@@ -49,7 +49,9 @@ fi
 stack=("mmengine==0.10.7" "mmdet==3.3.0" "pycocotools==2.0.11" "pytest==9.2.0" "numpy==2.4.6"
        "scipy==1.17.1" "matplotlib==3.11.2" "opencv-python==4.14.0.94" "shapely==2.2.0"
        "pandas==3.1.1" "click==8.5.1" "model-index==0.1.11" "tabulate==0.10.0" "rich==13.4.2"
-       "requests==2.32.5" "colorama==0.4.6")
+       "requests==2.32.5" "colorama==0.4.6"
+       # the study's label-issue finder comparison (projects/reweighting_study), not a runtime need
+       "cleanlab==2.9.0" "scikit-learn==1.9.1" "termcolor==3.3.0" "tqdm==4.70.1")
 if ! have "${stack[@]}" "openmim==0.3.9" "mlxtend==0.25.0"; then
   log "installing ${stack[*]}"
   pip install -q "${stack[@]}"

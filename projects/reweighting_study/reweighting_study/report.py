@@ -6,7 +6,7 @@ import math
 import os
 import statistics
 from collections import defaultdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -720,14 +720,17 @@ def readme_summary(table, report_dir: str, readme_dir: str) -> str:
         f'checkpoint: [the study]({rel}/README.md).'])
 
 
-def update_readme(readme: str, section: str) -> None:
-    """Replace the text between :data:`README_BEGIN` and :data:`README_END` in ``readme``."""
+def update_readme(readme: str, section: str, markers: Tuple[str, str] = (README_BEGIN, README_END)
+                  ) -> None:
+    """Replace the text between the ``markers`` (begin, end; by default :data:`README_BEGIN`
+    and :data:`README_END`) in ``readme``."""
     with open(readme) as f:
         text = f.read()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
+    begin_marker, end_marker = markers
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
-        raise ValueError(f'{readme} has no {README_BEGIN!r} ... {README_END!r} block to update')
-    text = text[:begin + len(README_BEGIN)] + '\n' + section + '\n' + text[end:]
+        raise ValueError(f'{readme} has no {begin_marker!r} ... {end_marker!r} block to update')
+    text = text[:begin + len(begin_marker)] + '\n' + section + '\n' + text[end:]
     with open(readme, 'w') as f:
         f.write(text)
 
@@ -769,11 +772,18 @@ def draw_figures(table, out_dir: str) -> Dict[str, Any]:
                 mentor=figure_mentor_curves(table, out_dir))
 
 
+#: a report section added by the caller: (results, table) -> (markdown lines for the report,
+#: {(begin, end) README markers: the README block between them})
+Section = Callable[[Sequence[Dict[str, Any]], Dict[Key, Dict[str, Any]]],
+                   Tuple[List[str], Dict[Tuple[str, str], str]]]
+
+
 def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                  note: str = '', study_iters: Sequence[int] = (),
-                 readme: Optional[str] = None) -> str:
+                 readme: Optional[str] = None, sections: Sequence[Section] = ()) -> str:
     """Write ``out_dir/README.md`` and its figures; with ``readme``, also refresh the study block
-    of that file (see :func:`update_readme`)."""
+    of that file (see :func:`update_readme`) and the blocks of the ``sections``, whose markdown
+    goes before the cost."""
     results = load_results(study_dir)
     if not results:
         raise FileNotFoundError(f'no result.json under {study_dir}')
@@ -871,6 +881,11 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     if figures['cb']:
         md += ['## Class-balanced weights', '',
                '![class-balanced weights per class](cb_class_weights.png)', '']
+    readme_blocks = {}
+    for section in sections:
+        lines, blocks = section(results, table)
+        md += lines
+        readme_blocks.update(blocks)
     cost = cost_text(results, sorted({settings['iters'], *study_iters}))
     if cost:
         md += ['## Cost', '',
@@ -884,6 +899,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     if readme is not None:
         update_readme(readme, readme_summary(table, out_dir, os.path.dirname(
             os.path.abspath(readme))))
+        for markers, block in readme_blocks.items():
+            update_readme(readme, block, markers)
     return path
 
 

@@ -16,7 +16,7 @@ VARIANT_CONFIGS = REPO / 'projects' / 'reweighting_study' / 'configs'
 
 def test_grid_is_the_full_product_with_unique_ids():
     runs = plan.grid()
-    assert len(runs) == 7 * 5 * 2 * 3
+    assert len(runs) == len(plan.STUDY_METHODS) * 5 * 2 * 3 == 8 * 5 * 2 * 3
     assert len({r.run_id for r in runs}) == len(runs)
     assert runs[0].seed == 0 and runs[-1].seed == 2  # seed-major
     for run in runs:

@@ -51,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument('--jobs', type=int, default=1)
     p.add_argument('--benchmark', nargs='+', action=DictAction, default={},
                    help='extra benchmark parameters (e.g. smaller splits)')
+    p.add_argument('--records', help='also copy each cell\'s comparison to RECORDS/<cell>.json '
+                                     '(the study report reads projects/reweighting_study/'
+                                     'records/finders)')
     p.add_argument('--cell', help='run this one cell (source-condition-sN) in this process')
     return p.parse_args(argv)
 
@@ -183,8 +186,13 @@ def main(argv=None):
             print(f'{cell}: failed (exit {code}); see {args.out}/{cell}/cell.log', flush=True)
             return
         with open(os.path.join(args.out, cell, COMPARISON_FILE)) as f:
-            print(f'{cell} ({wall / 60:.1f} min): {_summary(json.load(f))}', flush=True)
+            result = json.load(f)
+        print(f'{cell} ({wall / 60:.1f} min): {_summary(result)}', flush=True)
+        if args.records:
+            plan.write_json_atomic(os.path.join(args.records, f'{cell}.json'), result)
 
+    if args.records:
+        os.makedirs(args.records, exist_ok=True)
     with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
         list(pool.map(one, cells))
 

@@ -11,6 +11,7 @@ noisy annotations (from the runs' diagnostics), GHM gradient density before and 
 per-class class-balanced weights.
 """
 import argparse
+import functools
 import os
 import sys
 
@@ -19,6 +20,7 @@ _PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPO = os.path.dirname(os.path.dirname(_PROJECT))
 sys.path[:0] = [_REPO, _PROJECT]
 
+from reweighting_study import label_issue_report  # noqa: E402
 from reweighting_study.report import write_report  # noqa: E402
 
 
@@ -31,6 +33,9 @@ def main(argv=None):
     p.add_argument('--note-file', help='markdown file whose text goes under the title')
     p.add_argument('--readme', nargs='?', const=os.path.join(_REPO, 'README.md'),
                    help='also refresh the study block of this README (default: the project\'s)')
+    p.add_argument('--finders', default=os.path.join(_PROJECT, 'records', 'finders'),
+                   help='records of tools/compare_finders.py (<cell>.json) for the label-issue '
+                        'section')
     p.add_argument('--cost-iters', type=int, nargs='*', default=[],
                    help='also extrapolate the full study\'s cost to these schedules')
     args = p.parse_args(argv)
@@ -38,7 +43,9 @@ def main(argv=None):
     if args.note_file:
         with open(args.note_file) as f:
             note = '\n\n'.join(filter(None, [note, f.read().strip()]))
-    path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters, args.readme)
+    path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters, args.readme,
+                        sections=[functools.partial(label_issue_report.report_section,
+                                                    finders_dir=args.finders)])
     print(f'wrote {path}')
 
 
