@@ -9,12 +9,46 @@ import torch
 from mmengine.dist import all_gather_object, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.structures import InstanceData
 
 from mmreweight.analysis import label_issues as li
 from mmreweight.registry import HOOKS
 
 CHECKPOINT_KEY = 'label_issues'
 SUMMARY_FILE = 'label_issues.json'
+#: what the hook can do to a flagged annotation in the training batches
+HOOK_ACTIONS = ('ignore',) + li.ACTIONS
+
+
+def check_assigner_ignores(detector) -> None:
+    """Raise unless the detector's assigner leaves anchors overlapping ignored boxes out of the
+    loss; otherwise an ignored box would silently be trained as background."""
+    train_cfg = getattr(detector.bbox_head, 'train_cfg', None) or {}
+    assigner = train_cfg.get('assigner', {})
+    thr = assigner.get('ignore_iof_thr')
+    if thr is None or thr <= 0:
+        raise ValueError(
+            f"LabelIssueHook(action='ignore') needs an assigner that honours ignored boxes; "
+            f"{assigner.get('type', 'the assigner')} has ignore_iof_thr={thr}. Set "
+            "model.train_cfg.assigner.ignore_iof_thr (e.g. 0.5, a MaxIoUAssigner) or use "
+            "action='relabel'.")
+
+
+def _move_to_ignored(sample, hits: List[int]) -> None:
+    """Move the instances ``hits`` of ``sample.gt_instances`` to its ``ignored_instances``
+    (keeping the fields both hold)."""
+    gt = sample.gt_instances
+    keep = torch.ones(len(gt), dtype=torch.bool)
+    keep[hits] = False
+    moved = gt[~keep]
+    ignored = sample.get('ignored_instances')
+    if ignored is None:
+        sample.ignored_instances = InstanceData(bboxes=moved.bboxes, labels=moved.labels)
+    else:
+        common = [k for k in moved.keys() if k in ignored.keys()]
+        sample.ignored_instances = InstanceData.cat(
+            [InstanceData(**{k: x.get(k) for k in common}) for x in (ignored, moved)])
+    sample.gt_instances = gt[keep]
 
 
 def _gathered(local: Dict[int, Any]) -> Dict[int, Any]:
@@ -42,8 +76,11 @@ class LabelIssueHook(Hook):
 
     Args:
         score_at: the points, as fractions of ``max_iters`` in (0, 1).
-        action: ``'relabel'`` gives a flagged annotation its suggested label (the class the
-            detector believes); ``'drop'`` removes it from the batch (its object becomes
+        action: ``'ignore'`` moves a flagged annotation to the batch's ignored instances: the
+            assigner leaves the anchors that overlap it out of the loss (needs an assigner with
+            ``ignore_iof_thr > 0``; checked before training), so the object is learned neither
+            as its given class nor as background; ``'relabel'`` gives it its suggested label
+            (the class the detector believes); ``'drop'`` removes it (its object becomes
             background, as in the cleaned COCO file of ``tools/find_label_issues.py``).
         target_fpr: the share of the clean subset's annotations the threshold may flag.
         score: ``'margin'`` or ``'self_confidence'``
@@ -68,8 +105,8 @@ class LabelIssueHook(Hook):
         score_at = [float(f) for f in score_at]
         if not score_at or any(not 0.0 < f < 1.0 for f in score_at):
             raise ValueError(f'score_at must be fractions of training in (0, 1), got {score_at}')
-        if action not in li.ACTIONS:
-            raise ValueError(f'action must be one of {li.ACTIONS}, got {action!r}')
+        if action not in HOOK_ACTIONS:
+            raise ValueError(f'action must be one of {HOOK_ACTIONS}, got {action!r}')
         if score not in li.SCORES:
             raise ValueError(f'score must be one of {li.SCORES}, got {score!r}')
         if not 0.0 <= float(target_fpr) < 1.0:
@@ -104,6 +141,9 @@ class LabelIssueHook(Hook):
         self._loaders = [runner.build_dataloader(dict(cfg, persistent_workers=False), seed=seed)
                          for cfg in (loader_cfg, clean_cfg)]
         self._clean_coco = li.load_coco(self._loaders[1].dataset.ann_file)
+        if self.action == 'ignore':
+            check_assigner_ignores(runner.model.module if is_model_wrapper(runner.model)
+                                   else runner.model)
         runner.logger.info(f'LabelIssueHook: scores the training annotations at iterations '
                            f'{self._score_iters(runner)}, then {self.action}s the flagged ones')
 
@@ -180,7 +220,9 @@ class LabelIssueHook(Hook):
             if not hits:
                 continue
             changed += len(hits)
-            if self.action == 'relabel':
+            if self.action == 'ignore':
+                _move_to_ignored(sample, hits)
+            elif self.action == 'relabel':
                 labels = gt.labels.clone()
                 labels[hits] = labels.new_tensor([self.flags[ann_ids[j]] for j in hits])
                 gt.labels = labels
@@ -212,4 +254,5 @@ class LabelIssueHook(Hook):
                 'from its weights with load_from.')
 
 
-__all__ = ['LabelIssueHook', 'CHECKPOINT_KEY', 'SUMMARY_FILE']
+__all__ = ['LabelIssueHook', 'HOOK_ACTIONS', 'CHECKPOINT_KEY', 'SUMMARY_FILE',
+           'check_assigner_ignores']

@@ -21,22 +21,24 @@ ITERS, SCORED_AT = 6, 3
 
 @HOOKS.register_module(force=True)
 class RecordLabelsHook(Hook):
-    """The image id and instance labels of every sample the model is given."""
+    """The image id, instance labels and number of ignored boxes of every sample the model is
+    given."""
     priority = 'LOWEST'  # after LabelIssueHook (NORMAL) has changed the batch
 
     def __init__(self):
-        self.samples = []
+        self.samples, self.ignored = [], []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.samples += [(runner.iter + 1, s.img_id, s.gt_instances.labels.tolist())
                          for s in data_batch['data_samples']]
+        self.ignored += [len(s.ignored_instances) for s in data_batch['data_samples']]
 
 
-def _cfg(work_dir, action='relabel'):
+def _cfg(work_dir, action='relabel', target_fpr=0.05):
     cfg = tiny_cfg('retinanet_label_issues.py', work_dir, iters=ITERS, ckpt_interval=SCORED_AT,
                    bench=NOISY)
-    cfg.custom_hooks = [dict(cfg.custom_hooks[0], score_at=(SCORED_AT / ITERS, ), action=action),
-                        dict(type='RecordLabelsHook')]
+    cfg.custom_hooks = [dict(cfg.custom_hooks[0], score_at=(SCORED_AT / ITERS, ), action=action,
+                             target_fpr=target_fpr), dict(type='RecordLabelsHook')]
     return cfg
 
 
@@ -92,18 +94,29 @@ def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
     assert changed > 0  # the later batches held flagged annotations with another suggestion
 
 
-def test_drop_removes_the_flagged_boxes(tmp_path):
-    runner = build_runner(_cfg(tmp_path, action='drop'))
+@pytest.mark.parametrize('action', ['drop', 'ignore'])
+def test_drop_and_ignore_take_the_flagged_boxes_out(tmp_path, action):
+    runner = build_runner(_cfg(tmp_path, action=action))
     runner.train()
     hook = find_hook(runner, LabelIssueHook)
     given = _given_labels(hook)
-    dropped = 0
-    for iteration, img_id, labels in find_hook(runner, RecordLabelsHook).samples:
+    record = find_hook(runner, RecordLabelsHook)
+    removed = 0
+    for (iteration, img_id, labels), ignored in zip(record.samples, record.ignored):
         kept = [label for a, label in given[img_id]
                 if iteration <= SCORED_AT or a not in hook.flags]
         assert labels == kept
-        dropped += len(given[img_id]) - len(kept)
-    assert dropped > 0
+        # the embedded benchmark has no ignored boxes of its own
+        assert ignored == (len(given[img_id]) - len(kept) if action == 'ignore' else 0)
+        removed += len(given[img_id]) - len(kept)
+    assert removed > 0
+
+
+def test_ignore_needs_an_assigner_that_ignores(tmp_path):
+    cfg = _cfg(tmp_path, action='ignore')
+    cfg.model.train_cfg.assigner.ignore_iof_thr = -1
+    with pytest.raises(ValueError, match='ignore_iof_thr=-1'):
+        build_runner(cfg).train()
 
 
 def test_resume_restores_the_flags(trained, tmp_path):
