@@ -13,11 +13,13 @@ from mmengine.structures import InstanceData
 
 from mmreweight.analysis import label_issues as li
 from mmreweight.registry import HOOKS
+from mmreweight.weighting import LabelIssueWeighter
+from .meta_hook import MetaReweightHook
 
 CHECKPOINT_KEY = 'label_issues'
 SUMMARY_FILE = 'label_issues.json'
 #: what the hook can do to a flagged annotation in the training batches
-HOOK_ACTIONS = ('ignore',) + li.ACTIONS
+HOOK_ACTIONS = ('flag', 'ignore') + li.ACTIONS
 
 
 def check_assigner_ignores(detector) -> None:
@@ -32,6 +34,19 @@ def check_assigner_ignores(detector) -> None:
             f"{assigner.get('type', 'the assigner')} has ignore_iof_thr={thr}. Set "
             "model.train_cfg.assigner.ignore_iof_thr (e.g. 0.5, a MaxIoUAssigner) or use "
             "action='relabel'.")
+
+
+def check_flags_are_read(runner) -> None:
+    """Raise unless a MetaReweightHook with a :class:`~mmreweight.weighting.LabelIssueWeighter`
+    reads the marks of ``action='flag'``; otherwise they would change nothing."""
+    if not any(isinstance(h, MetaReweightHook) and isinstance(h.weighter, LabelIssueWeighter)
+               for h in runner.hooks):
+        raise ValueError(
+            "LabelIssueHook(action='flag') marks annotations for mmreweight.LabelIssueWeighter, "
+            'but no MetaReweightHook uses one: add custom_hooks += [dict(type='
+            "'mmreweight.MetaReweightHook', weighter=dict(type='mmreweight.LabelIssueWeighter'))] "
+            "with model.bbox_head.type='mmreweight.ReweightRetinaHead' "
+            '(configs/retinanet_label_issues.py)')
 
 
 def _move_to_ignored(sample, hits: List[int]) -> None:
@@ -76,7 +91,11 @@ class LabelIssueHook(Hook):
 
     Args:
         score_at: the points, as fractions of ``max_iters`` in (0, 1).
-        action: ``'ignore'`` moves a flagged annotation to the batch's ignored instances: the
+        action: ``'flag'`` marks a flagged annotation (``gt_instances.label_issue``) for
+            :class:`~mmreweight.weighting.LabelIssueWeighter`, which leaves its anchors out of
+            the classification loss and keeps its box (needs ``mmreweight.ReweightRetinaHead``
+            and a MetaReweightHook with that weighter; checked before training);
+            ``'ignore'`` moves it to the batch's ignored instances: the
             assigner leaves the anchors that overlap it out of the loss (needs an assigner with
             ``ignore_iof_thr > 0``; checked before training), so the object is learned neither
             as its given class nor as background; ``'relabel'`` gives it its suggested label
@@ -144,8 +163,10 @@ class LabelIssueHook(Hook):
         if self.action == 'ignore':
             check_assigner_ignores(runner.model.module if is_model_wrapper(runner.model)
                                    else runner.model)
+        elif self.action == 'flag':
+            check_flags_are_read(runner)
         runner.logger.info(f'LabelIssueHook: scores the training annotations at iterations '
-                           f'{self._score_iters(runner)}, then {self.action}s the flagged ones')
+                           f'{self._score_iters(runner)}; flagged ones: {self.action}')
 
     # ------------------------------------------------------------------ scoring
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -217,10 +238,16 @@ class LabelIssueHook(Hook):
                     'the transforms that drop, add or reorder boxes (random crop, mosaic) from '
                     'the training pipeline')
             hits = [j for j, ann_id in enumerate(ann_ids) if ann_id in self.flags]
+            if self.action == 'flag':
+                marks = torch.zeros(len(gt), dtype=torch.bool)
+                marks[hits] = True
+                gt.label_issue = marks
             if not hits:
                 continue
             changed += len(hits)
-            if self.action == 'ignore':
+            if self.action == 'flag':
+                pass  # marked above, on every sample
+            elif self.action == 'ignore':
                 _move_to_ignored(sample, hits)
             elif self.action == 'relabel':
                 labels = gt.labels.clone()
@@ -255,4 +282,4 @@ class LabelIssueHook(Hook):
 
 
 __all__ = ['LabelIssueHook', 'HOOK_ACTIONS', 'CHECKPOINT_KEY', 'SUMMARY_FILE',
-           'check_assigner_ignores']
+           'check_assigner_ignores', 'check_flags_are_read']

@@ -215,7 +215,8 @@ class ReweightRetinaHead(RetinaHead):
             avg_factor=float(targets.avg_factor),
             progress=float(getattr(self.weighter, 'progress', 0.0)),
             extras=dict(head=self, cls_feats=cls_feats, feats=in_feats, targets=targets,
-                        gt_noisy=targets.gt_noisy, num_images=len(batch_img_metas)))
+                        gt_noisy=targets.gt_noisy, num_images=len(batch_img_metas),
+                        gt_label_issue=anchors_of_marked(batch_gt_instances, targets.gt_index)))
         # Meta computations run in full precision even when the training step is autocast.
         with torch.autocast(device_type=logits.device.type, enabled=False):
             weights = self.weighter(ctx)
@@ -234,6 +235,20 @@ class ReweightRetinaHead(RetinaHead):
         loss_bbox = self.loss_bbox(bbox_pred, targets.bbox_targets, targets.bbox_weights,
                                    avg_factor=targets.avg_factor)
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+
+
+def anchors_of_marked(batch_gt_instances: InstanceList, gt_index: Tensor,
+                      field: str = 'label_issue') -> Tensor:
+    """(N,) bool: whether the annotation an anchor is matched to (``gt_index``, numbered through
+    the batch; -1 for none) has ``field`` set; an image whose instances lack the field has none
+    marked."""
+    marks = torch.cat([torch.zeros(len(g), dtype=torch.bool) if g.get(field) is None
+                       else torch.as_tensor(g.get(field)).bool().cpu()
+                       for g in batch_gt_instances] or [torch.zeros(0, dtype=torch.bool)])
+    marks = marks.to(gt_index.device)
+    if marks.numel() == 0:
+        return torch.zeros_like(gt_index, dtype=torch.bool)
+    return (gt_index >= 0) & marks[gt_index.clamp(min=0)]
 
 
 def weighted_loss(per_anchor: Tensor, weights: Tensor, avg_factor: float, logits: Tensor,

@@ -99,6 +99,16 @@ def mean_one_over_ranks(v: Tensor, weighted: Optional[Tensor] = None) -> Tensor:
     return scaled if weighted is None else torch.where(weighted, scaled, v)
 
 
-__all__ = ['NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
+def down_weight_foreground(ctx: AnchorLossContext, mask: Tensor, weight: float = 0.0) -> Tensor:
+    """Detached weights: ``weight`` on the valid foreground anchors in ``mask``, 1 on the other
+    valid ones (0 on ignored anchors), scaled to mean one over the valid foreground anchors of all
+    ranks; background anchors keep weight 1."""
+    valid = ctx.valid
+    weighted = valid & ctx.foreground
+    v = valid.to(ctx.loss.dtype).masked_fill(weighted & mask, weight)
+    return mean_one_over_ranks(v, weighted).detach()
+
+
+__all__ = ['down_weight_foreground', 'NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
            'AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum', 'global_count_and_sum',
            'mean_one_over_ranks']

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import (NOISY_POSITIVE, UNKNOWN_POSITIVE, AnchorLossContext, AnchorWeighter,
-                   mean_one_over_ranks)
+                   down_weight_foreground)
 from .mentornet.curricula import fraction_to_epoch, progress_to_epoch
 
 MISSING_FLAGS = ('NoiseOracleWeighter needs the noise flag of every annotation: build the train '
@@ -61,15 +61,13 @@ class NoiseOracleWeighter(AnchorWeighter):
         valid = ctx.valid
         if bool((valid & (flags == UNKNOWN_POSITIVE)).any()):
             raise ValueError(f'{MISSING_FLAGS}; this batch has positive anchors without one.')
-        weighted = valid & ctx.foreground
         if self.burn_in_epoch is not None and progress_to_epoch(
                 min(max(float(ctx.progress), 0.0), 1.0)) <= self.burn_in_epoch:
             self._noisy = 0
             return valid.to(ctx.loss.dtype)
-        noisy = weighted & (flags == NOISY_POSITIVE)
-        v = valid.to(ctx.loss.dtype).masked_fill(noisy, self.noisy_weight)
-        self._noisy = int(noisy.sum())
-        return mean_one_over_ranks(v, weighted).detach()
+        noisy = flags == NOISY_POSITIVE
+        self._noisy = int((noisy & valid & ctx.foreground).sum())
+        return down_weight_foreground(ctx, noisy, self.noisy_weight)
 
     def log_scalars(self):
         """How many valid foreground anchors of the last batch were down-weighted as noisy."""

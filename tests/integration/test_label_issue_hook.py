@@ -26,19 +26,21 @@ class RecordLabelsHook(Hook):
     priority = 'LOWEST'  # after LabelIssueHook (NORMAL) has changed the batch
 
     def __init__(self):
-        self.samples, self.ignored = [], []
+        self.samples, self.ignored, self.marks = [], [], []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.samples += [(runner.iter + 1, s.img_id, s.gt_instances.labels.tolist())
                          for s in data_batch['data_samples']]
         self.ignored += [len(s.ignored_instances) for s in data_batch['data_samples']]
+        self.marks += [s.gt_instances.get('label_issue') for s in data_batch['data_samples']]
 
 
 def _cfg(work_dir, action='relabel', target_fpr=0.05):
     cfg = tiny_cfg('retinanet_label_issues.py', work_dir, iters=ITERS, ckpt_interval=SCORED_AT,
                    bench=NOISY)
-    cfg.custom_hooks = [dict(cfg.custom_hooks[0], score_at=(SCORED_AT / ITERS, ), action=action,
-                             target_fpr=target_fpr), dict(type='RecordLabelsHook')]
+    finder, *others = cfg.custom_hooks  # the config's LabelIssueHook, then its MetaReweightHook
+    cfg.custom_hooks = [dict(finder, score_at=(SCORED_AT / ITERS, ), action=action,
+                             target_fpr=target_fpr), *others, dict(type='RecordLabelsHook')]
     return cfg
 
 
@@ -96,7 +98,9 @@ def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
 
 @pytest.mark.parametrize('action', ['drop', 'ignore'])
 def test_drop_and_ignore_take_the_flagged_boxes_out(tmp_path, action):
-    runner = build_runner(_cfg(tmp_path, action=action))
+    cfg = _cfg(tmp_path, action=action)
+    cfg.model.train_cfg.assigner.ignore_iof_thr = 0.5
+    runner = build_runner(cfg)
     runner.train()
     hook = find_hook(runner, LabelIssueHook)
     given = _given_labels(hook)
@@ -113,9 +117,34 @@ def test_drop_and_ignore_take_the_flagged_boxes_out(tmp_path, action):
 
 
 def test_ignore_needs_an_assigner_that_ignores(tmp_path):
-    cfg = _cfg(tmp_path, action='ignore')
-    cfg.model.train_cfg.assigner.ignore_iof_thr = -1
+    cfg = _cfg(tmp_path, action='ignore')  # RetinaNet's assigner: ignore_iof_thr=-1
     with pytest.raises(ValueError, match='ignore_iof_thr=-1'):
+        build_runner(cfg).train()
+
+
+def test_flag_marks_the_flagged_boxes_and_the_weighter_drops_their_anchors(tmp_path):
+    runner = build_runner(_cfg(tmp_path, action='flag'))  # the recipe config's action
+    runner.train()
+    hook = find_hook(runner, LabelIssueHook)
+    given = _given_labels(hook)
+    record = find_hook(runner, RecordLabelsHook)
+    marked = 0
+    for (iteration, img_id, labels), marks in zip(record.samples, record.marks):
+        assert labels == [label for _, label in given[img_id]]  # labels untouched
+        if iteration <= SCORED_AT:
+            assert marks is None
+        else:
+            assert marks.tolist() == [a in hook.flags for a, _ in given[img_id]]
+            marked += int(marks.sum())
+    assert marked > 0
+    logged = runner.message_hub.get_scalar('train/label_issue_anchors').data[0]
+    assert logged[:SCORED_AT].tolist() == [0] * SCORED_AT and logged[SCORED_AT:].sum() > 0
+
+
+def test_flag_without_the_weighter_is_refused(tmp_path):
+    cfg = _cfg(tmp_path, action='flag')
+    cfg.custom_hooks = [h for h in cfg.custom_hooks if 'MetaReweightHook' not in h['type']]
+    with pytest.raises(ValueError, match='LabelIssueWeighter'):
         build_runner(cfg).train()
 
 
