@@ -52,6 +52,14 @@ def _given_labels(hook):
             for img, ids in hook._ann_ids.items()}
 
 
+def _train(cfg):
+    """(runner, its LabelIssueHook, the given labels, its RecordLabelsHook) after training."""
+    runner = build_runner(cfg)
+    runner.train()
+    hook = find_hook(runner, LabelIssueHook)
+    return runner, hook, _given_labels(hook), find_hook(runner, RecordLabelsHook)
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp('label_issues')
@@ -100,11 +108,7 @@ def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
 def test_drop_and_ignore_take_the_flagged_boxes_out(tmp_path, action):
     cfg = _cfg(tmp_path, action=action)
     cfg.model.train_cfg.assigner.ignore_iof_thr = 0.5
-    runner = build_runner(cfg)
-    runner.train()
-    hook = find_hook(runner, LabelIssueHook)
-    given = _given_labels(hook)
-    record = find_hook(runner, RecordLabelsHook)
+    _, hook, given, record = _train(cfg)
     removed = 0
     for (iteration, img_id, labels), ignored in zip(record.samples, record.ignored):
         kept = [label for a, label in given[img_id]
@@ -123,11 +127,7 @@ def test_ignore_needs_an_assigner_that_ignores(tmp_path):
 
 
 def test_flag_marks_the_flagged_boxes_and_the_weighter_drops_their_anchors(tmp_path):
-    runner = build_runner(_cfg(tmp_path, action='flag'))  # the recipe config's action
-    runner.train()
-    hook = find_hook(runner, LabelIssueHook)
-    given = _given_labels(hook)
-    record = find_hook(runner, RecordLabelsHook)
+    runner, hook, given, record = _train(_cfg(tmp_path, action='flag'))  # the recipe's action
     marked = 0
     for (iteration, img_id, labels), marks in zip(record.samples, record.marks):
         assert labels == [label for _, label in given[img_id]]  # labels untouched
