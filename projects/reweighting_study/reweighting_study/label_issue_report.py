@@ -29,20 +29,19 @@ def _cells(keys) -> List[Tuple[str, str]]:
             for c in _order({k[1] for k in keys if k[0] == s}, CONDITIONS)]
 
 
-def round_table(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[str, str], Dict[int, Any]]:
-    """(source, condition) -> scoring iteration -> metric -> (mean, std) over the seeds of the
-    recipe's runs, with ``flagged_fraction`` (flagged / scored annotations)."""
-    groups: Dict[Tuple[str, str, int], List[Dict[str, Any]]] = defaultdict(list)
+def round_table(results: Sequence[Dict[str, Any]]) -> Dict[Key, Dict[int, Any]]:
+    """(source, condition, method) -> scoring iteration -> metric -> (mean, std) over the seeds
+    of the runs with a LabelIssueHook (the recipe and its variants), with ``flagged_fraction``
+    (flagged / scored annotations)."""
+    groups: Dict[Tuple[str, str, str, int], List[Dict[str, Any]]] = defaultdict(list)
     for r in results:
-        if r['method'] != RECIPE or not r.get('label_issues'):
-            continue
-        for rnd in r['label_issues']['rounds']:
+        for rnd in (r.get('label_issues') or {}).get('rounds', []):
             if 'truth' in rnd:
                 row = dict(rnd['truth'], flagged_fraction=rnd['flagged'] / rnd['annotations'])
-                groups[(r['source'], r['condition'], rnd['iter'])].append(row)
-    out: Dict[Tuple[str, str], Dict[int, Any]] = defaultdict(dict)
-    for (source, condition, it), rows in groups.items():
-        out[(source, condition)][it] = dict(
+                groups[(r['source'], r['condition'], r['method'], rnd['iter'])].append(row)
+    out: Dict[Key, Dict[int, Any]] = defaultdict(dict)
+    for (source, condition, method, it), rows in groups.items():
+        out[(source, condition, method)][it] = dict(
             seeds=len(rows), **{m: mean_std([r[m] for r in rows])
                                 for m in ('flagged_fraction', ) + ROUND_METRICS})
     return dict(out)
@@ -51,12 +50,14 @@ def round_table(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[str, str], Dict
 def round_text(rounds) -> str:
     if not rounds:
         return ''
-    md = ['| data | condition | iteration | seeds | flagged | AUC | precision | recall | '
-          'clean flagged | right suggestion |', '|---|---|---|---|---|---|---|---|---|---|']
-    for source, condition in _cells([(s, c) for s, c in rounds]):
-        for it, row in sorted(rounds[(source, condition)].items()):
-            md.append('| ' + ' | '.join([source, condition, str(it), str(row['seeds'])] + [
-                fmt(row[m]) for m in ('flagged_fraction', ) + ROUND_METRICS]) + ' |')
+    md = ['| data | condition | method | iteration | seeds | flagged | AUC | precision | recall | '
+          'clean flagged | right suggestion |', '|---' * 11 + '|']
+    for source, condition in _cells(list(rounds)):
+        for method in sorted(m for s, c, m in rounds if (s, c) == (source, condition)):
+            for it, row in sorted(rounds[(source, condition, method)].items()):
+                md.append('| ' + ' | '.join([source, condition, method, str(it),
+                                             str(row['seeds'])] + [
+                    fmt(row[m]) for m in ('flagged_fraction', ) + ROUND_METRICS]) + ' |')
     return '\n'.join(md)
 
 
@@ -114,7 +115,7 @@ def readme_block(table, rounds, comparisons) -> str:
         cmp_row = comparisons.get((source, condition))
         finder = (f'{cmp_row["ours"]["auc"][0]:.3f} / {cmp_row["cleanlab"]["auc"][0]:.3f}'
                   if cmp_row else '–')
-        last = rounds.get((source, condition))
+        last = rounds.get((source, condition, RECIPE))
         loop = '–'
         if last:
             row = last[max(last)]
@@ -146,14 +147,15 @@ def report_section(results, table, finders_dir: str
         return [], {}
     md = ['## Finding and fixing mislabelled boxes', '']
     if rounds:
-        md += ['The `label_issues` runs (`configs/retinanet_label_issues.py`): at each scoring '
-               'point `mmreweight.LabelIssueHook` scores every training annotation (margin '
-               'score), flags those above the 95% quantile of the clean meta split\'s scores and '
-               'relabels them with the detector\'s suggestion until the next point. Against the '
-               'benchmark\'s record of the flipped labels: the flagged share, the AUC of the '
-               'score, the precision and recall of the flags, the share of clean annotations '
-               'flagged, and the share of flagged flips whose suggestion is the true class '
-               '(mean ± std over seeds).', '', round_text(rounds), '']
+        md += ['The runs with a `mmreweight.LabelIssueHook` (`label_issues`: '
+               '`configs/retinanet_label_issues.py`; its variants in '
+               '`projects/reweighting_study/configs/`): at each scoring point it scores every '
+               'training annotation (margin score) and flags those above the threshold set on the '
+               'clean meta split. Against the benchmark\'s record of the flipped labels: the '
+               'flagged share, the AUC of the score, the precision and recall of the flags, the '
+               'share of clean annotations flagged, and the share of flagged flips whose '
+               'suggestion is the true class (mean ± std over seeds).', '', round_text(rounds),
+               '']
     if comparisons:
         some = next(iter(comparisons.values()))
         md += [f'Out-of-sample finders side by side ({some["folds"]}-fold: per fold a focal '

@@ -38,6 +38,8 @@ METHOD_CONFIGS = {
     'mentornet_dd_mono': _VARIANT + 'retinanet_mentornet_dd_monotone.py',
     'mentornet_dd_mono_hard': _VARIANT + 'retinanet_mentornet_dd_monotone_hard.py',
     'label_issues': 'configs/retinanet_label_issues.py',
+    'label_issues_relabel': _VARIANT + 'retinanet_label_issues_relabel.py',
+    'label_issues_ignore': _VARIANT + 'retinanet_label_issues_ignore.py',
     'noise_oracle': _VARIANT + 'retinanet_noise_oracle.py',
     'noise_oracle_burn_in': _VARIANT + 'retinanet_noise_oracle_burn_in.py',
     'noise_oracle_soft': _VARIANT + 'retinanet_noise_oracle_soft.py',
@@ -47,7 +49,8 @@ METHODS = tuple(METHOD_CONFIGS)
 VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mwnet_no_decay', 'mwnet_late', 'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
-            'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
+            'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft', 'label_issues_relabel',
+            'label_issues_ignore')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal

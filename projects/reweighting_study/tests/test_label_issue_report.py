@@ -36,8 +36,8 @@ COMPARISONS = [dict(source='mnist', condition='uniform40', seed=s, folds=2, iter
 
 def test_round_table_averages_each_scoring_point_over_seeds():
     rounds = round_table(RESULTS)
-    assert set(rounds) == {('mnist', 'uniform40')}
-    point = rounds[('mnist', 'uniform40')]
+    assert set(rounds) == {('mnist', 'uniform40', 'label_issues')}
+    point = rounds[('mnist', 'uniform40', 'label_issues')]
     assert sorted(point) == [600, 1200]
     assert point[1200]['seeds'] == 2
     assert point[1200]['auc'][0] == pytest.approx(0.97)
