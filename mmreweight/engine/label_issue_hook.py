@@ -1,6 +1,6 @@
-"""Find the mislabelled training annotations during training and relabel (or drop) them from then
-on, with the threshold calibrated on a held-out clean subset
-(:mod:`mmreweight.analysis.label_issues`)."""
+"""Find the mislabelled training annotations during training and, from then on, leave their labels
+out of the classification loss, ignore, relabel or drop them, with the threshold calibrated on a
+held-out clean subset (:mod:`mmreweight.analysis.label_issues`)."""
 import json
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -49,13 +49,17 @@ def check_flags_are_read(runner) -> None:
             '(configs/retinanet_label_issues.py)')
 
 
+def _split(instances: InstanceData, hits: List[int]):
+    """(the instances but ``hits``, the instances ``hits``)."""
+    keep = torch.ones(len(instances), dtype=torch.bool)
+    keep[hits] = False
+    return instances[keep], instances[~keep]
+
+
 def _move_to_ignored(sample, hits: List[int]) -> None:
     """Move the instances ``hits`` of ``sample.gt_instances`` to its ``ignored_instances``
     (keeping the fields both hold)."""
-    gt = sample.gt_instances
-    keep = torch.ones(len(gt), dtype=torch.bool)
-    keep[hits] = False
-    moved = gt[~keep]
+    kept, moved = _split(sample.gt_instances, hits)
     ignored = sample.get('ignored_instances')
     if ignored is None:
         sample.ignored_instances = InstanceData(bboxes=moved.bboxes, labels=moved.labels)
@@ -63,7 +67,7 @@ def _move_to_ignored(sample, hits: List[int]) -> None:
         common = [k for k in moved.keys() if k in ignored.keys()]
         sample.ignored_instances = InstanceData.cat(
             [InstanceData(**{k: x.get(k) for k in common}) for x in (ignored, moved)])
-    sample.gt_instances = gt[keep]
+    sample.gt_instances = kept
 
 
 def _gathered(local: Dict[int, Any]) -> Dict[int, Any]:
@@ -79,7 +83,7 @@ def _gathered(local: Dict[int, Any]) -> Dict[int, Any]:
 @HOOKS.register_module()
 class LabelIssueHook(Hook):
     """Scores every training annotation at the given points of training and, from each point
-    on, relabels (or drops) the annotations it flags in every training batch.
+    on, acts on the annotations it flags in every training batch (``action``).
 
     At each point the detector, in eval mode, scores the training set and the clean subset
     (:func:`~mmreweight.analysis.label_issues.score_dataset`: by default the margin by which the
@@ -238,25 +242,21 @@ class LabelIssueHook(Hook):
                     'the transforms that drop, add or reorder boxes (random crop, mosaic) from '
                     'the training pipeline')
             hits = [j for j, ann_id in enumerate(ann_ids) if ann_id in self.flags]
-            if self.action == 'flag':
+            changed += len(hits)
+            if self.action == 'flag':  # on every sample once flags exist: explicit 'none' too
                 marks = torch.zeros(len(gt), dtype=torch.bool)
                 marks[hits] = True
                 gt.label_issue = marks
-            if not hits:
+            elif not hits:
                 continue
-            changed += len(hits)
-            if self.action == 'flag':
-                pass  # marked above, on every sample
             elif self.action == 'ignore':
                 _move_to_ignored(sample, hits)
             elif self.action == 'relabel':
                 labels = gt.labels.clone()
                 labels[hits] = labels.new_tensor([self.flags[ann_ids[j]] for j in hits])
                 gt.labels = labels
-            else:
-                keep = torch.ones(len(gt), dtype=torch.bool)
-                keep[hits] = False
-                sample.gt_instances = gt[keep]
+            else:  # drop
+                sample.gt_instances = _split(gt, hits)[0]
         runner.message_hub.update_scalar('train/label_issues_changed', changed)
 
     # ------------------------------------------------------------------ state
