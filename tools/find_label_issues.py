@@ -172,10 +172,7 @@ def main(argv=None):
                   no_anchor=sum(r['scored'] and r['score'] is None for r in recs),
                   flagged=sum(r['flagged'] for r in recs))
     if noisy_field:
-        rows = [r for r in recs if r['scored']]
-        result['metrics'] = li.ranking_metrics(
-            [float('nan') if r['score'] is None else r['score'] for r in rows],
-            [r['noisy'] for r in rows])
+        result['metrics'] = li.noise_metrics(scored, coco, cat_ids, threshold)
     result['issues'] = recs
 
     os.makedirs(args.out, exist_ok=True)
