@@ -574,5 +574,5 @@ def shape_gating(dump: Dict[str, np.ndarray]) -> Dict[str, Any]:
 
 
 __all__ = ['HIST_BINS', 'HISTOGRAMS', 'density_histogram', 'anchor_levels', 'anchor_priors',
-           'anchor_targets', 'matched_logits', 'flatten_levels', 'ghm_anchor_weights', 'AnchorDiagnostics',
-           'summarize', 'box_zeroing', 'shape_gating']
+           'anchor_targets', 'matched_logits', 'flatten_levels', 'ghm_anchor_weights',
+           'AnchorDiagnostics', 'summarize', 'box_zeroing', 'shape_gating']

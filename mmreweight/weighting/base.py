@@ -109,6 +109,6 @@ def down_weight_foreground(ctx: AnchorLossContext, mask: Tensor, weight: float =
     return mean_one_over_ranks(v, weighted).detach()
 
 
-__all__ = ['down_weight_foreground', 'NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
+__all__ = ['NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
            'AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum', 'global_count_and_sum',
-           'mean_one_over_ranks']
+           'mean_one_over_ranks', 'down_weight_foreground']

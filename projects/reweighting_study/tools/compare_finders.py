@@ -135,7 +135,12 @@ def run_cell(out: str, cell: str, folds: int, iters: int, bench: dict) -> dict:
     path = os.path.join(cell_dir, COMPARISON_FILE)
     if os.path.isfile(path):
         with open(path) as f:
-            return json.load(f)
+            done = json.load(f)
+        asked = dict(folds=folds, iters=iters, benchmark_overrides=bench)
+        if {k: done.get(k) for k in asked} != asked:
+            raise SystemExit(f'{path} was made with {({k: done.get(k) for k in asked})}, not '
+                             f'{asked}; use another --out')
+        return done
     run = _cell_run(cell)
     start = time.monotonic()
     scores, coco = {name: {} for name in fc.FINDERS}, None
@@ -154,7 +159,8 @@ def run_cell(out: str, cell: str, folds: int, iters: int, bench: dict) -> dict:
         for name, by_ann in fold_scores.items():
             scores[name].update(by_ann)
     result = dict(cell=cell, source=run.source, condition=run.condition, seed=run.seed,
-                  folds=folds, iters=iters, benchmark_overrides=bench, detector=plan.METHOD_CONFIGS['focal'],
+                  folds=folds, iters=iters, benchmark_overrides=bench,
+                  detector=plan.METHOD_CONFIGS['focal'],
                   metrics=fc.compare(scores, coco),
                   wall_s=round(time.monotonic() - start, 1))
     plan.write_json_atomic(path, result)
@@ -170,7 +176,8 @@ def _summary(result: dict) -> str:
 def main(argv=None):
     args = parse_args(argv)
     if args.cell:
-        print(json.dumps(run_cell(args.out, args.cell, args.folds, args.iters, args.benchmark), indent=1))
+        result = run_cell(args.out, args.cell, args.folds, args.iters, args.benchmark)
+        print(json.dumps(result, indent=1))
         return
     cells = [cell_id(s, c, seed) for seed, s, c in
              itertools.product(range(args.seeds), args.sources, args.conditions)]
