@@ -124,11 +124,11 @@ def readme_block(table, rounds, comparisons) -> str:
         others = ' / '.join('–' if _mean(table, (source, condition, m)) is None else
                             f'{_mean(table, (source, condition, m)):.3f}' for m in COMPARED)
         verdict = verdicts.get((source, condition), {}).get(RECIPE)
-        diff = ('–' if verdict is None or verdict['threshold'] is None else
-                f'{"**" if verdict["verdict"] == "beats focal" else ""}'
-                f'{100 * verdict["diff"]:+.1f}'
-                f'{"**" if verdict["verdict"] == "beats focal" else ""} '
-                f'({100 * verdict["threshold"]:.1f})')
+        if verdict is None or verdict['threshold'] is None:
+            diff = '–'
+        else:
+            bold = '**' if verdict['verdict'] == 'beats focal' else ''
+            diff = f'{bold}{100 * verdict["diff"]:+.1f}{bold} ({100 * verdict["threshold"]:.1f})'
         share = recovery.get((source, condition), {}).get('methods', {}).get(RECIPE)
         md.append('| ' + ' | '.join([
             source, condition, finder, loop, others,
