@@ -63,35 +63,6 @@ def _log(msg: str) -> None:
     print_log(msg, logger='current', level=logging.INFO)
 
 
-def _nan_to_none(x: float):
-    return None if math.isnan(x) else x
-
-
-def _records(coco, scored, classes, cat_ids, threshold, noisy_field):
-    """One record per annotation of the training file, in file order."""
-    out = []
-    for ann in coco['annotations']:
-        s = scored.get(ann['id'])
-        rec = dict(image_id=ann['image_id'], ann_id=ann['id'], bbox=ann['bbox'],
-                   given_label=ann['category_id'], suggested_label=None, score=None,
-                   num_anchors=0, flagged=False)
-        if s is not None:
-            rec['score'] = _nan_to_none(s['score'])
-            if s['suggested_label'] >= 0:
-                rec['suggested_label'] = cat_ids[s['suggested_label']]
-            rec['num_anchors'] = s['num_anchors']
-            rec['flagged'] = li.is_flagged(rec['score'], threshold)
-        rec['given_name'] = classes[cat_ids.index(ann['category_id'])] \
-            if ann['category_id'] in cat_ids else None
-        rec['suggested_name'] = (classes[cat_ids.index(rec['suggested_label'])]
-                                 if rec['suggested_label'] is not None else None)
-        rec['scored'] = s is not None
-        if noisy_field:
-            rec['noisy'] = bool(ann.get('noisy', False))
-        out.append(rec)
-    return out
-
-
 def _gallery(path, recs, coco, img_dir, top_k):
     try:
         from mmreweight.analysis import plots
@@ -163,7 +134,7 @@ def main(argv=None):
              "(numpy method='higher'); flagged: score > threshold")
 
     noisy_field = any('noisy' in a for a in coco['annotations'])
-    recs = _records(coco, scored, classes, cat_ids, threshold, noisy_field)
+    recs = li.issue_records(coco, scored, cat_ids, threshold, classes)
     result = dict(config=os.path.abspath(args.config), checkpoint=args.checkpoint,
                   train_ann_file=os.path.abspath(dataset.ann_file), score=args.score,
                   threshold=threshold,

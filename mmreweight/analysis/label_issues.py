@@ -38,6 +38,7 @@ import copy
 import json
 import math
 import os
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -228,6 +229,111 @@ def noise_metrics(scored: Mapping[int, Mapping[str, Any]], coco_dict: Mapping[st
     return out
 
 
+def issue_records(coco_dict: Mapping[str, Any], scored: Mapping[int, Mapping[str, Any]],
+                  cat_ids: Sequence[int], threshold: float,
+                  classes: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+    """One record per annotation of ``coco_dict``, in file order: the schema of
+    ``tools/find_label_issues.py``'s ``label_issues.json`` and of LabelIssueHook's
+    ``label_issues_iter<K>.json``, which :func:`read_flags` reads back.
+
+    Each record has ``image_id``, ``ann_id``, ``bbox``, ``given_label`` and ``suggested_label``
+    (COCO category ids; the suggestion None where unscored or without anchors), ``score`` (None
+    for NaN), ``num_anchors``, ``scored`` and ``flagged`` (:func:`is_flagged`); with ``classes``
+    also ``given_name`` and ``suggested_name``; where the annotations carry the benchmark's
+    ``noisy`` field, ``noisy`` too.
+    """
+    noisy_field = any('noisy' in a for a in coco_dict['annotations'])
+    name = dict(zip(cat_ids, classes)) if classes is not None else {}
+    out = []
+    for ann in coco_dict['annotations']:
+        s = scored.get(ann['id'])
+        rec = dict(image_id=ann['image_id'], ann_id=ann['id'], bbox=ann['bbox'],
+                   given_label=ann['category_id'], suggested_label=None, score=None,
+                   num_anchors=0, scored=s is not None, flagged=False)
+        if s is not None:
+            rec['score'] = None if math.isnan(s['score']) else s['score']
+            if s['suggested_label'] >= 0:
+                rec['suggested_label'] = cat_ids[s['suggested_label']]
+            rec['num_anchors'] = s['num_anchors']
+            rec['flagged'] = is_flagged(rec['score'], threshold)
+        if classes is not None:
+            rec['given_name'] = name.get(rec['given_label'])
+            rec['suggested_name'] = name.get(rec['suggested_label'])
+        if noisy_field:
+            rec['noisy'] = bool(ann.get('noisy', False))
+        out.append(rec)
+    return out
+
+
+#: LabelIssueHook's record file of its scoring point at iteration K, in its work dir
+ROUND_FILE = 'label_issues_iter{}.json'
+_ROUND_FILE_PATTERN = re.compile('^' + re.escape(ROUND_FILE).replace(r'\{\}', r'(\d+)') + '$')
+
+
+def issue_file(path: str) -> str:
+    """``path`` if it is a file, else the record file of the latest scoring point in the work
+    dir ``path`` (``label_issues_iter<K>.json`` with the largest K)."""
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f'{path} does not exist; give the label_issues.json of tools/find_label_issues.py, '
+            'a label_issues_iter<K>.json of LabelIssueHook, or the work dir holding those')
+    rounds = sorted((int(m.group(1)), name) for name in os.listdir(path)
+                    if (m := _ROUND_FILE_PATTERN.match(name)))
+    if not rounds:
+        raise FileNotFoundError(
+            f'{path} holds no label_issues_iter<K>.json: it is not the work dir of a run with '
+            'LabelIssueHook past a scoring point; give that work dir or a record file')
+    return os.path.join(path, rounds[-1][1])
+
+
+def read_flags(path: str, coco_dict: Mapping[str, Any], cat_ids: Sequence[int]
+               ) -> Tuple[Dict[int, int], Dict[str, Any]]:
+    """The flags of a record file (:func:`issue_file` of ``path``) for the training set
+    ``coco_dict``: ``({ann_id: suggested label index}, summary)``.
+
+    The summary holds the file, its threshold, the number of flags and, where ``coco_dict``
+    records the benchmark's flips, :func:`noise_metrics` of the file's scores.
+
+    Raises:
+        ValueError: the file holds no records, or records of annotations that ``coco_dict``
+            does not have (written for another training set), or a flagged record whose
+            suggestion is not one of ``cat_ids``.
+    """
+    path = issue_file(path)
+    with open(path) as f:
+        data = json.load(f)
+    records = data.get('issues') if isinstance(data, dict) else None
+    if not records or 'threshold' not in data:
+        raise ValueError(f'{path} holds no label-issue records (a dict with "threshold" and '
+                         '"issues", as tools/find_label_issues.py and LabelIssueHook write)')
+    known = {a['id'] for a in coco_dict['annotations']}
+    foreign = [r['ann_id'] for r in records if r['ann_id'] not in known]
+    if foreign:
+        raise ValueError(f'{path} has {len(foreign)} annotations that the training set lacks '
+                         f'(e.g. ann_id {foreign[0]}): it was written for another training set')
+    index = {c: i for i, c in enumerate(cat_ids)}
+    scored = {}
+    for r in records:
+        if not r.get('scored', True):
+            continue
+        suggestion = index.get(r['suggested_label'], -1)
+        if r['flagged'] and suggestion < 0:
+            raise ValueError(f'{path}: flagged annotation {r["ann_id"]} suggests '
+                             f'{r["suggested_label"]!r}, not one of the categories {list(cat_ids)}')
+        scored[r['ann_id']] = dict(score=math.nan if r['score'] is None else float(r['score']),
+                                   suggested_label=suggestion)
+    flags = {a: int(scored[a]['suggested_label']) for a in
+             (r['ann_id'] for r in records if r['flagged'])}
+    summary = dict(source=os.path.abspath(path), threshold=data['threshold'],
+                   annotations=len(scored), flagged=len(flags))
+    truth = noise_metrics(scored, coco_dict, cat_ids, data['threshold'])
+    if truth is not None:
+        summary['truth'] = truth
+    return flags, summary
+
+
 def sequential_loader_cfg(loader_cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """A dataloader config that visits every image once, in dataset order: ``DefaultSampler``
     without shuffling, no batch sampler (an ``AspectRatioBatchSampler`` would regroup them),
@@ -389,5 +495,6 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
 
 __all__ = ['ACTIONS', 'SCORES', 'annotation_scores', 'calibrate_threshold', 'is_flagged',
            'clean_coco', 'ranking_metrics', 'flagged_annotations', 'noise_metrics',
-           'sequential_loader_cfg', 'clean_subset_loader_cfg',
+           'issue_records', 'issue_file', 'read_flags', 'sequential_loader_cfg',
+           'clean_subset_loader_cfg',
            'ann_ids_by_image', 'load_coco', 'score_dataset']

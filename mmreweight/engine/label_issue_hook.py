@@ -1,6 +1,6 @@
-"""Find the mislabelled training annotations during training and, from then on, leave their labels
-out of the classification loss, ignore, relabel or drop them, with the threshold calibrated on a
-held-out clean subset (:mod:`mmreweight.analysis.label_issues`)."""
+"""Find the mislabelled training annotations during training (or take them from an earlier run) and
+leave their labels out of the classification loss, ignore, relabel or drop them, with the threshold
+calibrated on a held-out clean subset (:mod:`mmreweight.analysis.label_issues`)."""
 import json
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -83,7 +83,9 @@ def _gathered(local: Dict[int, Any]) -> Dict[int, Any]:
 @HOOKS.register_module()
 class LabelIssueHook(Hook):
     """Scores every training annotation at the given points of training and, from each point
-    on, acts on the annotations it flags in every training batch (``action``).
+    on, acts on the annotations it flags in every training batch (``action``); with
+    ``flags_from``, acts from the first iteration on the flags of an earlier run (clean and
+    retrain).
 
     At each point the detector, in eval mode, scores the training set and the clean subset
     (:func:`~mmreweight.analysis.label_issues.score_dataset`: by default the margin by which the
@@ -94,7 +96,8 @@ class LabelIssueHook(Hook):
     trained on fewer wrong labels than the one before.
 
     Args:
-        score_at: the points, as fractions of ``max_iters`` in (0, 1).
+        score_at: the points, as fractions of ``max_iters`` in (0, 1); may be empty with
+            ``flags_from``.
         action: ``'flag'`` marks a flagged annotation (``gt_instances.label_issue``) for
             :class:`~mmreweight.weighting.LabelIssueWeighter`, which leaves its anchors out of
             the classification loss and keeps its box (needs ``mmreweight.ReweightRetinaHead``
@@ -111,10 +114,18 @@ class LabelIssueHook(Hook):
         clean_dataloader: the clean subset's dataloader config; by default the
             MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
             (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).
+        flags_from: the flags to act on from iteration 0: the work dir of an earlier run with
+            this hook (its latest ``label_issues_iter<K>.json``), such a file, or the
+            ``label_issues.json`` of ``tools/find_label_issues.py``
+            (:func:`~mmreweight.analysis.label_issues.read_flags`); a scoring point replaces
+            them. Flags restored from a checkpoint take precedence (a resumed run goes on with
+            the flags it had).
 
     The flags are saved in checkpoints (``label_issues``), and each point writes
-    ``<work_dir>/label_issues_iter<K>.json`` (one record per training annotation) and appends
-    its summary to ``<work_dir>/label_issues.json`` and the visualizer. The training pipeline
+    ``<work_dir>/label_issues_iter<K>.json`` (one record per training annotation,
+    :func:`~mmreweight.analysis.label_issues.issue_records`) and appends its summary to
+    ``<work_dir>/label_issues.json`` and the visualizer (flags read from ``flags_from`` are
+    the round of iteration 0). The training pipeline
     must keep every box in order (no random crop or mosaic); a batch whose boxes do not match
     the annotation file is an error. Needs an anchor-head detector with a sigmoid classifier
     (RetinaNet) and a COCO-style training set.
@@ -124,10 +135,16 @@ class LabelIssueHook(Hook):
 
     def __init__(self, score_at: Sequence[float] = (0.2, 0.4, 0.6), action: str = 'relabel',
                  target_fpr: float = 0.05, score: str = 'margin',
-                 clean_dataloader: Optional[dict] = None) -> None:
+                 clean_dataloader: Optional[dict] = None,
+                 flags_from: Optional[str] = None) -> None:
         score_at = [float(f) for f in score_at]
-        if not score_at or any(not 0.0 < f < 1.0 for f in score_at):
+        if any(not 0.0 < f < 1.0 for f in score_at):
             raise ValueError(f'score_at must be fractions of training in (0, 1), got {score_at}')
+        if not score_at and not flags_from:
+            raise ValueError('LabelIssueHook has nothing to act on: give score_at (fractions of '
+                             'training at which to score the annotations) or flags_from (the '
+                             'work dir of an earlier run with LabelIssueHook, or the '
+                             'label_issues.json of tools/find_label_issues.py)')
         if action not in HOOK_ACTIONS:
             raise ValueError(f'action must be one of {HOOK_ACTIONS}, got {action!r}')
         if score not in li.SCORES:
@@ -139,8 +156,10 @@ class LabelIssueHook(Hook):
         self.target_fpr = float(target_fpr)
         self.score = score
         self.clean_dataloader = clean_dataloader
+        self.flags_from = flags_from
         self.flags: Dict[int, int] = {}  # ann_id -> suggested label index
         self.rounds: List[Dict[str, Any]] = []
+        self._restored = False
 
     # ------------------------------------------------------------------ set-up
     def _score_iters(self, runner) -> List[int]:
@@ -155,6 +174,24 @@ class LabelIssueHook(Hook):
         self._coco = li.load_coco(dataset.ann_file)
         self._cat_ids = list(dataset.cat_ids)
         self._ann_ids = li.ann_ids_by_image(dataset, self._coco)
+        # the checks come first: a misconfigured run fails before any scoring pass
+        if self.action == 'ignore':
+            check_assigner_ignores(runner.model.module if is_model_wrapper(runner.model)
+                                   else runner.model)
+        elif self.action == 'flag':
+            check_flags_are_read(runner)
+        if self.flags_from and not self._restored:
+            self.flags, summary = li.read_flags(self.flags_from, self._coco, self._cat_ids)
+            self.rounds = [dict(summary, iter=0)]
+            self._write_summary(runner)
+            runner.logger.info(f'LabelIssueHook: {len(self.flags)} flags from {summary["source"]}')
+        if self.score_at:
+            self._build_loaders(runner)
+            runner.logger.info(f'LabelIssueHook: scores the training annotations at '
+                               f'iterations {self._score_iters(runner)}')
+        runner.logger.info(f'LabelIssueHook: flagged annotations: {self.action}')
+
+    def _build_loaders(self, runner) -> None:
         loader_cfg = li.sequential_loader_cfg(runner.cfg.train_dataloader)
         if self.clean_dataloader is not None:
             clean_cfg = li.sequential_loader_cfg(self.clean_dataloader)
@@ -164,13 +201,6 @@ class LabelIssueHook(Hook):
         self._loaders = [runner.build_dataloader(dict(cfg, persistent_workers=False), seed=seed)
                          for cfg in (loader_cfg, clean_cfg)]
         self._clean_coco = li.load_coco(self._loaders[1].dataset.ann_file)
-        if self.action == 'ignore':
-            check_assigner_ignores(runner.model.module if is_model_wrapper(runner.model)
-                                   else runner.model)
-        elif self.action == 'flag':
-            check_flags_are_read(runner)
-        runner.logger.info(f'LabelIssueHook: scores the training annotations at iterations '
-                           f'{self._score_iters(runner)}; flagged ones: {self.action}')
 
     # ------------------------------------------------------------------ scoring
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -218,13 +248,15 @@ class LabelIssueHook(Hook):
                                       step=iteration)
         if not is_main_process():
             return
-        records = [dict(ann_id=ann_id, image_id=r['image_id'], given_label=r['given_label'],
-                        suggested_label=r['suggested_label'], score=r['score'],
-                        flagged=ann_id in self.flags) for ann_id, r in train.items()]
-        with open(osp.join(runner.work_dir, f'label_issues_iter{iteration}.json'), 'w') as f:
+        records = li.issue_records(self._coco, train, self._cat_ids, summary['threshold'])
+        with open(osp.join(runner.work_dir, li.ROUND_FILE.format(iteration)), 'w') as f:
             json.dump(dict(summary, issues=records), f)
-        with open(osp.join(runner.work_dir, SUMMARY_FILE), 'w') as f:
-            json.dump(dict(action=self.action, rounds=self.rounds), f, indent=1)
+        self._write_summary(runner)
+
+    def _write_summary(self, runner) -> None:
+        if is_main_process():
+            with open(osp.join(runner.work_dir, SUMMARY_FILE), 'w') as f:
+                json.dump(dict(action=self.action, rounds=self.rounds), f, indent=1)
 
     # ------------------------------------------------------------------ acting
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
@@ -269,14 +301,16 @@ class LabelIssueHook(Hook):
         if saved is not None:
             self.flags = {int(a): int(label) for a, label in saved['flags']}
             self.rounds = list(saved['rounds'])
+            self._restored = True
             return
         done = int(checkpoint.get('meta', {}).get('iter', 0))
         # mmengine calls this hook for load_from and resume alike; only a resumed run continues
         # a schedule whose scoring points may be behind it
-        if getattr(runner, '_resume', False) and done >= self._score_iters(runner)[0]:
+        points = self._score_iters(runner)
+        if getattr(runner, '_resume', False) and points and done >= points[0]:
             raise RuntimeError(
                 f'LabelIssueHook: cannot resume at iteration {done}, past the first scoring '
-                f'point {self._score_iters(runner)[0]}: the checkpoint holds no label-issue '
+                f'point {points[0]}: the checkpoint holds no label-issue '
                 'flags. Resume with the config that wrote the checkpoint, or start a new run '
                 'from its weights with load_from.')
 

@@ -248,3 +248,79 @@ def test_noise_metrics_by_hand():
     assert out['auc'] == pytest.approx(8 / 9)
     assert noise_metrics(scored, dict(annotations=[dict(id=10, category_id=2)]), cat_ids,
                          0.5) is None
+
+
+def _scored_tiny():
+    """Scores of COCO's three annotations as score_dataset returns them (labels are indices
+    into the categories 5 and 7): 11 flagged at 0.5, 12 without anchors."""
+    return {10: dict(image_id=1, given_label=0, score=0.2, suggested_label=0, num_anchors=3),
+            11: dict(image_id=1, given_label=1, score=0.9, suggested_label=0, num_anchors=2),
+            12: dict(image_id=2, given_label=0, score=math.nan, suggested_label=-1,
+                     num_anchors=0)}
+
+
+def test_issue_records_use_category_ids_in_file_order():
+    from mmreweight.analysis.label_issues import issue_records
+    recs = issue_records(COCO, _scored_tiny(), [5, 7], threshold=0.5, classes=['five', 'seven'])
+    assert [r['ann_id'] for r in recs] == [10, 11, 12]
+    assert [(r['given_label'], r['suggested_label'], r['flagged']) for r in recs] == [
+        (5, 5, False), (7, 5, True), (5, None, False)]
+    assert recs[1]['given_name'] == 'seven' and recs[1]['suggested_name'] == 'five'
+    assert recs[2]['score'] is None and recs[2]['num_anchors'] == 0  # NaN: JSON-safe None
+    assert 'noisy' not in recs[0]  # the file records no flips
+
+
+def _write_round(path, records, threshold=0.5):
+    path.write_text(json.dumps(dict(threshold=threshold, issues=records)))
+    return path
+
+
+def test_read_flags_gives_back_the_flags_of_the_records(tmp_path):
+    from mmreweight.analysis.label_issues import (flagged_annotations, issue_records,
+                                                  read_flags)
+    scored = _scored_tiny()
+    recs = issue_records(COCO, scored, [5, 7], threshold=0.5)
+    path = _write_round(tmp_path / 'label_issues.json', recs)
+    flags, summary = read_flags(str(path), COCO, [5, 7])
+    assert flags == flagged_annotations(scored, 0.5) == {11: 0}
+    assert summary['flagged'] == 1 and summary['threshold'] == 0.5
+    assert summary['source'] == str(path) and 'truth' not in summary
+    # with the benchmark's record of the flips, the flags are scored against it
+    noisy = copy.deepcopy(COCO)
+    for ann, flip in zip(noisy['annotations'], (False, True, True)):
+        ann.update(noisy=flip, clean_category_id=5)
+    _, summary = read_flags(str(path), noisy, [5, 7])
+    assert summary['truth']['flagged_precision'] == 1.0
+    assert summary['truth']['flagged_recall'] == 0.5  # 12, without anchors, is missed
+    assert summary['truth']['suggestion_accuracy'] == 1.0
+
+
+def test_read_flags_of_a_work_dir_takes_the_latest_scoring_point(tmp_path):
+    from mmreweight.analysis.label_issues import issue_file, issue_records, read_flags
+    scored = _scored_tiny()
+    _write_round(tmp_path / 'label_issues_iter900.json', issue_records(COCO, scored, [5, 7], 0.5))
+    latest = _write_round(tmp_path / 'label_issues_iter1200.json',  # 1200 > 900, not by name
+                          issue_records(COCO, scored, [5, 7], 0.1))
+    (tmp_path / 'label_issues.json').write_text('{}')  # the hook's summary, not a round
+    assert issue_file(str(tmp_path)) == str(latest)
+    flags, _ = read_flags(str(tmp_path), COCO, [5, 7])
+    assert flags == {10: 0, 11: 0}
+
+
+def test_read_flags_refuses_what_it_cannot_use(tmp_path):
+    from mmreweight.analysis.label_issues import issue_records, read_flags
+    recs = issue_records(COCO, _scored_tiny(), [5, 7], threshold=0.5)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        read_flags(str(tmp_path / 'missing'), COCO, [5, 7])
+    with pytest.raises(FileNotFoundError, match='holds no label_issues_iter'):
+        read_flags(str(tmp_path), COCO, [5, 7])
+    empty = _write_round(tmp_path / 'empty.json', [])
+    with pytest.raises(ValueError, match='holds no label-issue records'):
+        read_flags(str(empty), COCO, [5, 7])
+    other = copy.deepcopy(COCO)
+    other['annotations'] = other['annotations'][:2]
+    path = _write_round(tmp_path / 'issues.json', recs)
+    with pytest.raises(ValueError, match='another training set'):
+        read_flags(str(path), other, [5, 7])
+    with pytest.raises(ValueError, match='not one of the categories'):
+        read_flags(str(path), COCO, [1, 7])  # category 5 unknown: the flagged suggestion

@@ -148,6 +148,23 @@ def test_flag_without_the_weighter_is_refused(tmp_path):
         build_runner(cfg).train()
 
 
+def test_a_retrain_acts_on_the_earlier_runs_flags_from_the_first_iteration(trained, tmp_path):
+    runner, work = trained
+    found = find_hook(runner, LabelIssueHook).flags
+    cfg = _cfg(tmp_path, action='flag')
+    finder, *others = cfg.custom_hooks
+    cfg.custom_hooks = [dict(finder, score_at=(), flags_from=str(work)), *others]
+    _, hook, given, record = _train(cfg)
+    # read back from the earlier run's label_issues_iter<K>.json, suggestions included
+    assert hook.flags == found
+    assert [r['iter'] for r in hook.rounds] == [0] and hook.rounds[0]['flagged'] == len(found)
+    assert 'truth' in hook.rounds[0]  # the benchmark records its flips
+    for (_, img_id, _), marks in zip(record.samples, record.marks):
+        assert marks.tolist() == [a in found for a, _ in given[img_id]]
+    summary = json.loads((tmp_path / 'label_issues.json').read_text())
+    assert summary['rounds'][0]['source'].endswith(f'label_issues_iter{SCORED_AT}.json')
+
+
 def test_resume_restores_the_flags(trained, tmp_path):
     runner, work = trained
     cfg = _cfg(tmp_path)
@@ -176,7 +193,7 @@ def test_a_batch_whose_boxes_differ_from_the_file_is_an_error():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(score_at=()), 'score_at'), (dict(score_at=(0.5, 1.0)), 'score_at'),
+    (dict(score_at=()), 'flags_from'), (dict(score_at=(0.5, 1.0)), 'score_at'),
     (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr')])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -5,8 +5,9 @@ folder; a parallel scheduler that respects dependencies.
 A run folder ``<study_dir>/<run_id>/`` holds ``config.py`` (the effective config), ``work/``
 (mmengine's work dir: checkpoints, val logs), ``logs/<step>.log``, ``test_{best,last}.json``,
 ``diagnostics*/``, ``timings.json`` and, written last, ``result.json``. Steps whose outputs
-exist are not redone, so an interrupted study resumes; an interrupted training restarts from
-scratch (its timing would otherwise be meaningless).
+exist are not redone, so an interrupted study resumes; an interrupted training resumes from its
+last checkpoint (mmengine's exact resume), its log appended to and its time summed over the
+segments that finished (``timings.json``: ``segments``; a segment cut short is not counted).
 """
 import argparse
 import glob
@@ -22,8 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .plan import (GHMR_METHODS, MENTOR_DD_METHODS, Run, StudySettings, is_done, result_path,
-                   run_cfg_options, run_dir, write_json_atomic)
+from .plan import (FLAGS_SOURCE_METHODS, GHMR_METHODS, MENTOR_DD_METHODS, Run, StudySettings,
+                   is_done, result_path, run_cfg_options, run_dir, write_json_atomic)
 from .provenance import machine_info
 from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes, val_curve
 
@@ -48,15 +49,16 @@ class StudyContext:
 
 
 def run_logged(cmd: Sequence[str], log_path: str, env: Dict[str, str],
-               cwd: Optional[str] = None) -> Tuple[int, float, float]:
-    """Run ``cmd`` with stdout and stderr into ``log_path``; (exit code, wall s, CPU s).
+               cwd: Optional[str] = None, append: bool = False) -> Tuple[int, float, float]:
+    """Run ``cmd`` with stdout and stderr into ``log_path`` (after what it holds if
+    ``append``); (exit code, wall s, CPU s).
 
     CPU time comes from the child's own rusage (``os.wait4``), so it is the run's cost even
     when the machine is shared and wall time is not.
     """
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     start = time.monotonic()
-    with open(log_path, 'w') as log:
+    with open(log_path, 'a' if append else 'w') as log:
         log.write('$ ' + ' '.join(cmd) + '\n')
         log.flush()
         proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -100,12 +102,19 @@ class RunExecutor:
     def tool(self, name: str) -> str:
         return os.path.join(self.ctx.repo, 'tools', name)
 
-    def step(self, name: str, cmd: Sequence[str]) -> None:
+    def step(self, name: str, cmd: Sequence[str], resumed: bool = False) -> None:
+        """Run one step; ``resumed``: it continues an interrupted one, whose log it appends to
+        and whose finished segments' time it adds to."""
         log = os.path.join(self.dir, 'logs', f'{name}.log')
-        code, wall, cpu = run_logged([str(c) for c in cmd], log, self.ctx.env, cwd=self.ctx.repo)
+        code, wall, cpu = run_logged([str(c) for c in cmd], log, self.ctx.env, cwd=self.ctx.repo,
+                                     append=resumed)
         if code != 0:
             raise StepFailed(f'{self.run.run_id}: step {name} failed (exit {code}); see {log}')
-        self.timings[name] = dict(wall_s=round(wall, 2), cpu_s=round(cpu, 2))
+        before = self.timings.get(name, {}) if resumed else {}
+        self.timings[name] = dict(wall_s=round(before.get('wall_s', 0.0) + wall, 2),
+                                  cpu_s=round(before.get('cpu_s', 0.0) + cpu, 2))
+        if resumed:
+            self.timings[name]['segments'] = before.get('segments', 1) + 1
         write_json_atomic(self.timing_file, self.timings)
 
     def checkpoint(self, iteration: int) -> str:
@@ -142,6 +151,16 @@ class RunExecutor:
                              '--device', 'cpu'])
         return path
 
+    def flags_from(self) -> Optional[str]:
+        """A retrain: the work dir of its finder's run, which must have finished."""
+        if self.run.method not in FLAGS_SOURCE_METHODS:
+            return None
+        (dep, ) = self.run.dependencies
+        dep_dir = os.path.abspath(run_dir(self.ctx.study_dir, dep))
+        if not is_done(self.ctx.study_dir, dep):
+            raise StepFailed(f'{self.run.run_id}: {dep.run_id} must finish first')
+        return os.path.join(dep_dir, 'work')
+
     def write_config(self, options: List[str]) -> str:
         """The effective config (method config + options), for the record and for the tools
         that take no --cfg-options."""
@@ -155,10 +174,13 @@ class RunExecutor:
     def train(self, options: List[str]) -> None:
         if os.path.isfile(self.checkpoint(self.ctx.settings.iters)):
             return
-        shutil.rmtree(self.work, ignore_errors=True)  # an interrupted training restarts
+        resume = os.path.isfile(os.path.join(self.work, 'last_checkpoint'))
+        if not resume:  # interrupted before its first checkpoint: starts again
+            shutil.rmtree(self.work, ignore_errors=True)
         self.step('train', [self.ctx.python, self.tool('train.py'),
                             os.path.join(self.ctx.repo, self.run.config),
-                            '--work-dir', self.work, '--cfg-options', *options])
+                            '--work-dir', self.work, *(['--resume'] if resume else []),
+                            '--cfg-options', *options], resumed=resume)
 
     def test(self, name: str, ckpt: str, options: List[str]) -> dict:
         out = os.path.join(self.dir, f'test_{name}.json')
@@ -205,7 +227,7 @@ class RunExecutor:
         settings = self.ctx.settings
         mentor = self.mentor()
         cfg = Config.fromfile(os.path.join(self.ctx.repo, self.run.config))
-        options = run_cfg_options(self.run, cfg.to_dict(), settings, mentor)
+        options = run_cfg_options(self.run, cfg.to_dict(), settings, mentor, self.flags_from())
         config = self.write_config(options)
         bench = self.run.benchmark(settings.benchmark_overrides)
         info = ensure_benchmark(bench)

@@ -38,6 +38,7 @@ METHOD_CONFIGS = {
     'mentornet_dd_mono': _VARIANT + 'retinanet_mentornet_dd_monotone.py',
     'mentornet_dd_mono_hard': _VARIANT + 'retinanet_mentornet_dd_monotone_hard.py',
     'label_issues': 'configs/retinanet_label_issues.py',
+    'label_issues_retrain': 'configs/retinanet_label_issues_retrain.py',
     'label_issues_relabel': _VARIANT + 'retinanet_label_issues_relabel.py',
     'label_issues_ignore': _VARIANT + 'retinanet_label_issues_ignore.py',
     'noise_oracle': _VARIANT + 'retinanet_noise_oracle.py',
@@ -72,6 +73,8 @@ MENTOR_DD_METHODS = ('mentornet_dd', 'mentornet_dd_fg', 'mentornet_dd_hard', 'me
                      'mentornet_dd_mono_hard')
 #: MentorNet-DD's mentor is learned from this method's run of the same condition, source, seed
 MENTOR_SOURCE_METHOD = 'focal'
+#: clean and retrain: method -> the method whose run (same condition, source, seed) found the flags
+FLAGS_SOURCE_METHODS = {'label_issues_retrain': 'label_issues'}
 FILTER_KEYS = ('method', 'condition', 'source', 'seed')
 STUDY_FILE = 'study.json'
 RESULT_FILE = 'result.json'
@@ -115,9 +118,13 @@ class Run:
 
     @property
     def dependencies(self) -> Tuple['Run', ...]:
-        """Runs whose outputs this one needs: MentorNet-DD needs a trained focal detector."""
+        """Runs whose outputs this one needs: MentorNet-DD needs a trained focal detector, a
+        retrain the flags of its finder's run."""
         if self.method in MENTOR_DD_METHODS:
             return (Run(MENTOR_SOURCE_METHOD, self.condition, self.source, self.seed), )
+        if self.method in FLAGS_SOURCE_METHODS:
+            return (Run(FLAGS_SOURCE_METHODS[self.method], self.condition, self.source,
+                        self.seed), )
         return ()
 
     @classmethod
@@ -389,11 +396,21 @@ def mentor_hook_index(cfg: Mapping) -> int:
     raise ValueError('the config has no custom hook with weighter.mentor_checkpoint')
 
 
+def flags_hook_index(cfg: Mapping) -> int:
+    """Index in ``custom_hooks`` of the hook that takes ``flags_from`` (LabelIssueHook)."""
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if 'flags_from' in hook:
+            return i
+    raise ValueError('the config has no custom hook with flags_from')
+
+
 def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
-                    mentor_checkpoint: Optional[str] = None) -> List[str]:
+                    mentor_checkpoint: Optional[str] = None,
+                    flags_from: Optional[str] = None) -> List[str]:
     """Every ``--cfg-options`` item of a run (for tools/train.py, tools/test.py and
     tools/diagnose.py alike): its benchmark on every dataset, its seed, the study's schedule,
-    no dataloader workers and, for MentorNet-DD, the mentor file."""
+    no dataloader workers and, for MentorNet-DD, the mentor file, for a retrain the work dir of
+    its finder's run."""
     opts = benchmark_options(cfg, run.benchmark(settings.benchmark_overrides))
     opts.append(format_option('randomness.seed', run.seed))
     opts += schedule_options(cfg, settings.iters, settings.val_evals)
@@ -404,11 +421,17 @@ def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
         index = mentor_hook_index(cfg)
         opts.append(format_option(f'custom_hooks.{index}.weighter.mentor_checkpoint',
                                   os.path.abspath(mentor_checkpoint)))
+    if run.method in FLAGS_SOURCE_METHODS:
+        if flags_from is None:
+            raise ValueError(f'{run.run_id} needs flags_from')
+        opts.append(format_option(f'custom_hooks.{flags_hook_index(cfg)}.flags_from',
+                                  os.path.abspath(flags_from)))
     return opts
 
 
 __all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'ORACLES', 'GHMR_METHODS',
-           'MENTOR_DD_METHODS', 'CONDITIONS', 'SOURCES', 'DEFAULT_NUM_SEEDS', 'Run',
+           'MENTOR_DD_METHODS', 'FLAGS_SOURCE_METHODS', 'CONDITIONS', 'SOURCES',
+           'DEFAULT_NUM_SEEDS', 'Run',
            'StudySettings', 'grid', 'parse_only', 'matches', 'select', 'with_dependencies',
            'run_dir', 'result_path', 'is_done', 'pending', 'check_study_settings',
            'write_json_atomic', 'find_key_paths', 'format_option', 'benchmark_options',

@@ -337,6 +337,76 @@ def figure_val_curves(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'val_map_curves.png'))
 
 
+def curve_peak(curve: Sequence[Tuple[int, float]]) -> Dict[str, float]:
+    """A val curve's peak (its first highest point), its last point and the fall from one to the
+    other (0 when the last validation is the peak)."""
+    peak_iter, peak = max(curve, key=lambda p: (p[1], -p[0]))
+    last_iter, last = curve[-1]
+    return dict(peak_iter=peak_iter, peak=peak, last_iter=last_iter, last=last,
+                fall=peak - last)
+
+
+#: the memorisation summary's method: the baseline whose fit of the wrong labels the study asks
+#: about
+MEMORISATION_METHOD = 'focal'
+
+
+def memorisation_table(table, method: str = MEMORISATION_METHOD) -> Dict[Tuple[str, str],
+                                                                           Dict[str, Any]]:
+    """(source, condition) -> mean (± std over seeds) of ``method``'s val curve peak, its
+    iteration, the last val mAP and the fall from the peak (:func:`curve_peak`)."""
+    out = {}
+    for (source, condition, m), cell in table.items():
+        peaks = [curve_peak(c) for c in map(run_val_curve, cell['runs']) if c]
+        if m == method and peaks:
+            out[(source, condition)] = dict(seeds=len(peaks), **{
+                k: mean_std([p[k] for p in peaks]) for k in ('peak', 'peak_iter', 'last',
+                                                            'fall')})
+    return out
+
+
+def memorisation_text(rows) -> str:
+    if not rows:
+        return ''
+    md = ['| data | condition | seeds | val mAP peak | at iteration | last val mAP | '
+          'fall from the peak |', '|---' * 7 + '|']
+    for source in _order({k[0] for k in rows}, SOURCES):
+        for condition in _order({k[1] for k in rows if k[0] == source}, CONDITIONS):
+            row = rows[(source, condition)]
+            md.append('| ' + ' | '.join([source, condition, str(row['seeds']), fmt(row['peak']),
+                                         f'{row["peak_iter"][0]:.0f}', fmt(row['last']),
+                                         fmt(row['fall'])]) + ' |')
+    return '\n'.join(md)
+
+
+def figure_memorisation(table, out_dir: str,
+                        method: str = MEMORISATION_METHOD) -> Optional[str]:
+    """``method``'s val mAP against iteration on clean and on noisy labels, one panel per source
+    (first seed), each curve's peak marked: whether the noisy run stops improving, or falls as
+    it fits the wrong labels, within the schedule."""
+    from mmreweight.analysis import plots
+    sources = [s for s in _order({k[0] for k in table}, SOURCES)
+               if any((s, c, method) in table for c in NOISY)]
+    if not sources:
+        return None
+    fig, axes = plots.subplots(len(sources), ncols=2, size=(5.0, 3.6))
+    for ax, source in zip(axes, sources):
+        for condition in _order({k[1] for k in table if k[0] == source}, CONDITIONS):
+            run = _first_seed(table, (source, condition, method))
+            curve = run_val_curve(run) if run else []
+            if not curve:
+                continue
+            line, = ax.plot(*zip(*curve), marker='o', ms=3, label=condition)
+            peak = curve_peak(curve)
+            ax.plot([peak['peak_iter']], [peak['peak']], marker='*', ms=11,
+                    color=line.get_color())
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('val COCO mAP')
+        ax.set_title(f'{source}: {method} (star: peak)', fontsize=9)
+        ax.legend(fontsize=7)
+    return plots.save(fig, os.path.join(out_dir, 'memorisation.png'))
+
+
 def figure_weights(table, out_dir: str) -> List[str]:
     """Weight vs loss of every reweighting method, one figure per (source, condition) with noisy
     labels (clean conditions if there are none), first seed."""
@@ -769,7 +839,8 @@ def draw_figures(table, out_dir: str) -> Dict[str, Any]:
                 weights=figure_weights(table, out_dir), ghm=figure_ghm_density(table, out_dir),
                 ghmr=figure_ghmr_profile(table, out_dir), cb=figure_cb_weights(table, out_dir),
                 weight_curves=figure_weight_curves(table, out_dir),
-                mentor=figure_mentor_curves(table, out_dir))
+                mentor=figure_mentor_curves(table, out_dir),
+                memorisation=figure_memorisation(table, out_dir))
 
 
 #: a report section added by the caller: (results, table) -> (markdown lines for the report,
@@ -830,6 +901,16 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     if figures['curves']:
         md += ['Val mAP during training (first seed; a validation without any detection counts '
                'as 0):', '', '![val mAP during training](val_map_curves.png)', '']
+    memorisation = memorisation_text(memorisation_table(table))
+    if memorisation:
+        md += ['## Does focal loss fit the wrong labels within the schedule?', '',
+               f'{MEMORISATION_METHOD} on clean and on noisy labels: the peak of the val mAP '
+               'curve, where it lies, and how far the last validation is below it (mean ± std '
+               'over seeds). A noisy run that has not peaked by the end, or peaks only at the '
+               'last validation, is still in the early-learning phase, before the detector '
+               'fits the wrong labels.', '', memorisation, '']
+        if figures['memorisation']:
+            md += ['![focal val mAP on clean and noisy labels](memorisation.png)', '']
     diag = diagnostics_table(table)
     if diag or figures['weights']:
         md += ['## Learned weights on clean vs noisy annotations', '',

@@ -16,7 +16,7 @@ VARIANT_CONFIGS = REPO / 'projects' / 'reweighting_study' / 'configs'
 
 def test_grid_is_the_full_product_with_unique_ids():
     runs = plan.grid()
-    assert len(runs) == len(plan.STUDY_METHODS) * 5 * 2 * 3 == 8 * 5 * 2 * 3
+    assert len(runs) == len(plan.STUDY_METHODS) * 5 * 2 * 3 == 9 * 5 * 2 * 3
     assert len({r.run_id for r in runs}) == len(runs)
     assert runs[0].seed == 0 and runs[-1].seed == 2  # seed-major
     for run in runs:
@@ -66,6 +66,8 @@ def test_select_unions_specs_and_adds_dependencies_first():
     assert [r.method for r in both] == ['focal', 'mentornet_dd']
     assert Run('mentornet_dd_fg', 'clean', 'mnist', 1).dependencies == (
         Run('focal', 'clean', 'mnist', 1), )
+    assert Run('label_issues_retrain', 'pairflip40', 'fashion_mnist', 2).dependencies == (
+        Run('label_issues', 'pairflip40', 'fashion_mnist', 2), )
 
 
 def test_pilot_selection():
@@ -84,9 +86,9 @@ def test_format_option_round_trips_through_dict_action():
             plan.format_option('k', bad)
 
 
-def _effective(run, settings, mentor=None):
+def _effective(run, settings, mentor=None, flags_from=None):
     cfg = Config.fromfile(str(REPO / run.config))
-    options = plan.run_cfg_options(run, cfg.to_dict(), settings, mentor)
+    options = plan.run_cfg_options(run, cfg.to_dict(), settings, mentor, flags_from)
     cfg.merge_from_dict(parse_cfg_options(options))
     return cfg
 
@@ -95,7 +97,7 @@ def _effective(run, settings, mentor=None):
 def test_cfg_options_set_one_benchmark_everywhere(method, tmp_path):
     run = Run(method, 'pairflip40', 'fashion_mnist', 1)
     settings = StudySettings(iters=600, benchmark_overrides=dict(train_images=16))
-    cfg = _effective(run, settings, tmp_path / 'mentor.pth')
+    cfg = _effective(run, settings, tmp_path / 'mentor.pth', tmp_path / 'finder')
     paths = plan.find_key_paths(cfg.to_dict(), 'benchmark')
     assert {'train_dataloader.dataset', 'val_dataloader.dataset',
             'test_dataloader.dataset'} <= set(paths)
@@ -115,6 +117,8 @@ def test_cfg_options_set_one_benchmark_everywhere(method, tmp_path):
             assert hook.clean_dataloader.num_workers == 0
     if method in plan.MENTOR_DD_METHODS:
         assert cfg.custom_hooks[0].weighter.mentor_checkpoint == str(tmp_path / 'mentor.pth')
+    if method in plan.FLAGS_SOURCE_METHODS:
+        assert cfg.custom_hooks[0].flags_from == str(tmp_path / 'finder')
 
 
 def test_cfg_options_schedule():
@@ -145,6 +149,13 @@ def test_mentornet_dd_needs_its_mentor():
     cfg = Config.fromfile(str(CONFIGS / 'retinanet_mentornet_dd.py')).to_dict()
     with pytest.raises(ValueError, match='mentor'):
         plan.run_cfg_options(Run('mentornet_dd', 'clean', 'mnist', 0), cfg, StudySettings(10))
+
+
+def test_a_retrain_needs_its_finders_flags():
+    cfg = Config.fromfile(str(CONFIGS / 'retinanet_label_issues_retrain.py')).to_dict()
+    with pytest.raises(ValueError, match='flags_from'):
+        plan.run_cfg_options(Run('label_issues_retrain', 'uniform40', 'mnist', 0), cfg,
+                             StudySettings(10))
 
 
 def test_resume_skips_runs_with_a_result(tmp_path):

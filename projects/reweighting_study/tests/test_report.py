@@ -135,7 +135,7 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     assert '1000 iterations' in text
     for name in ('map_by_method.png', 'val_map_curves.png', 'weight_vs_loss_mnist_uniform40.png',
                  'ghm_gradient_density.png', 'cb_class_weights.png',
-                 'weights_during_training.png', 'ghmr_profile.png'):
+                 'weights_during_training.png', 'ghmr_profile.png', 'memorisation.png'):
         assert (out / name).stat().st_size > 1000, name
         assert f']({name})' in text
     # the weights table: noisy positives down-weighted in the fake dumps
@@ -143,6 +143,28 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     # logged weights over the run: clean (1.2 + 1.4) / 2, noisy (0.6 + 0.2) / 2
     assert '| mnist / uniform40 | l2rw | 1 | 1.300 | 0.400 | 0.31 |' in text
     assert 'label noise costs focal 0.100 (clean 0.610 → 0.510)' in text
+
+
+def test_curve_peak_by_hand():
+    rising = report.curve_peak([(100, 0.2), (200, 0.5), (300, 0.6)])
+    assert (rising['peak_iter'], rising['fall']) == (300, 0.0)
+    # fitting the wrong labels: peak at 200, the last point 0.15 below; ties: the first peak
+    falling = report.curve_peak([(100, 0.3), (200, 0.6), (300, 0.6), (400, 0.45)])
+    assert (falling['peak_iter'], falling['peak'], falling['last_iter']) == (200, 0.6, 400)
+    assert falling['fall'] == pytest.approx(0.15)
+
+
+def test_memorisation_table_summarises_focals_val_curves(study):
+    table = report.aggregate(report.load_results(str(study)))
+    rows = report.memorisation_table(table)
+    # the fixture's curves rise to their last point: (300, m / 2), (600, m)
+    assert set(rows) == {('mnist', 'uniform40'), ('mnist', 'clean'), ('mnist', 'lt50')}
+    row = rows[('mnist', 'uniform40')]
+    assert row['seeds'] == 3 and row['peak_iter'] == (600, 0.0)
+    assert row['peak'][0] == pytest.approx(0.51) and row['fall'] == (0.0, 0.0)
+    text = report.memorisation_text(rows)
+    assert '| mnist | uniform40 | 3 | 0.510 ± 0.010 | 600 | 0.510 ± 0.010 | 0.000 ± 0.000 |' \
+        in text
 
 
 def test_gap_recovery_is_the_share_of_focals_clean_vs_noisy_gap(study):

@@ -137,3 +137,44 @@ def test_mentornet_dd_mentor_step_reads_the_focal_runs_kept_checkpoints(tmp_path
     assert cmd[2] == str(tmp_path / FOCAL.run_id / 'config.py')
     assert cmd[3:5] == [str(work / 'iter_450.pth'), str(work / 'iter_600.pth')]
     assert RunExecutor(FOCAL, ctx).mentor() is None
+
+
+def test_a_retrain_takes_its_finders_work_dir_once_that_run_is_done(tmp_path):
+    from reweighting_study.execute import RunExecutor, StepFailed, StudyContext
+    ctx = StudyContext(study_dir=str(tmp_path), repo='/repo', settings=plan.StudySettings(600))
+    retrain = Run('label_issues_retrain', 'uniform40', 'mnist', 1)
+    (finder, ) = retrain.dependencies
+    with pytest.raises(StepFailed, match='must finish first'):
+        RunExecutor(retrain, ctx).flags_from()
+    result = tmp_path / finder.run_id / 'result.json'
+    result.parent.mkdir(parents=True)
+    result.write_text('{}')
+    assert RunExecutor(retrain, ctx).flags_from() == str(tmp_path / finder.run_id / 'work')
+    assert RunExecutor(finder, ctx).flags_from() is None
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+    from reweighting_study.execute import RunExecutor, StudyContext
+    python = '/usr/bin/true'  # each "training" exits at once, successfully
+    ctx = StudyContext(study_dir=str(tmp_path), repo=str(tmp_path),
+                       settings=plan.StudySettings(600), python=python)
+    executor = RunExecutor(FOCAL, ctx)
+    work = tmp_path / FOCAL.run_id / 'work'
+    work.mkdir(parents=True)
+    (work / 'stale.log').write_text('')  # interrupted before any checkpoint: starts again
+    executor.train(['a=1'])
+    log = tmp_path / FOCAL.run_id / 'logs' / 'train.log'
+    first = log.read_text()
+    assert '--resume' not in first and not (work / 'stale.log').exists()
+    assert 'segments' not in executor.timings['train']
+    wall = executor.timings['train']['wall_s']
+    work.mkdir(parents=True, exist_ok=True)
+    (work / 'last_checkpoint').write_text(str(work / 'iter_300.pth'))
+    executor.train(['a=1'])
+    second = log.read_text()
+    assert second.startswith(first) and '--resume' in second[len(first):]  # appended
+    assert executor.timings['train']['segments'] == 2
+    assert executor.timings['train']['wall_s'] >= wall
+    (work / 'iter_600.pth').write_text('')
+    executor.step = None  # a finished training is not run again
+    executor.train(['a=1'])
