@@ -4,7 +4,9 @@
         --out work_dirs/mentornet_dd/mentor.pth
 
 For every checkpoint given, the detector runs over the clean split; each batch's ground-truth labels
-are corrupted (uniform or pair-flip; by default the noise of the config's train benchmark) and
+are corrupted (uniform or pair-flip; by default the noise of the config's train benchmark; with
+``--noise-rate auto`` uniform noise at the rate estimated from the last checkpoint, without using
+the benchmark's noise: see :func:`estimated_noise_rate`) and
 every anchor's loss under the corrupted labels is recorded with the target 1[label still correct]
 (:mod:`mmreweight.weighting.mentornet.dd_data`). A MentorNet is fitted to tell the two apart
 (:func:`mmreweight.weighting.mentornet.dd.fit_data_driven`) and written to ``--out``; use it with
@@ -31,6 +33,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 
 import mmreweight  # noqa: F401  (registers components, installs safe checkpoint loading)
+from mmreweight.analysis import label_issues as li
 from mmreweight.registry import MODELS
 from mmreweight.weighting.mentornet.curricula import progress_to_epoch
 from mmreweight.weighting.mentornet.dd import dd_features, fit_data_driven, save_mentor
@@ -38,6 +41,14 @@ from mmreweight.weighting.mentornet.dd_data import collect_dd_batch
 
 #: a rise of the fitted v past the training losses larger than this is reported (see mentor_rise)
 RISE_WARNING = 0.1
+#: the share of the clean subset flagged when the noise rate is estimated (--noise-rate auto)
+ESTIMATE_FPR = 0.2
+#: the corruption rates a mentor is fitted with: enough corrupted and clean labels to learn from
+FIT_RATE_RANGE = (0.05, 0.95)
+
+
+def _rate(value: str):
+    return value if value == 'auto' else float(value)
 
 
 def parse_args(argv=None):
@@ -50,8 +61,12 @@ def parse_args(argv=None):
     p.add_argument('--dataloader', default=None,
                    help="config key of the clean dataloader (default: 'meta_dataloader' if the "
                         "config has one, else train_dataloader with dataset.split='meta')")
-    p.add_argument('--noise-type', choices=['uniform', 'pairflip'], default=None)
-    p.add_argument('--noise-rate', type=float, default=None)
+    p.add_argument('--noise-type', choices=['uniform', 'pairflip'], default=None,
+                   help="default: the train benchmark's; uniform with --noise-rate auto")
+    p.add_argument('--noise-rate', type=_rate, default=None,
+                   help="a rate in (0, 1), or 'auto': estimated from the last checkpoint's "
+                        "label-issue scores on the training set and the clean split (default: "
+                        "the train benchmark's)")
     p.add_argument('--percentile', type=float, default=0.7)
     p.add_argument('--neg-per-image', type=int, default=256)
     p.add_argument('--max-batches', type=int, default=None, help='per checkpoint')
@@ -92,6 +107,18 @@ def noise_settings(cfg: Config, noise_type=None, noise_rate=None):
     return noise_type, noise_rate
 
 
+def estimated_noise_rate(model, cfg: Config, clean_loader, seed: int = 0) -> dict:
+    """The share of mislabelled training annotations estimated by ``model`` (eval mode) from
+    the margin scores of the training set and the clean split
+    (:func:`mmreweight.analysis.label_issues.estimate_noise_rate` at ``ESTIMATE_FPR``)."""
+    train_loader = Runner.build_dataloader(
+        dict(li.sequential_loader_cfg(cfg.train_dataloader), persistent_workers=False), seed=seed)
+    scores = [[r['score'] for r in li.score_dataset(
+        model, loader, li.load_coco(loader.dataset.ann_file)).values()]
+        for loader in (train_loader, clean_loader)]
+    return li.estimate_noise_rate(*scores, target_fpr=ESTIMATE_FPR)
+
+
 def checkpoint_progress(cfg: Config, ckpt_meta: dict) -> float:
     """Progress of a checkpoint: iter / max_iters, or epoch / max_epochs."""
     train_cfg = cfg.get('train_cfg', {}) or {}
@@ -110,13 +137,25 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     if args.progress is not None and len(args.progress) != len(args.checkpoints):
         raise ValueError('give one --progress value per checkpoint')
-    noise_type, noise_rate = noise_settings(cfg, args.noise_type, args.noise_rate)
+    estimate = None
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmreweight')):
         loader = Runner.build_dataloader(clean_dataloader_cfg(cfg, args.dataloader),
                                          seed=args.seed)
+        if args.noise_rate == 'auto':  # neither the benchmark's rate nor its type
+            last = MODELS.build(cfg.model)
+            load_checkpoint(last, args.checkpoints[-1], map_location='cpu')
+            estimate = estimated_noise_rate(last.to(args.device).eval(), cfg, loader, args.seed)
+            args.noise_rate = min(max(estimate['noise_rate'], FIT_RATE_RANGE[0]),
+                                  FIT_RATE_RANGE[1])
+            args.noise_type = args.noise_type or 'uniform'
+            print(f'estimated noise rate {estimate["noise_rate"]:.3f} (training annotations '
+                  f'flagged {estimate["train_flagged_fraction"]:.3f}, clean '
+                  f'{estimate["clean_flagged_fraction"]:.3f}); fitting with '
+                  f'{args.noise_type} noise at {args.noise_rate:.3f}')
+        noise_type, noise_rate = noise_settings(cfg, args.noise_type, args.noise_rate)
         records = []
         for k, path in enumerate(args.checkpoints):
             model = MODELS.build(cfg.model)
@@ -140,6 +179,7 @@ def main(argv=None):
     net, metrics = fit_data_driven(feats, cat['clean'].float(), steps=args.steps, seed=args.seed)
     n_pos = int(cat['is_pos'].sum())
     meta = dict(percentile=args.percentile, noise_type=noise_type, noise_rate=noise_rate,
+                noise_estimate=estimate,
                 config=osp.abspath(args.config),
                 checkpoints=[osp.abspath(c) for c in args.checkpoints],
                 num_anchors=len(cat['loss']), num_positives=n_pos,

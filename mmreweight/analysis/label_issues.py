@@ -130,6 +130,33 @@ def calibrate_threshold(clean_scores: Sequence[float], target_fpr: float = 0.05)
     return float(np.quantile(scores, 1.0 - target_fpr, method='higher'))
 
 
+def estimate_noise_rate(train_scores: Sequence[float], clean_scores: Sequence[float],
+                        target_fpr: float = 0.2) -> Dict[str, float]:
+    r"""The share of mislabelled training annotations, from label-issue scores and those of a
+    clean subset, without knowing the noise type or rate.
+
+    With the threshold at the clean subset's :math:`1 - \mathrm{fpr}` quantile
+    (:func:`calibrate_threshold`), a share :math:`f` of the training annotations flagged and a
+    share :math:`\alpha` of the clean ones: if every mislabelled annotation scores above the
+    threshold and correct ones as the clean subset does, :math:`f = r + (1 - r)\alpha`, so
+    :math:`\hat r = (f - \alpha) / (1 - \alpha)`, clipped to [0, 1]. Mislabelled annotations
+    below the threshold make it an underestimate. NaN scores are left out.
+
+    Returns ``dict(noise_rate, threshold, train_flagged_fraction, clean_flagged_fraction)``.
+    """
+    train = np.asarray(train_scores, dtype=np.float64)
+    clean = np.asarray(clean_scores, dtype=np.float64)
+    train, clean = train[~np.isnan(train)], clean[~np.isnan(clean)]
+    if not train.size or not clean.size:
+        raise ValueError(f'need scored training and clean annotations, got {train.size} and '
+                         f'{clean.size}')
+    threshold = calibrate_threshold(clean.tolist(), target_fpr)
+    f, alpha = float((train > threshold).mean()), float((clean > threshold).mean())
+    rate = (f - alpha) / (1.0 - alpha) if alpha < 1.0 else 0.0
+    return dict(noise_rate=min(max(rate, 0.0), 1.0), threshold=threshold,
+                train_flagged_fraction=f, clean_flagged_fraction=alpha)
+
+
 def is_flagged(score: Optional[float], threshold: float) -> bool:
     """``score > threshold``; a missing or NaN score is never flagged."""
     return score is not None and not math.isnan(score) and score > threshold
@@ -493,7 +520,8 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
     return out
 
 
-__all__ = ['ACTIONS', 'SCORES', 'annotation_scores', 'calibrate_threshold', 'is_flagged',
+__all__ = ['ACTIONS', 'SCORES', 'annotation_scores', 'calibrate_threshold',
+           'estimate_noise_rate', 'is_flagged',
            'clean_coco', 'ranking_metrics', 'flagged_annotations', 'noise_metrics',
            'issue_records', 'issue_file', 'read_flags', 'sequential_loader_cfg',
            'clean_subset_loader_cfg',

@@ -324,3 +324,19 @@ def test_read_flags_refuses_what_it_cannot_use(tmp_path):
         read_flags(str(path), other, [5, 7])
     with pytest.raises(ValueError, match='not one of the categories'):
         read_flags(str(path), COCO, [1, 7])  # category 5 unknown: the flagged suggestion
+
+
+def test_estimate_noise_rate_by_hand():
+    from mmreweight.analysis.label_issues import estimate_noise_rate
+    clean = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    # threshold: the 0.8 quantile of the clean scores (next observed: 0.8), so alpha = 1/10
+    # (0.9 only); training: 4 of 10 above 0.8 -> f = 0.4, r = (0.4 - 0.1) / 0.9 = 1/3
+    train = [0.95, 0.99, 0.85, 0.9, 0.1, 0.2, 0.3, 0.5, float('nan'), 0.7, 0.0]
+    out = estimate_noise_rate(train, clean, target_fpr=0.2)
+    assert out['threshold'] == 0.8 and out['clean_flagged_fraction'] == pytest.approx(0.1)
+    assert out['train_flagged_fraction'] == pytest.approx(0.4)  # the NaN left out
+    assert out['noise_rate'] == pytest.approx(1 / 3)
+    # fewer flagged than the clean share: clipped at 0, not negative
+    assert estimate_noise_rate([0.0] * 5, clean)['noise_rate'] == 0.0
+    with pytest.raises(ValueError, match='need scored'):
+        estimate_noise_rate([float('nan')], clean)

@@ -148,3 +148,33 @@ def test_tool_takes_cfg_options():
     cfg = Config(dict(train_dataloader=dict(dataset=dict(benchmark=dict(seed=0))), model={}))
     cfg.merge_from_dict(args.cfg_options)
     assert cfg.train_dataloader.dataset.benchmark.seed == 3 and cfg.model.x == [1, 2]
+
+
+def test_tool_fits_a_mentor_without_being_told_the_noise(tmp_path, monkeypatch):
+    """--noise-rate auto: the rate estimated from the detector's label-issue scores, the noise
+    uniform although the benchmark's is pair-flip."""
+    from mmengine.runner import save_checkpoint
+
+    from mmreweight.analysis.diagnostics import AnchorDiagnostics
+    from mmreweight.weighting.mentornet.dd import load_mentor
+    monkeypatch.setenv('MMREWEIGHT_DATA_ROOT', str(tmp_path / 'data'))
+    config = osp.join(ROOT, 'configs', 'retinanet_focal.py')
+    cfg = Config.fromfile(config)
+    ckpt = tmp_path / 'init.pth'
+    save_checkpoint(AnchorDiagnostics(cfg, 'init', seed=0, with_weighter=False).model.state_dict(),
+                    str(ckpt))
+    bench = dict(train_images=48, val_images=16, test_images=16, meta_images=16,
+                 noise_type='pairflip', noise_rate=0.4)
+    opts = [f'train_dataloader.dataset.benchmark.{k}={v}' for k, v in bench.items()]
+    opts += ['train_dataloader.batch_size=8', 'train_dataloader.num_workers=0']
+    out = tmp_path / 'mentor.pth'
+    tool = _tool()
+    tool.main([config, str(ckpt), '--progress', '1.0', '--out', str(out), '--noise-rate', 'auto',
+               '--max-batches', '1', '--steps', '5', '--device', 'cpu', '--cfg-options', *opts])
+    _, _, meta = load_mentor(str(out))
+    estimate = meta['noise_estimate']
+    assert meta['noise_type'] == 'uniform'
+    low, high = tool.FIT_RATE_RANGE
+    assert meta['noise_rate'] == pytest.approx(min(max(estimate['noise_rate'], low), high))
+    assert estimate['clean_flagged_fraction'] <= tool.ESTIMATE_FPR
+    assert 0.0 <= estimate['noise_rate'] <= 1.0

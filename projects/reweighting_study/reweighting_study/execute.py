@@ -23,8 +23,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .plan import (FLAGS_SOURCE_METHODS, GHMR_METHODS, MENTOR_DD_METHODS, Run, StudySettings,
-                   is_done, result_path, run_cfg_options, run_dir, write_json_atomic)
+from .plan import (FLAGS_SOURCE_METHODS, GHMR_METHODS, MENTOR_DD_METHODS, MENTOR_FIT_OPTIONS, Run,
+                   StudySettings, is_done, result_path, run_cfg_options, run_dir,
+                   write_json_atomic)
 from .provenance import machine_info
 from .results import best_checkpoint_iter, checkpoint_metrics, rarest_classes, val_curve
 
@@ -144,11 +145,12 @@ class RunExecutor:
                              'finish first)')
         ckpts = sorted(glob.glob(os.path.join(dep_dir, 'work', 'iter_*.pth')),
                        key=lambda p: int(re.search(r'iter_(\d+)\.pth$', p).group(1)))
-        # the focal run's effective config: its benchmark's clean meta split and noise setting
+        # the focal run's effective config: its benchmark's clean meta split and (unless the
+        # method's fit options say otherwise) noise setting
         self.step('mentor', [self.ctx.python, self.tool('train_mentornet_dd.py'),
                              os.path.join(dep_dir, 'config.py'), *ckpts, '--out', path,
                              '--seed', self.run.seed, '--steps', self.ctx.settings.mentor_steps,
-                             '--device', 'cpu'])
+                             '--device', 'cpu', *MENTOR_FIT_OPTIONS.get(self.run.method, ())])
         return path
 
     def flags_from(self) -> Optional[str]:

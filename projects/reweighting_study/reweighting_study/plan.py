@@ -33,6 +33,8 @@ METHOD_CONFIGS = {
     'mentornet_pd_no_spcl': _VARIANT + 'retinanet_mentornet_no_spcl.py',
     'mentornet_pd_fg': _VARIANT + 'retinanet_mentornet_foreground.py',
     'mentornet_dd': 'configs/retinanet_mentornet_dd.py',
+    # the same config; its mentor is fitted without the benchmark's noise (MENTOR_FIT_OPTIONS)
+    'mentornet_dd_blind': 'configs/retinanet_mentornet_dd.py',
     'mentornet_dd_fg': _VARIANT + 'retinanet_mentornet_dd_foreground.py',
     'mentornet_dd_hard': _VARIANT + 'retinanet_mentornet_dd_hard.py',
     'mentornet_dd_mono': _VARIANT + 'retinanet_mentornet_dd_monotone.py',
@@ -50,7 +52,7 @@ METHODS = tuple(METHOD_CONFIGS)
 VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mwnet_no_decay', 'mwnet_late', 'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
-            'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft', 'label_issues_relabel',
+            'mentornet_dd_blind', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft', 'label_issues_relabel',
             'label_issues_ignore')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
@@ -70,7 +72,11 @@ SOURCES = ('mnist', 'fashion_mnist')
 DEFAULT_NUM_SEEDS = 3
 #: the methods with a data-driven mentor (MentorNet-DD), learned from a run of MENTOR_SOURCE_METHOD
 MENTOR_DD_METHODS = ('mentornet_dd', 'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono',
-                     'mentornet_dd_mono_hard')
+                     'mentornet_dd_mono_hard', 'mentornet_dd_blind')
+#: tools/train_mentornet_dd.py options of a method's mentor fit (default: the benchmark's noise
+#: type and rate): the blind mentor is fitted on uniform noise at the rate the focal detector
+#: estimates against the clean split
+MENTOR_FIT_OPTIONS = {'mentornet_dd_blind': ('--noise-type', 'uniform', '--noise-rate', 'auto')}
 #: MentorNet-DD's mentor is learned from this method's run of the same condition, source, seed
 MENTOR_SOURCE_METHOD = 'focal'
 #: clean and retrain: method -> the method whose run (same condition, source, seed) found the flags
@@ -430,7 +436,7 @@ def run_cfg_options(run: Run, cfg: Mapping, settings: StudySettings,
 
 
 __all__ = ['METHOD_CONFIGS', 'METHODS', 'STUDY_METHODS', 'VARIANTS', 'ORACLES', 'GHMR_METHODS',
-           'MENTOR_DD_METHODS', 'FLAGS_SOURCE_METHODS', 'CONDITIONS', 'SOURCES',
+           'MENTOR_DD_METHODS', 'MENTOR_FIT_OPTIONS', 'FLAGS_SOURCE_METHODS', 'CONDITIONS', 'SOURCES',
            'DEFAULT_NUM_SEEDS', 'Run',
            'StudySettings', 'grid', 'parse_only', 'matches', 'select', 'with_dependencies',
            'run_dir', 'result_path', 'is_done', 'pending', 'check_study_settings',

@@ -137,6 +137,15 @@ def test_mentornet_dd_mentor_step_reads_the_focal_runs_kept_checkpoints(tmp_path
     assert cmd[2] == str(tmp_path / FOCAL.run_id / 'config.py')
     assert cmd[3:5] == [str(work / 'iter_450.pth'), str(work / 'iter_600.pth')]
     assert RunExecutor(FOCAL, ctx).mentor() is None
+    # the blind mentor: fitted on uniform noise at the estimated rate, the same checkpoints
+    blind = RunExecutor(Run('mentornet_dd_blind', 'clean', 'mnist', 0), ctx)
+    blind.step = lambda name, cmd: calls.append((name, [str(c) for c in cmd]))
+    blind.mentor()
+    name, blind_cmd = calls[-1]
+    out = cmd.index('--out') + 1
+    assert blind_cmd[out].endswith('mentornet_dd_blind-s0/mentor.pth')
+    assert blind_cmd[:out] + blind_cmd[out + 1:] == (
+        cmd[:out] + cmd[out + 1:] + ['--noise-type', 'uniform', '--noise-rate', 'auto'])
 
 
 def test_a_retrain_takes_its_finders_work_dir_once_that_run_is_done(tmp_path):
