@@ -125,10 +125,9 @@ class LabelIssueHook(Hook):
     ``<work_dir>/label_issues_iter<K>.json`` (one record per training annotation,
     :func:`~mmreweight.analysis.label_issues.issue_records`) and appends its summary to
     ``<work_dir>/label_issues.json`` and the visualizer (flags read from ``flags_from`` are
-    the round of iteration 0). The training pipeline
-    must keep every box in order (no random crop or mosaic); a batch whose boxes do not match
-    the annotation file is an error. Needs an anchor-head detector with a sigmoid classifier
-    (RetinaNet) and a COCO-style training set.
+    the round of iteration 0). The training pipeline must keep every box in order (no random
+    crop or mosaic); a batch whose boxes do not match the annotation file is an error. Needs an
+    anchor-head detector with a sigmoid classifier (RetinaNet) and a COCO-style training set.
     """
 
     priority = 'NORMAL'  # before the CheckpointHook (VERY_LOW) saves the flags of this iteration
@@ -189,7 +188,7 @@ class LabelIssueHook(Hook):
             self._build_loaders(runner)
             runner.logger.info(f'LabelIssueHook: scores the training annotations at '
                                f'iterations {self._score_iters(runner)}')
-        runner.logger.info(f'LabelIssueHook: flagged annotations: {self.action}')
+        runner.logger.info(f'LabelIssueHook: action on the flagged annotations: {self.action!r}')
 
     def _build_loaders(self, runner) -> None:
         loader_cfg = li.sequential_loader_cfg(runner.cfg.train_dataloader)
