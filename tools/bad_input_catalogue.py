@@ -20,7 +20,8 @@ OUT = os.path.join(REPO, 'docs', 'bad_input.md')
 TEST_FILES = ('tests/integration/test_bad_input.py', 'tests/engine/test_dataset_check_hook.py',
               'tests/engine/test_clean_disjoint.py', 'tests/integration/test_non_finite_guard.py',
               'tests/utils/test_loading.py', 'tests/losses/test_loss_arguments.py',
-              'tests/losses/test_ghm_warmup.py', 'tests/losses/test_loss_statistics_resume.py')
+              'tests/losses/test_ghm_warmup.py', 'tests/losses/test_loss_statistics_resume.py',
+              'tests/integration/test_label_issue_hook.py', 'tests/analysis/test_label_issues.py')
 HEADER = """# Bad-input catalogue
 
 What a user sees for each bad input the tests feed: the error and the message (as the pattern the
