@@ -338,12 +338,23 @@ def figure_val_curves(table, out_dir: str) -> Optional[str]:
 
 
 def curve_peak(curve: Sequence[Tuple[int, float]]) -> Dict[str, float]:
-    """A val curve's peak (its first highest point), its last point and the fall from one to the
-    other (0 when the last validation is the peak)."""
+    """A val curve's peak (its first highest point), the lowest point after it (the peak itself
+    when none follows), its last point and the fall from the peak to the last point."""
     peak_iter, peak = max(curve, key=lambda p: (p[1], -p[0]))
     last_iter, last = curve[-1]
-    return dict(peak_iter=peak_iter, peak=peak, last_iter=last_iter, last=last,
-                fall=peak - last)
+    after = [m for it, m in curve if it > peak_iter]
+    return dict(peak_iter=peak_iter, peak=peak, trough=min(after, default=peak),
+                last_iter=last_iter, last=last, fall=peak - last)
+
+
+def lr_milestones(run: Dict[str, Any]) -> List[int]:
+    """The iterations at which the run's step schedule lowers the learning rate (its
+    ``--cfg-options``; [] when they do not set them)."""
+    for option in run.get('cfg_options', []):
+        key, _, value = option.partition('=')
+        if key.endswith('.milestones'):
+            return [int(v) for v in value.strip('[]').split(',') if v]
+    return []
 
 
 #: the memorisation summary's method: the baseline whose fit of the wrong labels the study asks
@@ -360,30 +371,30 @@ def memorisation_table(table, method: str = MEMORISATION_METHOD) -> Dict[Tuple[s
         peaks = [curve_peak(c) for c in map(run_val_curve, cell['runs']) if c]
         if m == method and peaks:
             out[(source, condition)] = dict(seeds=len(peaks), **{
-                k: mean_std([p[k] for p in peaks]) for k in ('peak', 'peak_iter', 'last',
-                                                            'fall')})
+                k: mean_std([p[k] for p in peaks])
+                for k in ('peak', 'peak_iter', 'trough', 'last', 'fall')})
     return out
 
 
 def memorisation_text(rows) -> str:
     if not rows:
         return ''
-    md = ['| data | condition | seeds | val mAP peak | at iteration | last val mAP | '
-          'fall from the peak |', '|---' * 7 + '|']
+    md = ['| data | condition | seeds | val mAP peak | at iteration | lowest after the peak | '
+          'last val mAP | fall from the peak to the last |', '|---' * 8 + '|']
     for source in _order({k[0] for k in rows}, SOURCES):
         for condition in _order({k[1] for k in rows if k[0] == source}, CONDITIONS):
             row = rows[(source, condition)]
             md.append('| ' + ' | '.join([source, condition, str(row['seeds']), fmt(row['peak']),
-                                         f'{row["peak_iter"][0]:.0f}', fmt(row['last']),
-                                         fmt(row['fall'])]) + ' |')
+                                         f'{row["peak_iter"][0]:.0f}', fmt(row['trough']),
+                                         fmt(row['last']), fmt(row['fall'])]) + ' |')
     return '\n'.join(md)
 
 
 def figure_memorisation(table, out_dir: str,
                         method: str = MEMORISATION_METHOD) -> Optional[str]:
     """``method``'s val mAP against iteration on clean and on noisy labels, one panel per source
-    (first seed), each curve's peak marked: whether the noisy run stops improving, or falls as
-    it fits the wrong labels, within the schedule."""
+    (first seed), each curve's peak and the learning-rate steps marked: whether the noisy run
+    stops improving, or falls as it fits the wrong labels, within the schedule."""
     from mmreweight.analysis import plots
     sources = [s for s in _order({k[0] for k in table}, SOURCES)
                if any((s, c, method) in table for c in NOISY)]
@@ -391,6 +402,7 @@ def figure_memorisation(table, out_dir: str,
         return None
     fig, axes = plots.subplots(len(sources), ncols=2, size=(5.0, 3.6))
     for ax, source in zip(axes, sources):
+        steps = set()
         for condition in _order({k[1] for k in table if k[0] == source}, CONDITIONS):
             run = _first_seed(table, (source, condition, method))
             curve = run_val_curve(run) if run else []
@@ -400,9 +412,12 @@ def figure_memorisation(table, out_dir: str,
             peak = curve_peak(curve)
             ax.plot([peak['peak_iter']], [peak['peak']], marker='*', ms=11,
                     color=line.get_color())
+            steps.update(lr_milestones(run))
+        for step in sorted(steps):
+            ax.axvline(step, color='0.6', ls=':', lw=1)
         ax.set_xlabel('iteration')
         ax.set_ylabel('val COCO mAP')
-        ax.set_title(f'{source}: {method} (star: peak)', fontsize=9)
+        ax.set_title(f'{source}: {method} (star: peak; dotted: LR × 0.1)', fontsize=9)
         ax.legend(fontsize=7)
     return plots.save(fig, os.path.join(out_dir, 'memorisation.png'))
 

@@ -149,9 +149,16 @@ def test_curve_peak_by_hand():
     rising = report.curve_peak([(100, 0.2), (200, 0.5), (300, 0.6)])
     assert (rising['peak_iter'], rising['fall']) == (300, 0.0)
     # fitting the wrong labels: peak at 200, the last point 0.15 below; ties: the first peak
-    falling = report.curve_peak([(100, 0.3), (200, 0.6), (300, 0.6), (400, 0.45)])
-    assert (falling['peak_iter'], falling['peak'], falling['last_iter']) == (200, 0.6, 400)
-    assert falling['fall'] == pytest.approx(0.15)
+    falling = report.curve_peak([(100, 0.3), (200, 0.6), (300, 0.6), (400, 0.45), (500, 0.5)])
+    assert (falling['peak_iter'], falling['peak'], falling['last_iter']) == (200, 0.6, 500)
+    assert falling['trough'] == 0.45 and falling['fall'] == pytest.approx(0.1)
+    assert rising['trough'] == 0.6  # nothing after the peak
+
+
+def test_lr_milestones_from_the_runs_options():
+    run = dict(cfg_options=['train_cfg.max_iters=600', 'param_scheduler.1.milestones=[450,540]'])
+    assert report.lr_milestones(run) == [450, 540]
+    assert report.lr_milestones(dict(cfg_options=['a=1'])) == []
 
 
 def test_memorisation_table_summarises_focals_val_curves(study):
@@ -163,8 +170,8 @@ def test_memorisation_table_summarises_focals_val_curves(study):
     assert row['seeds'] == 3 and row['peak_iter'] == (600, 0.0)
     assert row['peak'][0] == pytest.approx(0.51) and row['fall'] == (0.0, 0.0)
     text = report.memorisation_text(rows)
-    assert '| mnist | uniform40 | 3 | 0.510 ± 0.010 | 600 | 0.510 ± 0.010 | 0.000 ± 0.000 |' \
-        in text
+    assert ('| mnist | uniform40 | 3 | 0.510 ± 0.010 | 600 | 0.510 ± 0.010 | 0.510 ± 0.010 | '
+            '0.000 ± 0.000 |') in text
 
 
 def test_gap_recovery_is_the_share_of_focals_clean_vs_noisy_gap(study):
