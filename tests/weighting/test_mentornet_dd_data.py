@@ -167,12 +167,18 @@ def test_tool_fits_a_mentor_without_being_told_the_noise(tmp_path, monkeypatch):
                  noise_type='pairflip', noise_rate=0.4)
     opts = [f'train_dataloader.dataset.benchmark.{k}={v}' for k, v in bench.items()]
     opts += ['train_dataloader.batch_size=8', 'train_dataloader.num_workers=0']
+    other = tmp_path / 'other.pth'  # another detector to estimate from, with other weights
+    model = AnchorDiagnostics(cfg, 'init', seed=1, with_weighter=False).model
+    save_checkpoint(model.state_dict(), str(other))
     out = tmp_path / 'mentor.pth'
     tool = _tool()
     tool.main([config, str(ckpt), '--progress', '1.0', '--out', str(out), '--noise-rate', 'auto',
-               '--max-batches', '1', '--steps', '5', '--device', 'cpu', '--cfg-options', *opts])
+               '--estimate-from', str(other), '--max-batches', '1', '--steps', '5',
+               '--device', 'cpu', '--cfg-options', *opts])
     _, _, meta = load_mentor(str(out))
     estimate = meta['noise_estimate']
+    assert [e['checkpoint'] for e in estimate['all']] == [str(ckpt), str(other)]
+    assert estimate['noise_rate'] == max(e['noise_rate'] for e in estimate['all'])
     assert meta['noise_type'] == 'uniform'
     low, high = tool.FIT_RATE_RANGE
     assert meta['noise_rate'] == pytest.approx(min(max(estimate['noise_rate'], low), high))

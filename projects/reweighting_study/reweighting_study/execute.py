@@ -145,12 +145,16 @@ class RunExecutor:
                              'finish first)')
         ckpts = sorted(glob.glob(os.path.join(dep_dir, 'work', 'iter_*.pth')),
                        key=lambda p: int(re.search(r'iter_(\d+)\.pth$', p).group(1)))
+        options = list(MENTOR_FIT_OPTIONS.get(self.run.method, ()))
+        best = glob.glob(os.path.join(dep_dir, 'work', 'best_*_iter_*.pth'))
+        if 'auto' in options and best:  # the rate also from the checkpoint best on val
+            options += ['--estimate-from', *best]
         # the focal run's effective config: its benchmark's clean meta split and (unless the
         # method's fit options say otherwise) noise setting
         self.step('mentor', [self.ctx.python, self.tool('train_mentornet_dd.py'),
                              os.path.join(dep_dir, 'config.py'), *ckpts, '--out', path,
                              '--seed', self.run.seed, '--steps', self.ctx.settings.mentor_steps,
-                             '--device', 'cpu', *MENTOR_FIT_OPTIONS.get(self.run.method, ())])
+                             '--device', 'cpu', *options])
         return path
 
     def flags_from(self) -> Optional[str]:

@@ -21,19 +21,31 @@ def test_records_stay_light():
     assert not [p for p in files if p.name == 'train.log']  # digested, not kept
 
 
+SCHEDULE_TITLE = 'Finding the converged schedule'
+#: (records, report folder, its note, the figures it must redraw, extra study_report options)
+REPORTS = {
+    'study': (RECORDS / 'runs', STUDY_DOCS, 'note.md',
+              {'map_by_method.png', 'val_map_curves.png', 'mentor_curves.png', 'ghmr_profile.png',
+               'weights_during_training.png', 'memorisation.png'}, []),
+    'schedule': (RECORDS / 'schedule', STUDY_DOCS / 'schedule', 'note.md',
+                 {'val_map_curves.png', 'memorisation.png'},
+                 ['--finders', '', '--title', SCHEDULE_TITLE]),
+}
+
+
 @pytest.mark.slow
-def test_the_committed_study_report_regenerates_from_the_records(tmp_path):
+@pytest.mark.parametrize('name', REPORTS)
+def test_a_committed_study_report_regenerates_from_its_records(tmp_path, name):
+    records, docs, note, figures, options = REPORTS[name]
     # the figures drawn from dumps that some older records never held are kept from the
     # committed report, as in the docs folder itself
-    for png in STUDY_DOCS.glob('*.png'):
+    for png in docs.glob('*.png'):
         shutil.copy2(png, tmp_path)
     drawn_before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.png')}
-    subprocess.run([sys.executable, str(PROJECT / 'tools' / 'study_report.py'),
-                    str(RECORDS / 'runs'), '--out', str(tmp_path),
-                    '--note-file', str(STUDY_DOCS / 'note.md')],
+    subprocess.run([sys.executable, str(PROJECT / 'tools' / 'study_report.py'), str(records),
+                    '--out', str(tmp_path), '--note-file', str(docs / note), *options],
                    check=True, capture_output=True, cwd=REPO)
-    assert (tmp_path / 'README.md').read_text() == (STUDY_DOCS / 'README.md').read_text()
+    assert (tmp_path / 'README.md').read_text() == (docs / 'README.md').read_text()
     redrawn = {p.name for p in tmp_path.glob('*.png')
                if p.stat().st_mtime_ns != drawn_before.get(p.name)}
-    assert {'map_by_method.png', 'val_map_curves.png', 'mentor_curves.png',
-            'ghmr_profile.png', 'weights_during_training.png'} <= redrawn
+    assert figures <= redrawn

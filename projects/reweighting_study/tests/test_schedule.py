@@ -144,8 +144,10 @@ def test_mentornet_dd_mentor_step_reads_the_focal_runs_kept_checkpoints(tmp_path
     name, blind_cmd = calls[-1]
     out = cmd.index('--out') + 1
     assert blind_cmd[out].endswith('mentornet_dd_blind-s0/mentor.pth')
+    best = str(work / 'best_coco_bbox_mAP_iter_600.pth')  # the rate also estimated from it
     assert blind_cmd[:out] + blind_cmd[out + 1:] == (
-        cmd[:out] + cmd[out + 1:] + ['--noise-type', 'uniform', '--noise-rate', 'auto'])
+        cmd[:out] + cmd[out + 1:] + ['--noise-type', 'uniform', '--noise-rate', 'auto',
+                                     '--estimate-from', best])
 
 
 def test_a_retrain_takes_its_finders_work_dir_once_that_run_is_done(tmp_path):
