@@ -21,15 +21,15 @@ def test_records_stay_light():
     assert not [p for p in files if p.name == 'train.log']  # digested, not kept
 
 
-SCHEDULE_TITLE = 'Finding the converged schedule'
+CONVERGED_TITLE = 'The noisy cells at a converged schedule'
 #: (records, report folder, its note, the figures it must redraw, extra study_report options)
 REPORTS = {
     'study': (RECORDS / 'runs', STUDY_DOCS, 'note.md',
               {'map_by_method.png', 'val_map_curves.png', 'mentor_curves.png', 'ghmr_profile.png',
                'weights_during_training.png', 'memorisation.png'}, []),
-    'schedule': (RECORDS / 'schedule', STUDY_DOCS / 'schedule', 'note.md',
-                 {'val_map_curves.png', 'memorisation.png'},
-                 ['--finders', '', '--title', SCHEDULE_TITLE]),
+    'converged': (RECORDS / 'converged', STUDY_DOCS / 'converged', 'note.md',
+                  {'val_map_curves.png', 'memorisation.png'},
+                  ['--finders', '', '--title', CONVERGED_TITLE]),
 }
 
 
