@@ -47,7 +47,7 @@ ESTIMATE_FPR = 0.2
 FIT_RATE_RANGE = (0.05, 0.95)
 
 
-def _rate(value: str):
+def rate_or_auto(value: str):
     return value if value == 'auto' else float(value)
 
 
@@ -63,7 +63,7 @@ def parse_args(argv=None):
                         "config has one, else train_dataloader with dataset.split='meta')")
     p.add_argument('--noise-type', choices=['uniform', 'pairflip'], default=None,
                    help="default: the train benchmark's; uniform with --noise-rate auto")
-    p.add_argument('--noise-rate', type=_rate, default=None,
+    p.add_argument('--noise-rate', type=rate_or_auto, default=None,
                    help="a rate in (0, 1), or 'auto': the largest of the rates estimated from "
                         "each checkpoint's label-issue scores on the training set and the clean "
                         "split (default: the train benchmark's)")
@@ -141,11 +141,14 @@ def checkpoint_progress(cfg: Config, ckpt_meta: dict) -> float:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.progress is not None and len(args.progress) != len(args.checkpoints):
+        raise ValueError('give one --progress value per checkpoint')
+    if args.estimate_from and args.noise_rate != 'auto':
+        raise ValueError('--estimate-from names checkpoints to estimate the noise rate from; it '
+                         'needs --noise-rate auto')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if args.progress is not None and len(args.progress) != len(args.checkpoints):
-        raise ValueError('give one --progress value per checkpoint')
     estimate = None
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)

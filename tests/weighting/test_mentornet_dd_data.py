@@ -142,6 +142,12 @@ def test_tool_config_helpers():
         tool.checkpoint_progress(Config(dict(train_cfg=dict())), dict(iter=5))
 
 
+def test_tool_refuses_estimate_from_without_auto():
+    with pytest.raises(ValueError, match='needs --noise-rate auto'):
+        _tool().main(['c.py', 'a.pth', '--out', 'm.pth', '--noise-rate', '0.3',
+                      '--estimate-from', 'b.pth'])
+
+
 def test_tool_takes_cfg_options():
     args = _tool().parse_args(['c.py', 'a.pth', '--out', 'm.pth', '--cfg-options',
                                'train_dataloader.dataset.benchmark.seed=3', 'model.x=[1,2]'])
