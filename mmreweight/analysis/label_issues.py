@@ -32,7 +32,9 @@ The pure functions (:func:`annotation_scores`, :func:`calibrate_threshold`, :fun
 :func:`ranking_metrics`) work on arrays and dicts; :func:`score_dataset` runs a detector
 (:func:`~mmreweight.analysis.diagnostics.matched_logits`) over a dataloader and
 :func:`sequential_loader_cfg` / :func:`clean_subset_loader_cfg` build the loaders
-``tools/find_label_issues.py`` uses.
+``tools/find_label_issues.py`` uses. :func:`issue_records` and :func:`read_flags` write and read
+the per-annotation record files (the tool's and LabelIssueHook's); :func:`estimate_noise_rate`
+estimates the share of wrong labels from the same scores.
 """
 import copy
 import json
