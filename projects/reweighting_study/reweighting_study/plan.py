@@ -52,8 +52,8 @@ METHODS = tuple(METHOD_CONFIGS)
 VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
             'mwnet_no_decay', 'mwnet_late', 'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
-            'mentornet_dd_blind', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft', 'label_issues_relabel',
-            'label_issues_ignore')
+            'mentornet_dd_blind', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft',
+            'label_issues_relabel', 'label_issues_ignore')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
