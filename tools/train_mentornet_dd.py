@@ -120,8 +120,8 @@ def estimated_noise_rate(model, cfg: Config, clean_loader, seed: int = 0) -> dic
     uniform noise: 0.37 after 1,500 iterations, 0.25 at its val peak of a 12,000-iteration run,
     0.06 at 6,000 and 0 at 12,000), so ``--noise-rate auto`` takes the largest estimate over the
     checkpoints it is given."""
-    train_loader = Runner.build_dataloader(
-        dict(li.sequential_loader_cfg(cfg.train_dataloader), persistent_workers=False), seed=seed)
+    train_loader = Runner.build_dataloader(li.sequential_loader_cfg(cfg.train_dataloader),
+                                           seed=seed)
     scores = [[r['score'] for r in li.score_dataset(
         model, loader, li.load_coco(loader.dataset.ann_file)).values()]
         for loader in (train_loader, clean_loader)]

@@ -366,12 +366,14 @@ def read_flags(path: str, coco_dict: Mapping[str, Any], cat_ids: Sequence[int]
 def sequential_loader_cfg(loader_cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """A dataloader config that visits every image once, in dataset order: ``DefaultSampler``
     without shuffling, no batch sampler (an ``AspectRatioBatchSampler`` would regroup them),
-    last partial batch kept. The pipeline is kept as it is."""
+    last partial batch kept, no persistent workers (one pass has no use for them, and torch
+    refuses them without workers). The pipeline is kept as it is."""
     cfg = (loader_cfg.to_dict() if hasattr(loader_cfg, 'to_dict')
            else copy.deepcopy(dict(loader_cfg)))
     cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
     cfg.pop('batch_sampler', None)
     cfg['drop_last'] = False
+    cfg['persistent_workers'] = False
     return cfg
 
 

@@ -197,7 +197,7 @@ class LabelIssueHook(Hook):
         else:  # fails now, not after a third of training, when there is no clean subset
             clean_cfg, _ = li.clean_subset_loader_cfg(runner.cfg)
         seed = runner.seed
-        self._loaders = [runner.build_dataloader(dict(cfg, persistent_workers=False), seed=seed)
+        self._loaders = [runner.build_dataloader(cfg, seed=seed)
                          for cfg in (loader_cfg, clean_cfg)]
         self._clean_coco = li.load_coco(self._loaders[1].dataset.ann_file)
 

@@ -153,8 +153,8 @@ def report_section(results, table, finders_dir: str
                'training annotation (margin score) and flags those above the threshold set on the '
                'clean meta split. `label_issues_retrain` (`configs/retinanet_label_issues_retrain'
                '.py`) trains again from scratch with the last flags of the `label_issues` run of '
-               'the same seed acting from iteration 0 (its row 0). Against the benchmark\'s record of the flipped labels: the '
-               'flagged share, the AUC of the score, the precision and recall of the flags, the '
+               'the same seed acting from iteration 0 (its row 0). Against the benchmark\'s '
+               'record of the flipped labels: the flagged share, the AUC of the score, the precision and recall of the flags, the '
                'share of clean annotations flagged, and the share of flagged flips whose '
                'suggestion is the true class (mean ± std over seeds).', '', round_text(rounds),
                '']
