@@ -49,9 +49,10 @@ def parse_args(argv=None):
     parser.add_argument('--reps', type=int, default=5)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--losses', nargs='+',
-                        default=['focal', 'ghmc', 'ghmr', 'cb_focal', 'ghmc_warmup', 'ghmr_warmup'],
+                        default=['focal', 'ghmc', 'ghmr', 'cb_focal', 'ghmc_warmup', 'ghmr_warmup',
+                                 'ghmc_joint', 'ghmr_joint'],
                         choices=['focal', 'ghmc', 'ghmr', 'cb_focal', 'ghmc_warmup',
-                                 'ghmr_warmup'])
+                                 'ghmr_warmup', 'ghmc_joint', 'ghmr_joint'])
     parser.add_argument('--memory-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.small:
@@ -109,11 +110,23 @@ def build_pairs(names: List[str]) -> Dict[str, Dict[str, Callable]]:
             return total.detach()
         return run
 
-    def cls(loss):
-        return per_level(loss, 'logits', 'labels', 'label_weights')
+    def all_levels(loss, pred: str, target: str, weight: str) -> Callable:
+        """One call over every level's elements concatenated (the concatenation timed too), as
+        ``JointLevelRetinaHead`` makes it, then the backward."""
+        def run(levels):
+            preds = [lv[pred].detach().requires_grad_(True) for lv in levels]
+            total = loss(torch.cat(preds), torch.cat([lv[target] for lv in levels]),
+                         torch.cat([lv[weight] for lv in levels]),
+                         avg_factor=sum(lv['avg_factor'] for lv in levels))
+            total.backward()
+            return total.detach()
+        return run
 
-    def box(loss):
-        return per_level(loss, 'box_pred', 'box_target', 'box_weights')
+    def cls(loss, call=per_level):
+        return call(loss, 'logits', 'labels', 'label_weights')
+
+    def box(loss, call=per_level):
+        return call(loss, 'box_pred', 'box_target', 'box_weights')
 
     table = {
         'focal': dict(label='FocalLoss', ours=cls(FocalLoss()),
@@ -132,6 +145,14 @@ def build_pairs(names: List[str]) -> Dict[str, Dict[str, Callable]]:
                             ours=box(GHMR(mu='auto', bins=10, momentum=0.7, warmup_iters=1000,
                                           mu_calibration_iters=1000)),
                             mmdet=box(GHMR(mu=0.02, bins=10, momentum=0.7, paper_exact=True))),
+        # one call over all levels (the default GHM config's head) against one call per level
+        'ghmc_joint': dict(label='GHMC all levels vs per level',
+                           ours=cls(GHMC(bins=30, momentum=0.75, paper_exact=True), all_levels),
+                           mmdet=cls(GHMC(bins=30, momentum=0.75, paper_exact=True))),
+        'ghmr_joint': dict(label='GHMR all levels vs per level',
+                           ours=box(GHMR(mu=0.02, bins=10, momentum=0.7, paper_exact=True),
+                                    all_levels),
+                           mmdet=box(GHMR(mu=0.02, bins=10, momentum=0.7, paper_exact=True))),
         # mmdet has no class-balanced loss; the reference is its focal loss without class weights
         'cb_focal': dict(label='CBFocalLoss vs mmdet FocalLoss',
                          ours=cls(CBFocalLoss(NUM_CLASSES, class_counts=counts, alpha=0.25)),
@@ -257,7 +278,7 @@ def main(argv=None):
         print('memory: torch.cuda.max_memory_allocated growth during one forward+backward')
     print(format_table(benchmark(args)))
     print("rel. diff: |ours - mmdet| / |mmdet| of the summed loss (CBFocalLoss differs by "
-          "design: class weights)")
+          "design: class weights; the all-levels rows by design: one density for all levels)")
 
 
 if __name__ == '__main__':

@@ -4,8 +4,10 @@
 #   unweighted authentic smooth L1), which GHM's authors advise for new tasks;
 # - GHM-R's mu is the median |box delta| of those iterations (mu='auto') instead of 0.02, and its
 #   loss_weight 4 puts the start of the warm-up on the scale of focal's L1 box loss;
-# - the level-aware head keeps one moving average per FPN level (mmdet's: one for all levels).
-# paper_exact=True on both losses, mu=0.02 and loss_weight=10 give mmdet's recipe.
+# - one loss call over the anchors of all FPN levels (JointLevelRetinaHead), so that the gradient
+#   density is counted over every example of the batch, as the paper defines it; mmdet's head
+#   calls the loss level by level, each level's loss then being a mean over its own bins.
+# paper_exact=True on both losses, mu=0.02, loss_weight=10 and type='RetinaHead' give mmdet's recipe.
 # Needs COCO under data/coco/ as mmdet expects.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmreweight'], allow_failed_imports=False)
@@ -13,12 +15,13 @@ custom_imports = dict(imports=['mmreweight'], allow_failed_imports=False)
 ghm_warmup_iters = 2000
 model = dict(
     bbox_head=dict(
-        type='mmreweight.LevelAwareRetinaHead',
+        type='mmreweight.JointLevelRetinaHead',
         loss_cls=dict(_delete_=True, type='mmreweight.GHMC', bins=30, momentum=0.75,
-                      use_sigmoid=True, loss_weight=1.0, warmup_iters=ghm_warmup_iters),
+                      use_sigmoid=True, loss_weight=1.0, warmup_iters=ghm_warmup_iters,
+                      num_levels=1),
         loss_bbox=dict(_delete_=True, type='mmreweight.GHMR', mu='auto',
                        mu_calibration_iters=ghm_warmup_iters, bins=10, momentum=0.7,
-                       loss_weight=4.0, warmup_iters=ghm_warmup_iters)))
+                       loss_weight=4.0, warmup_iters=ghm_warmup_iters, num_levels=1)))
 optim_wrapper = dict(clip_grad=dict(_delete_=True, max_norm=35, norm_type=2))
 
 # refuse class/label mismatches before training; stop at the first non-finite loss or parameter

@@ -1,6 +1,7 @@
 """The GHM-C swap beyond RetinaNet: configs/other_detectors/{fcos,atss}_ghm.py train on the tiny
 benchmark with GHM-C inside mmdet's FCOS and ATSS heads (warming up from focal loss), and their
-focal baselines differ from them in the classification loss only."""
+focal baselines differ from them in the classification loss only (and, for ATSS, the head that
+calls it once over all FPN levels)."""
 import math
 
 import pytest
@@ -29,7 +30,12 @@ def test_focal_baseline_differs_in_the_classification_loss_only(detector):
     focal = Config.fromfile(str(CONFIGS / f'other_detectors/{detector}_focal.py'))
     assert ghm.model.bbox_head.loss_cls.type == 'GHMC'
     assert focal.model.bbox_head.loss_cls.type == 'FocalLoss'
+    # ATSS's head calls its loss level by level: GHM's uses the joint-level head (FCOS's calls
+    # it once already)
+    heads = dict(fcos=('FCOSHead', 'FCOSHead'), atss=('JointLevelATSSHead', 'ATSSHead'))[detector]
+    assert (ghm.model.bbox_head.type, focal.model.bbox_head.type) == heads
     for cfg in (ghm, focal):
         cfg.model.bbox_head.pop('loss_cls')
+        cfg.model.bbox_head.pop('type')
         cfg.pop('custom_hooks', None)
     assert ghm.to_dict() == focal.to_dict()

@@ -35,7 +35,8 @@ def test_valid_arguments_are_kept():
     assert CBFocalLoss(num_classes=2, beta=0.0).beta == 0.0
 
 
-@pytest.mark.parametrize('head', ['ReweightRetinaHead', 'LevelAwareRetinaHead'])
+@pytest.mark.parametrize('head', ['ReweightRetinaHead', 'LevelAwareRetinaHead',
+                                  'JointLevelRetinaHead'])
 def test_head_refuses_a_loss_with_another_num_classes(head):
     from mmreweight.registry import MODELS
     cfg = dict(type=head, num_classes=10, in_channels=8, feat_channels=8, stacked_convs=1,

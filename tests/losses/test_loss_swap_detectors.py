@@ -143,3 +143,38 @@ def test_ghmr_in_a_detector_equals_mmdet():
         losses[name] = model.loss(data['inputs'], data['data_samples'])
     torch.testing.assert_close(torch.stack(losses['ours']['loss_bbox']),
                                torch.stack(losses['mmdet']['loss_bbox']), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('detector', ['retinanet', 'atss'])
+def test_joint_level_head_gives_the_stock_head_losses_summed_over_levels(detector):
+    """Losses summed over anchors and divided by the positives (focal, L1, GIoU, centre-ness):
+    one call over all levels is the stock head's per-level losses summed."""
+    head = dict(retinanet='RetinaHead', atss='ATSSHead')[detector]
+    losses = {}
+    for name in ('stock', 'joint'):
+        cfg = tiny_config(detector)
+        if name == 'joint':
+            cfg.model.bbox_head.type = 'mmreweight.JointLevel' + head
+        model = build_detector(cfg)
+        assert type(model.bbox_head).__name__ == ('JointLevel' + head if name == 'joint' else head)
+        data = model.data_preprocessor(fake_batch(), True)
+        losses[name] = model.loss(data['inputs'], data['data_samples'])
+    assert set(losses['joint']) == set(losses['stock'])
+    for key, stock in losses['stock'].items():
+        torch.testing.assert_close(losses['joint'][key], sum(stock), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('detector', ['retinanet', 'atss'])
+def test_joint_level_head_counts_every_level_in_one_ghm_histogram(detector):
+    cfg = tiny_config(detector)
+    head = dict(retinanet='RetinaHead', atss='ATSSHead')[detector]
+    cfg.model.bbox_head.type = 'mmreweight.JointLevel' + head
+    cfg.model.bbox_head.loss_cls = dict(LOSSES['ghmc'], num_levels=1)
+    model = build_detector(cfg)
+    train_one_step(model)
+    counts = model.bbox_head.loss_cls.acc_sum
+    # one histogram for the anchors of every level (8x8, 4x4, 2x2, 1x1, 1x1 locations at 64 px;
+    # RetinaNet ignores some, of IoU between its thresholds): more than the first level holds
+    elements = (1 - 0.75) * model.bbox_head.num_base_priors * 2 * 80  # momentum, images, classes
+    assert counts.shape == (1, 30)
+    assert 64 * elements < counts.sum() <= (64 + 16 + 4 + 1 + 1) * elements

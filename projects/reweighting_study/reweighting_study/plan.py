@@ -20,6 +20,9 @@ METHOD_CONFIGS = {
     'ghm_paper': _VARIANT + 'retinanet_ghm_paper.py',
     'ghm_c': _VARIANT + 'retinanet_ghmc_l1.py',
     'ghm_wide_mu': _VARIANT + 'retinanet_ghm_wide_mu.py',
+    'ghm_per_level': _VARIANT + 'retinanet_ghm_per_level.py',
+    'ghm_half': _VARIANT + 'retinanet_ghm_half.py',
+    'ghm_double': _VARIANT + 'retinanet_ghm_double.py',
     'cb_focal': 'configs/retinanet_cb_focal.py',
     'l2rw': 'configs/retinanet_l2rw.py',
     'l2rw_ann': _VARIANT + 'retinanet_l2rw_annotation.py',
@@ -49,8 +52,9 @@ METHOD_CONFIGS = {
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid: every method but the variants below
-VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all',
-            'mwnet_no_decay', 'mwnet_late', 'mentornet_pd_no_spcl', 'mentornet_pd_fg',
+VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_per_level', 'ghm_half', 'ghm_double',
+            'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all', 'mwnet_no_decay', 'mwnet_late',
+            'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
             'mentornet_dd_blind', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft',
             'label_issues_relabel', 'label_issues_ignore')
@@ -59,7 +63,7 @@ STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: never counted as beating focal
 ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
-GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu')
+GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu', 'ghm_per_level', 'ghm_half', 'ghm_double')
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
     'clean': dict(noise_type='none', noise_rate=0.0, imbalance_ratio=1.0),

@@ -191,10 +191,22 @@ def test_ghm_wide_mu_differs_from_ghm_paper_only_in_ghmr_mu():
 
 
 def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
-    """ghm_paper builds exactly the losses of mmdet's configs/ghm (from the first iteration);
-    ghm differs from it in the warm-up, mu='auto' and GHM-R's loss weight only."""
-    paper, ghm = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
-                  for m in ('ghm_paper', 'ghm'))
+    """ghm_paper builds exactly the losses of mmdet's configs/ghm (from the first iteration),
+    called level by level; ghm_per_level differs from it in the warm-up, mu='auto' and GHM-R's
+    loss weight only, and ghm from ghm_per_level in the one call over all levels only."""
+    paper, ghm, ghm_per_level = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                                 for m in ('ghm_paper', 'ghm', 'ghm_per_level'))
+    assert (ghm['model']['bbox_head']['type'], ghm_per_level['model']['bbox_head']['type'],
+            paper['model']['bbox_head']['type']) == ('JointLevelRetinaHead',
+                                                     'LevelAwareRetinaHead',
+                                                     'LevelAwareRetinaHead')
+    for loss in ('loss_cls', 'loss_bbox'):
+        assert (ghm['model']['bbox_head'][loss]['num_levels'],
+                ghm_per_level['model']['bbox_head'][loss]['num_levels']) == (1, 5)
+        ghm['model']['bbox_head'][loss]['num_levels'] = 5
+    ghm['model']['bbox_head']['type'] = 'LevelAwareRetinaHead'
+    assert ghm == ghm_per_level
+    ghm = ghm_per_level
     cls, box = paper['model']['bbox_head']['loss_cls'], paper['model']['bbox_head']['loss_bbox']
     assert (cls['bins'], cls['momentum'], cls['loss_weight'], cls['paper_exact']) == \
         (30, 0.75, 1.0, True)
@@ -202,10 +214,22 @@ def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
         (0.02, 10, 0.7, 10.0, True)
     assert ghm['model']['bbox_head']['loss_bbox']['mu'] == 'auto'
     for loss in ('loss_cls', 'loss_bbox'):
-        for key in ('paper_exact', 'mu', 'loss_weight', 'mu_calibration_iters', 'warmup_iters'):
+        for key in ('paper_exact', 'mu', 'loss_weight', 'mu_calibration_iters', 'warmup_iters',
+                    'num_levels'):  # the paper's GHM-R: the default, 5
             paper['model']['bbox_head'][loss].pop(key, None)
             ghm['model']['bbox_head'][loss].pop(key, None)
     assert paper == ghm
+
+
+@pytest.mark.parametrize('variant,scale', [('ghm_half', 0.5), ('ghm_double', 2.0)])
+def test_ghm_scale_variants_differ_from_ghm_in_the_loss_weights_only(variant, scale):
+    ghm, scaled = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                   for m in ('ghm', variant))
+    for loss in ('loss_cls', 'loss_bbox'):
+        weight = ghm['model']['bbox_head'][loss]['loss_weight']
+        assert scaled['model']['bbox_head'][loss]['loss_weight'] == scale * weight
+        scaled['model']['bbox_head'][loss]['loss_weight'] = weight
+    assert scaled == ghm
 
 
 def test_noise_oracle_is_focal_plus_the_oracle_weighter():
