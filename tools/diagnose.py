@@ -13,8 +13,11 @@ them), ``summary.json``, ``weight_vs_loss.png`` and ``gradient_density.png``; wi
 ``--clean-batches K`` (L2RW) also ``clean_agreement.json``: how far the weights of one training
 batch agree across K clean batches (MW-Net's weights are VNet(loss): without a meta step they do not
 depend on the clean batch); with ``--meta-signal K`` (MW-Net) also ``meta_signal.json``: what K meta
-steps from the checkpoint's VNet would teach it (:mod:`mmreweight.analysis.meta_signal`). What "weight"
-means for each method is in :mod:`mmreweight.analysis.diagnostics`.
+steps from the checkpoint's VNet would teach it (:mod:`mmreweight.analysis.meta_signal`); with
+``--gradient-share`` also ``gradient_share.json``: how focal loss and the config's classification
+loss share their gradient between positives and negatives of each FPN level, called level by level
+and over all levels (:mod:`mmreweight.analysis.gradient_share`). What "weight" means for each
+method is in :mod:`mmreweight.analysis.diagnostics`.
 """
 import argparse
 import json
@@ -59,6 +62,10 @@ def parse_args(argv=None):
     p.add_argument('--ghmr-profile', action='store_true',
                    help='also write ghmr_profile.json/.png: how GHM-R bins the box deltas and '
                         'how its gradient compares with L1\'s (always on for a GHM-R config)')
+    p.add_argument('--gradient-share', action='store_true',
+                   help='also write gradient_share.json: the share of the classification '
+                        'gradient on positive and negative targets of each FPN level, for focal '
+                        'loss and the config\'s loss, called per level and over all levels')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
@@ -99,6 +106,11 @@ def main(argv=None):
                                  profile)], f'{name}: GHM-R bins (mu={profile["mu"]})')
         plots.save(fig, os.path.join(args.out, 'ghmr_profile.png'))
         print(json.dumps(profile, indent=1))
+    if args.gradient_share:
+        share = diag.gradient_share(args.batches)
+        with open(os.path.join(args.out, 'gradient_share.json'), 'w') as f:
+            json.dump(share, f, indent=1)
+        print(json.dumps(share, indent=1))
     if args.clean_batches:
         data = next(iter(diag.train_loader()))
         agreement = diag.clean_batch_agreement(data, args.clean_batches)

@@ -41,6 +41,7 @@ from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITI
                                                     NOT_POSITIVE, UNKNOWN_POSITIVE)
 from mmreweight.registry import HOOKS, MODELS
 from mmreweight.analysis import box_regression
+from mmreweight.analysis.gradient_share import classification_gradient_share
 from mmreweight.weighting.class_counts import count_instances_per_class
 from mmreweight.weighting.levels import flatten_levels
 
@@ -382,6 +383,49 @@ class AnchorDiagnostics:
                             weight.reshape(-1, 4), float(avg_factor), **params))
         return dict(box_regression.merge_profiles(parts, params['mu']), batches=batches,
                     bins=params['bins'], loss_weight=params['loss_weight'])
+
+    def gradient_share(self, batches: int) -> Dict[str, Any]:
+        """:func:`~mmreweight.analysis.gradient_share.classification_gradient_share` over
+        ``batches`` training batches (magnitudes summed, then shared out) for focal loss and the
+        head's classification loss, each called level by level and once over all levels. A GHM
+        loss is rebuilt without momentum and warm-up: each batch's own density, fully harmonized."""
+        loss_cfg = dict(self.cfg.model.bbox_head.loss_cls)
+        if isinstance(self.loss_cls, GHMC):
+            loss_cfg.update(momentum=0.0, warmup_iters=0)
+        with DefaultScope.overwrite_default_scope(self.scope):
+            losses = {'focal': MODELS.build(dict(type='mmreweight.FocalLoss', use_sigmoid=True,
+                                                 gamma=2.0, alpha=0.25)),
+                      'config': MODELS.build(loss_cfg)}
+        sums: Dict[str, Dict[str, Any]] = {}
+        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
+            for data in itertools.islice(self.train_loader(), batches):
+                data = self.model.data_preprocessor(data, True)
+                cls_scores, _ = self.head(self.model.extract_feat(data['inputs']))
+                gts, ignores, metas = unpack_gt_instances(data['data_samples'])
+                anchors, valid = self.head.get_anchors([s.shape[-2:] for s in cls_scores],
+                                                       metas, device=cls_scores[0].device)
+                labels, label_weights, _, _, avg_factor = self.head.get_targets(
+                    anchors, valid, gts, metas, ignores)
+                channels = self.head.cls_out_channels
+                logits = [flatten_levels([s], channels) for s in cls_scores]
+                for name, loss in losses.items():
+                    for joint in (False, True):
+                        share = classification_gradient_share(
+                            loss, logits, [y.reshape(-1) for y in labels],
+                            [w.reshape(-1) for w in label_weights], float(avg_factor), joint)
+                        key = f"{name}_{'all_levels' if joint else 'per_level'}"
+                        acc = sums.setdefault(key, dict(
+                            positive=[0.0] * len(logits), negative=[0.0] * len(logits),
+                            positives=[0] * len(logits)))
+                        for level in range(len(logits)):
+                            for kind in ('positive', 'negative'):
+                                acc[kind][level] += share[kind][level] * share['total']
+                            acc['positives'][level] += share['positives'][level]
+        for acc in sums.values():
+            total = sum(acc['positive']) + sum(acc['negative'])
+            for kind in ('positive', 'negative'):
+                acc[kind] = [round(v / total, 4) if total else 0.0 for v in acc[kind]]
+        return dict(sums, batches=batches, loss=type(losses['config']).__name__)
 
     def clean_batch_agreement(self, data, clean_batches: int) -> Dict[str, Any]:
         """How much a meta weighter's weights of one training batch depend on which clean batch

@@ -222,7 +222,10 @@ class GHMC(_GHMLoss):
         use_sigmoid: must be True (kept because heads read it from the config).
         focal_gamma, focal_alpha: the focal loss the warm-up starts from (Lin et al.'s
             defaults); during the warm-up it is normalised by the head's ``avg_factor``, as a
-            focal loss is.""" + _GHM_ARGS_DOC
+            focal loss is.
+        alpha: focal loss's balance of positive and negative targets in the harmonized loss:
+            positives' weights times ``alpha``, negatives' times ``1 - alpha``, all rescaled to
+            the same sum. ``None`` (default): the paper's loss.""" + _GHM_ARGS_DOC
 
     def __init__(self,
                  bins: int = 10,
@@ -238,6 +241,7 @@ class GHMC(_GHMLoss):
                  restart_statistics: bool = False,
                  focal_gamma: float = 2.0,
                  focal_alpha: Optional[float] = 0.25,
+                 alpha: Optional[float] = None,
                  check_values: bool = True,
                  check_finite: bool = False) -> None:
         check_use_sigmoid(use_sigmoid, True, 'GHMC')
@@ -245,9 +249,11 @@ class GHMC(_GHMLoss):
                          warmup_iters, paper_exact, restart_statistics, reduction, loss_weight,
                          check_values, check_finite)
         _check_focal_params(focal_alpha, focal_gamma)  # now, not mid-training
+        _check_focal_params(alpha, focal_gamma)
         self.use_sigmoid = True
         self.focal_gamma = float(focal_gamma)
         self.focal_alpha = focal_alpha
+        self.alpha = alpha
 
     def forward(self,
                 pred: Tensor,
@@ -269,6 +275,8 @@ class GHMC(_GHMLoss):
         share = self.harmonizing_share()
         # computed during the warm-up too, so that the moving averages are warm when it ends
         ghm_weight, tot = self._weights(bce_gradient_norm(logits, targets), weight, logits.shape)
+        if self.alpha is not None:
+            ghm_weight = self._balance(ghm_weight, targets)
         # the weight inside BCE: one fused backward kernel, nothing else saved for it
         loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), ghm_weight,
                                                   reduction='none')
@@ -280,9 +288,20 @@ class GHMC(_GHMLoss):
             loss = share * loss + (1 - share) * focal
         return self.loss_weight * loss
 
+    def _balance(self, ghm_weight: Tensor, targets: Tensor) -> Tensor:
+        """``alpha``'s balance: positives' weights times alpha, negatives' times 1 - alpha, all
+        rescaled so that they sum to what they summed to, over all ranks under DDP."""
+        positive = targets if targets.dtype == torch.bool else targets > 0.5
+        balanced = ghm_weight * torch.where(positive, self.alpha, 1 - self.alpha)
+        sums = torch.stack([ghm_weight.sum(), balanced.sum()]).float()
+        if self.sync_stats or (self.sync_stats is None and _distributed()):
+            dist.all_reduce(sums)  # the global batch's rescaling, as one process would make it
+        scale = torch.where(sums[1] > 0, sums[0] / sums[1].clamp(min=1e-30), 0.0)
+        return balanced * scale.to(balanced.dtype)
+
     def extra_repr(self) -> str:
         return (f'focal_gamma={self.focal_gamma}, focal_alpha={self.focal_alpha}, '
-                + super().extra_repr())
+                f'alpha={self.alpha}, ' + super().extra_repr())
 
 
 @MODELS.register_module()

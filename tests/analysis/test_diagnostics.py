@@ -328,7 +328,16 @@ def test_diagnose_tool_writes_the_ghmr_profile(tiny_data, tmp_path):
     spec.loader.exec_module(tool)
     config = tmp_path / 'ghm.py'
     _tiny_cfg('ghm').dump(str(config))
-    tool.main([str(config), 'init', '--out', str(tmp_path / 'out'), '--batches', '1'])
+    tool.main([str(config), 'init', '--out', str(tmp_path / 'out'), '--batches', '1',
+               '--gradient-share'])
+    share = json.loads((tmp_path / 'out' / 'gradient_share.json').read_text())
+    assert share['loss'] == 'GHMC' and share['batches'] == 1
+    for key in ('focal_per_level', 'focal_all_levels', 'config_per_level', 'config_all_levels'):
+        assert sum(share[key]['positive']) + sum(share[key]['negative']) == pytest.approx(1.0,
+                                                                                         abs=1e-3)
+    # focal loss sums over anchors: one call or one per level, the same shares
+    assert share['focal_per_level'] == share['focal_all_levels']
+    assert share['config_per_level'] != share['config_all_levels']
     prof = json.loads((tmp_path / 'out' / 'ghmr_profile.json').read_text())  # GHM-R: always
     assert prof['mu'] == 0.02 and sum(prof['bin_frac']) == pytest.approx(1.0)
     assert (tmp_path / 'out' / 'ghmr_profile.png').stat().st_size > 1000

@@ -31,6 +31,13 @@ LOSSES = {
                               paper_exact=True),
                 loss_bbox=dict(type='mmreweight.GHMR', mu=0.02, bins=10, momentum=0.7,
                                loss_weight=10.0, paper_exact=True)),
+    # the configs' GHM: one density over all levels, GHM-C's positives and negatives balanced
+    'ghm_all_levels': dict(head='mmreweight.JointLevelRetinaHead',
+                           loss_cls=dict(type='mmreweight.GHMC', bins=30, momentum=0.75,
+                                         use_sigmoid=True, paper_exact=True, num_levels=1,
+                                         alpha=0.25),
+                           loss_bbox=dict(type='mmreweight.GHMR', mu=0.02, bins=10, momentum=0.7,
+                                          loss_weight=10.0, paper_exact=True, num_levels=1)),
     'cb_focal': dict(head='mmreweight.ReweightRetinaHead',
                      loss_cls=dict(type='mmreweight.CBFocalLoss', use_sigmoid=True, num_classes=3,
                                    class_counts=[50, 10, 2], beta=0.99)),

@@ -161,6 +161,27 @@ def test_ghmc_by_hand_is_the_mean_over_bins_of_the_mean_loss_per_bin():
     assert loss.item() == pytest.approx(first, rel=1e-6)
 
 
+def test_ghmc_alpha_balances_positives_and_negatives_by_hand():
+    """alpha=a multiplies the positives' harmonizing weights by a and the negatives' by 1 - a,
+    then rescales all of them to the same sum N."""
+    x = [[2.0, -1.0, 0.3], [0.5, 3.0, -2.0]]
+    t = [[1, 0, 0], [0, 0, 1]]
+    p = [[1 / (1 + math.exp(-v)) for v in row] for row in x]
+    bce = [[-math.log(p[i][j]) if t[i][j] else -math.log(1 - p[i][j]) for j in range(3)]
+           for i in range(2)]
+    g = [[abs(p[i][j] - t[i][j]) for j in range(3)] for i in range(2)]
+    cells = [(i, j) for i in range(2) for j in range(3)]
+    count = {b: sum(1 for i, j in cells if (g[i][j] >= 0.5) == b) for b in (False, True)}
+    beta = {(i, j): 6 / (2 * count[g[i][j] >= 0.5]) for i, j in cells}  # N / (n S_b)
+    balance = {(i, j): 0.25 if t[i][j] else 0.75 for i, j in cells}
+    scale = sum(beta.values()) / sum(beta[c] * balance[c] for c in cells)
+    expected = sum(beta[c] * balance[c] * scale * bce[c[0]][c[1]] for c in cells) / 6
+    loss = GHMC(bins=2, alpha=0.25)(torch.tensor(x, dtype=torch.float64), torch.tensor([0, 2]))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    plain = GHMC(bins=2)(torch.tensor(x, dtype=torch.float64), torch.tensor([0, 2]))
+    assert loss.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
 def test_ghmr_by_hand():
     mu, d = 0.02, [0.001, -0.003, 0.5, 0.01]
     asl1 = [math.sqrt(v * v + mu * mu) - mu for v in d]

@@ -1,8 +1,8 @@
-# Study variant 'ghm_per_level': configs/retinanet_ghm.py (warm-up, mu from the data) with the loss
-# called level by level, as mmdet's RetinaHead calls it, and one moving average per FPN level.
-# Why: the product config's GHM before its losses were called once over all levels; the runs that
-# measured what the joint call gains. Outcome: docs/study/note.md, items 17 and 21.
-_base_ = ['../../../configs/retinanet_ghm.py']
+# Study variant 'ghm_per_level': GHM with the warm-up and mu from the data ('ghm_joint'), the loss
+# called level by level, as mmdet's RetinaHead calls it, with one moving average per FPN level.
+# Why: the product config's GHM before the one call over all levels and GHM-C's balance; the
+# reference for both. Outcome: docs/study/note.md, items 17 and 21.
+_base_ = ['./retinanet_ghm_joint.py']
 
 model = dict(
     bbox_head=dict(
