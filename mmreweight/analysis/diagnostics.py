@@ -36,7 +36,7 @@ from mmreweight.engine.meta_hook import CHECKPOINT_KEY
 from mmreweight.losses import CBFocalLoss, GHMC, GHMR, bce_gradient_norm, one_hot_targets
 from mmreweight.losses.gradient_density import (floor_binning_is_exact, ghm_edges,
                                                 gradient_density, harmonizing_weights)
-from mmreweight.models.level_aware_heads import LevelAwareLossMixin
+from mmreweight.models.level_aware_heads import JointLevelLossMixin, LevelAwareLossMixin
 from mmreweight.models.reweight_retina_head import (CLEAN_POSITIVE, NOISY_POSITIVE,
                                                     NOT_POSITIVE, UNKNOWN_POSITIVE)
 from mmreweight.registry import HOOKS, MODELS
@@ -374,13 +374,17 @@ class AnchorDiagnostics:
                                                        metas, device=cls_scores[0].device)
                 _, _, targets, weights, avg_factor = self.head.get_targets(
                     anchors, valid, gts, metas, ignores)
-                # per level, as the head calls its box loss (GHM-R bins each level on its own);
-                # targets are (B, A_l, 4) per level, predictions (B, 4 A, H, W)
-                for pred, target, weight in zip(bbox_preds, targets, weights):
+                # as the head calls its box loss: per level (GHM-R bins each level on its own),
+                # or once over all levels for a joint-level head; targets are (B, A_l, 4) per
+                # level, predictions (B, 4 A, H, W)
+                calls = [(bbox_preds, targets, weights)] if isinstance(
+                    self.head, JointLevelLossMixin) else [
+                    ([p], [t], [w]) for p, t, w in zip(bbox_preds, targets, weights)]
+                for preds, target, weight in calls:
                     with torch.enable_grad():
                         parts.append(box_regression.ghmr_profile(
-                            flatten_levels([pred], 4), target.reshape(-1, 4),
-                            weight.reshape(-1, 4), float(avg_factor), **params))
+                            flatten_levels(preds, 4), torch.cat(target, 1).reshape(-1, 4),
+                            torch.cat(weight, 1).reshape(-1, 4), float(avg_factor), **params))
         return dict(box_regression.merge_profiles(parts, params['mu']), batches=batches,
                     bins=params['bins'], loss_weight=params['loss_weight'])
 

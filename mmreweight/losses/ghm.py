@@ -292,12 +292,14 @@ class GHMC(_GHMLoss):
         """``alpha``'s balance: positives' weights times alpha, negatives' times 1 - alpha, all
         rescaled so that they sum to what they summed to, over all ranks under DDP."""
         positive = targets if targets.dtype == torch.bool else targets > 0.5
-        balanced = ghm_weight * torch.where(positive, self.alpha, 1 - self.alpha)
+        # in place on one new tensor: the weights are as large as the logits
+        balanced = torch.where(positive, self.alpha, 1 - self.alpha).to(ghm_weight.dtype)
+        balanced.mul_(ghm_weight)
         sums = torch.stack([ghm_weight.sum(), balanced.sum()]).float()
         if self.sync_stats or (self.sync_stats is None and _distributed()):
             dist.all_reduce(sums)  # the global batch's rescaling, as one process would make it
         scale = torch.where(sums[1] > 0, sums[0] / sums[1].clamp(min=1e-30), 0.0)
-        return balanced * scale.to(balanced.dtype)
+        return balanced.mul_(scale.to(balanced.dtype))
 
     def extra_repr(self) -> str:
         return (f'focal_gamma={self.focal_gamma}, focal_alpha={self.focal_alpha}, '

@@ -293,8 +293,9 @@ def test_meta_signal_of_mwnet_leaves_the_vnet_as_it_was(tiny_data):
 
 
 def test_ghmr_profile_is_the_heads_box_loss_gradient(tiny_data):
-    """Per level as the head bins it: the profile's summed gradient ratio is the head's own GHM-R
-    loss gradient on the box predictions (no moving average) times the number of positives."""
+    """As the head bins it (the GHM config's head: over all levels at once): the profile's summed
+    gradient ratio is the head's own GHM-R loss gradient on the box predictions (no moving
+    average) times the number of positives."""
     from mmdet.models.utils import unpack_gt_instances
     cfg = _tiny_cfg('ghm')
     # the paper's GHM-R (an untrained detector's mu='auto' has no mu yet)
@@ -311,7 +312,9 @@ def test_ghmr_profile_is_the_heads_box_loss_gradient(tiny_data):
         bbox_preds = [b.detach().requires_grad_() for b in bbox_preds]
         gts, ignores, metas = unpack_gt_instances(data['data_samples'])
         losses = d.head.loss_by_feat(cls_scores, bbox_preds, gts, metas, ignores)
-        grads = torch.autograd.grad(sum(losses['loss_bbox']), bbox_preds)
+        box_loss = losses['loss_bbox']  # one per level, or one over all levels (joint head)
+        grads = torch.autograd.grad(sum(box_loss) if isinstance(box_loss, list) else box_loss,
+                                    bbox_preds)
     total = sum(float(g.abs().sum()) for g in grads) * num_pos
     assert prof['mean_grad_ratio'] * prof['elements'] == pytest.approx(total, rel=1e-4)
     # a focal detector is profiled with the paper's GHM-R settings

@@ -51,4 +51,5 @@ def test_per_level_and_all_level_calls_differ_for_ghm_only():
     assert focal[0]['positive'] == pytest.approx(focal[1]['positive'], rel=1e-9)
     ghm = [classification_gradient_share(GHMC(bins=1, paper_exact=True), logits, labels,
                                          weights, 2.0, joint) for joint in (False, True)]
-    assert ghm[0]['negative'][1] > 1.5 * ghm[1]['negative'][1]  # the small level, alone, weighs more
+    # the small level, called alone, weighs more
+    assert ghm[0]['negative'][1] > 1.5 * ghm[1]['negative'][1]

@@ -24,7 +24,6 @@ METHOD_CONFIGS = {
     'ghm_per_level': _VARIANT + 'retinanet_ghm_per_level.py',
     'ghm_half': _VARIANT + 'retinanet_ghm_half.py',
     'ghm_double': _VARIANT + 'retinanet_ghm_double.py',
-    'ghm_alpha': _VARIANT + 'retinanet_ghm_alpha.py',
     'cb_focal': 'configs/retinanet_cb_focal.py',
     'l2rw': 'configs/retinanet_l2rw.py',
     'l2rw_ann': _VARIANT + 'retinanet_l2rw_annotation.py',
@@ -55,7 +54,7 @@ METHOD_CONFIGS = {
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid: every method but the variants below
 VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
-            'ghm_double', 'ghm_alpha',
+            'ghm_double',
             'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all', 'mwnet_no_decay', 'mwnet_late',
             'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
@@ -67,7 +66,7 @@ STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
-                'ghm_double', 'ghm_alpha')
+                'ghm_double')
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
     'clean': dict(noise_type='none', noise_rate=0.0, imbalance_ratio=1.0),

@@ -193,9 +193,16 @@ def test_ghm_wide_mu_differs_from_ghm_paper_only_in_ghmr_mu():
 def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
     """ghm_paper builds exactly the losses of mmdet's configs/ghm (from the first iteration),
     called level by level; ghm_per_level differs from it in the warm-up, mu='auto' and GHM-R's
-    loss weight only, and ghm from ghm_per_level in the one call over all levels only."""
-    paper, ghm, ghm_per_level = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
-                                 for m in ('ghm_paper', 'ghm', 'ghm_per_level'))
+    loss weight only, ghm_joint from ghm_per_level in the one call over all levels only, and ghm
+    from ghm_joint in GHM-C's alpha only."""
+    paper, ghm, ghm_joint, ghm_per_level = (
+        Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+        for m in ('ghm_paper', 'ghm', 'ghm_joint', 'ghm_per_level'))
+    assert (ghm['model']['bbox_head']['loss_cls']['alpha'],
+            ghm_joint['model']['bbox_head']['loss_cls']['alpha']) == (0.25, None)
+    ghm['model']['bbox_head']['loss_cls']['alpha'] = None
+    assert ghm == ghm_joint
+    ghm = ghm_joint
     assert (ghm['model']['bbox_head']['type'], ghm_per_level['model']['bbox_head']['type'],
             paper['model']['bbox_head']['type']) == ('JointLevelRetinaHead',
                                                      'LevelAwareRetinaHead',
@@ -222,9 +229,9 @@ def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
 
 
 @pytest.mark.parametrize('variant,scale', [('ghm_half', 0.5), ('ghm_double', 2.0)])
-def test_ghm_scale_variants_differ_from_ghm_in_the_loss_weights_only(variant, scale):
+def test_ghm_scale_variants_differ_from_ghm_joint_in_the_loss_weights_only(variant, scale):
     ghm, scaled = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
-                   for m in ('ghm', variant))
+                   for m in ('ghm_joint', variant))
     for loss in ('loss_cls', 'loss_bbox'):
         weight = ghm['model']['bbox_head'][loss]['loss_weight']
         assert scaled['model']['bbox_head'][loss]['loss_weight'] == scale * weight
