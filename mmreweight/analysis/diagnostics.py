@@ -351,6 +351,19 @@ class AnchorDiagnostics:
             return Runner.build_dataloader(self.cfg.train_dataloader, seed=self.seed)
 
     @torch.no_grad()
+    def _head_outputs_and_targets(self, batches: int):
+        """For each of ``batches`` training batches: the head's per-level class scores and box
+        predictions, and its ``get_targets`` (labels, label weights, box targets, box weights,
+        number of positives), per level."""
+        for data in itertools.islice(self.train_loader(), batches):
+            data = self.model.data_preprocessor(data, True)
+            cls_scores, bbox_preds = self.head(self.model.extract_feat(data['inputs']))
+            gts, ignores, metas = unpack_gt_instances(data['data_samples'])
+            anchors, valid = self.head.get_anchors([s.shape[-2:] for s in cls_scores], metas,
+                                                   device=cls_scores[0].device)
+            yield cls_scores, bbox_preds, self.head.get_targets(anchors, valid, gts, metas,
+                                                                ignores)
+
     def ghmr_profile(self, batches: int) -> Dict[str, Any]:
         """:func:`~mmreweight.analysis.box_regression.ghmr_profile` of ``batches`` training batches
         (merged), with the head's GHM-R settings, or the paper's (mu 0.02, 10 bins, loss weight
@@ -366,14 +379,8 @@ class AnchorDiagnostics:
                              '(reg_decoded_bbox=False)')
         parts = []
         with DefaultScope.overwrite_default_scope(self.scope):
-            for data in itertools.islice(self.train_loader(), batches):
-                data = self.model.data_preprocessor(data, True)
-                cls_scores, bbox_preds = self.head(self.model.extract_feat(data['inputs']))
-                gts, ignores, metas = unpack_gt_instances(data['data_samples'])
-                anchors, valid = self.head.get_anchors([s.shape[-2:] for s in cls_scores],
-                                                       metas, device=cls_scores[0].device)
-                _, _, targets, weights, avg_factor = self.head.get_targets(
-                    anchors, valid, gts, metas, ignores)
+            for _, bbox_preds, head_targets in self._head_outputs_and_targets(batches):
+                _, _, targets, weights, avg_factor = head_targets
                 # as the head calls its box loss: per level (GHM-R bins each level on its own),
                 # or once over all levels for a joint-level head; targets are (B, A_l, 4) per
                 # level, predictions (B, 4 A, H, W)
@@ -402,14 +409,8 @@ class AnchorDiagnostics:
                       'config': MODELS.build(loss_cfg)}
         sums: Dict[str, Dict[str, Any]] = {}
         with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
-            for data in itertools.islice(self.train_loader(), batches):
-                data = self.model.data_preprocessor(data, True)
-                cls_scores, _ = self.head(self.model.extract_feat(data['inputs']))
-                gts, ignores, metas = unpack_gt_instances(data['data_samples'])
-                anchors, valid = self.head.get_anchors([s.shape[-2:] for s in cls_scores],
-                                                       metas, device=cls_scores[0].device)
-                labels, label_weights, _, _, avg_factor = self.head.get_targets(
-                    anchors, valid, gts, metas, ignores)
+            for cls_scores, _, head_targets in self._head_outputs_and_targets(batches):
+                labels, label_weights, _, _, avg_factor = head_targets
                 channels = self.head.cls_out_channels
                 logits = [flatten_levels([s], channels) for s in cls_scores]
                 for name, loss in losses.items():
