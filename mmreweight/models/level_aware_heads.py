@@ -27,13 +27,17 @@ from mmreweight.losses.base import check_loss_fits_head
 from mmreweight.registry import MODELS
 
 
-class LevelAwareLossMixin:
-    """Runs ``loss_by_feat`` inside :func:`~mmreweight.losses.count_fpn_levels` for every
-    mmreweight loss of the head."""
+class LossFitsHeadMixin:
+    """Checks at build time that the head's classification loss counts the head's classes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         check_loss_fits_head(self)
+
+
+class LevelAwareLossMixin(LossFitsHeadMixin):
+    """Runs ``loss_by_feat`` inside :func:`~mmreweight.losses.count_fpn_levels` for every
+    mmreweight loss of the head."""
 
     def loss_by_feat(self, *args: Any, **kwargs: Any) -> dict:
         with count_fpn_levels(self):
@@ -63,13 +67,9 @@ def levels_as_one(per_level: List[Tensor]) -> Tensor:
     return torch.cat(per_level, dim=1)
 
 
-class JointLevelLossMixin:
-    """Checks the loss against the head, as the level-aware heads do; the subclasses compute
-    their losses in one ``loss_by_feat_single`` call over all levels."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        check_loss_fits_head(self)
+class JointLevelLossMixin(LossFitsHeadMixin):
+    """Marks the heads that compute their losses in one ``loss_by_feat_single`` call over all
+    levels."""
 
 
 @MODELS.register_module()
