@@ -666,9 +666,10 @@ def figure_ghm_density(table, out_dir: str) -> Optional[str]:
     return plots.save(fig, os.path.join(out_dir, 'ghm_gradient_density.png'))
 
 
-def figure_ghmr_profile(table, out_dir: str) -> Optional[str]:
-    """GHM-R's bins before and after training (the GHM-R runs' ghmr_profile.json)."""
-    from mmreweight.analysis import plots
+def ghmr_profile_panels(table) -> List[Tuple[Key, List[Tuple[str, Dict[str, Any]]]]]:
+    """(cell, [(label, ghmr_profile.json)]) per GHM-R method: its first cell (by source, then
+    condition) with a profile, first seed. One per method, not per cell: a panel per cell would
+    grow with every variant screened."""
     panels = []
     for method in GHMR_METHODS:
         for key, run in _first_seed_cells(table, method):
@@ -677,12 +678,22 @@ def figure_ghmr_profile(table, out_dir: str) -> Optional[str]:
             profiles = [(label, prof) for label, prof in profiles if prof is not None]
             if profiles:
                 panels.append((key, profiles))
+                break
+    return panels
+
+
+def figure_ghmr_profile(table, out_dir: str) -> Optional[str]:
+    """GHM-R's bins before and after training (:func:`ghmr_profile_panels`)."""
+    from mmreweight.analysis import plots
+    panels = ghmr_profile_panels(table)
     if not panels:
         return None
     fig, axes = plots.subplots(len(panels), ncols=2, size=(6, 4.5))
     for ax, ((source, condition, method), profiles) in zip(axes, panels):
-        plots.ghmr_profile(ax, profiles, f'{method} (GHM-R mu={profiles[0][1]["mu"]:g}), '
-                                         f'{source} / {condition}')
+        # each profile's own mu: mu='auto' is calibrated during training
+        plots.ghmr_profile(ax, [(f'{label} (mu={prof["mu"]:.3g})', prof)
+                                for label, prof in profiles],
+                           f'{method}, {source} / {condition}')
     return plots.save(fig, os.path.join(out_dir, 'ghmr_profile.png'))
 
 
@@ -973,7 +984,8 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                'mu^2) (bars), and GHM-R\'s mean gradient per element in that bin relative to '
                'the L1 loss of the focal config (markers; 1 = the same push), per FPN level as '
                'the head bins them, without the moving average (`tools/diagnose.py '
-               '--ghmr-profile`).', '', '![GHM-R profile](ghmr_profile.png)', '']
+               '--ghmr-profile`); one panel per method, its first cell and seed.', '',
+               '![GHM-R profile](ghmr_profile.png)', '']
     if figures['cb']:
         md += ['## Class-balanced weights', '',
                '![class-balanced weights per class](cb_class_weights.png)', '']

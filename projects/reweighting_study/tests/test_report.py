@@ -145,6 +145,21 @@ def test_report_writes_markdown_and_figures(study, tmp_path):
     assert 'label noise costs focal 0.100 (clean 0.610 → 0.510)' in text
 
 
+def test_ghmr_profile_draws_one_panel_per_method_from_its_first_cell(study):
+    # a second GHM cell that comes first (clean before uniform40), its profile after training only
+    _write(study, _result('ghm', 'clean', 0, 0.6, 0.6))
+    (study / 'mnist-clean-ghm-s0' / 'diagnostics' / 'ghmr_profile.json').write_text(json.dumps(
+        dict(mu=0.05, bin_frac=[0.1] * 10, grad_ratio=[1.0] * 10)))
+    panels = report.ghmr_profile_panels(report.aggregate(report.load_results(str(study))))
+    assert [(key, [label for label, _ in profiles]) for key, profiles in panels] == [
+        (('mnist', 'clean', 'ghm'), ['after'])]
+    # without it, the uniform40 cell's first seed, before and after training
+    (study / 'mnist-clean-ghm-s0' / 'diagnostics' / 'ghmr_profile.json').unlink()
+    panels = report.ghmr_profile_panels(report.aggregate(report.load_results(str(study))))
+    assert [(key, [p['mu'] for _, p in profiles]) for key, profiles in panels] == [
+        (('mnist', 'uniform40', 'ghm'), [0.02, 0.02])]
+
+
 def test_curve_peak_by_hand():
     rising = report.curve_peak([(100, 0.2), (200, 0.5), (300, 0.6)])
     assert (rising['peak_iter'], rising['fall']) == (300, 0.0)
