@@ -3,6 +3,7 @@
 # calibrated over the first 500).
 # Why: the product config leads focal loss at 750 iterations and trails it from 1,500 on; this
 # run measures whether a later hand-over to the harmonized losses keeps the lead.
+# Outcome: docs/study/note.md, item 21.
 _base_ = ['../../../configs/retinanet_ghm.py']
 
 model = dict(bbox_head=dict(loss_cls=dict(warmup_iters=1000), loss_bbox=dict(warmup_iters=1000)))
