@@ -28,7 +28,7 @@ from torch import Tensor
 
 from mmreweight.registry import MODELS
 from .base import ReweightLoss, check_use_sigmoid, fit_loaded_statistics
-from .focal import _check_focal_params, sigmoid_focal_loss
+from .focal import sigmoid_focal_loss
 from .gradient_density import (floor_binning_is_exact, ghm_edges, gradient_density,
                                harmonizing_weights)
 from .progress import linear_ramp, runner_iteration
@@ -248,8 +248,10 @@ class GHMC(_GHMLoss):
         super().__init__(bins, momentum, 1.0 + 1e-6, num_levels, sync_stats, mmdet_compat,
                          warmup_iters, paper_exact, restart_statistics, reduction, loss_weight,
                          check_values, check_finite)
-        _check_focal_params(focal_alpha, focal_gamma)  # now, not mid-training
-        _check_focal_params(alpha, focal_gamma)
+        # now, not mid-training; each error names the argument (focal_alpha and alpha differ)
+        check_number(focal_alpha, 'focal_alpha', 0.0, 1.0, none_ok=True)
+        check_number(focal_gamma, 'focal_gamma', 0.0)
+        check_number(alpha, 'alpha', 0.0, 1.0, none_ok=True)
         self.use_sigmoid = True
         self.focal_gamma = float(focal_gamma)
         self.focal_alpha = focal_alpha
