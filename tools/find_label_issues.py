@@ -7,9 +7,10 @@
 
 Scores every training annotation (--score margin, the default: how far the detector's mean sigmoid
 probability of another class over the annotation's positive anchors exceeds its given label's;
-self_confidence: 1 - the given label's), calibrates the flagging threshold on a clean subset (the
-MetaReweightHook's clean_dataloader, else --clean-ann-file, else the embedded benchmark's meta
-split; --clean-ann-file wins when given) and writes to --out: ``label_issues.json`` (threshold,
+self_confidence: 1 - the given label's; neighbour_margin: the same margin over the given labels
+of the --neighbours training annotations nearest in those probabilities), calibrates the flagging
+threshold on a clean subset (the MetaReweightHook's clean_dataloader, else --clean-ann-file, else
+the embedded benchmark's meta split; --clean-ann-file wins when given) and writes to --out: ``label_issues.json`` (threshold,
 calibration, one record per training annotation, ranking metrics where the annotations carry a
 ``noisy`` flag), ``cleaned_train.json`` (flagged annotations dropped or relabelled) and
 ``gallery.png`` (the top-k flagged boxes; needs matplotlib, skipped without it).
@@ -44,6 +45,8 @@ def parse_args(argv=None):
                    help='what cleaned_train.json does to a flagged annotation')
     p.add_argument('--score', choices=li.SCORES, default=li.SCORES[0],
                    help='the per-annotation score (mmreweight.analysis.label_issues)')
+    p.add_argument('--neighbours', type=int, default=li.DEFAULT_NEIGHBOURS,
+                   help='neighbours asked by --score neighbour_margin')
     p.add_argument('--target-fpr', type=float, default=0.05,
                    help='share of the clean subset\'s annotations the threshold may flag')
     p.add_argument('--top-k', type=int, default=24, help='flagged boxes drawn in gallery.png')
@@ -83,6 +86,8 @@ def main(argv=None):
     if args.checkpoint != 'init' and not os.path.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist; give a trained '
                          "checkpoint file (or 'init' for an untrained model)")
+    if args.neighbours < 1:
+        raise SystemExit(f'--neighbours must be at least 1, got {args.neighbours}')
     if not 0.0 <= args.target_fpr < 1.0:
         raise SystemExit(f'--target-fpr must lie in [0, 1), got {args.target_fpr}')
     cfg = Config.fromfile(args.config)
@@ -122,6 +127,7 @@ def main(argv=None):
     with DefaultScope.overwrite_default_scope(diag.scope):
         clean_scored = li.score_dataset(diag.model, clean_loader, clean_coco_dict, log=_log,
                                         score=args.score)
+    scored, clean_scored = li.with_set_scores(scored, clean_scored, args.score, args.neighbours)
     clean_scores = [s['score'] for s in clean_scored.values()]
     threshold = li.calibrate_threshold(clean_scores, args.target_fpr)
     finite = [s for s in clean_scores if not math.isnan(s)]
@@ -137,6 +143,7 @@ def main(argv=None):
     recs = li.issue_records(coco, scored, cat_ids, threshold, classes)
     result = dict(config=os.path.abspath(args.config), checkpoint=args.checkpoint,
                   train_ann_file=os.path.abspath(dataset.ann_file), score=args.score,
+                  **({'neighbours': args.neighbours} if args.score == 'neighbour_margin' else {}),
                   threshold=threshold,
                   calibration=calibration, action=args.action,
                   annotations=len(recs), scored=sum(r['scored'] for r in recs),

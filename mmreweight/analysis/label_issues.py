@@ -24,12 +24,28 @@ rankings as cleanlab's ``normalized_margin`` and ``self_confidence`` for classif
 annotation without a positive anchor gets score NaN and no suggestion (``num_anchors`` 0); it is
 never flagged.
 
+``neighbour_margin`` asks the annotation's neighbours instead of the detector alone (the deep
+k-NN filter of Bahri et al., ICML 2020, on the detector's class probabilities): with
+:math:`N_k(a)` the k training annotations nearest to :math:`a` by the Euclidean distance between
+their vectors :math:`\bar p_{a\cdot}` (:math:`a` itself left out) and :math:`v_{ac}` the share of
+them whose given label is :math:`c`,
+
+.. math::
+
+    \mathrm{neighbour\_margin}_a = \max_{c \ne y_a} v_{ac} - v_{a y_a}, \qquad
+    \mathrm{suggested}_a = \arg\max_c v_{ac}.
+
+A detector trained on the noisy labels has partly fitted each wrong label it saw, which moves
+that annotation's own probabilities towards its given label; its neighbours' labels are a vote
+that its own fit does not sway. An annotation of the clean subset is scored against the training
+annotations in the same way, so the calibration below holds for this score too.
+
 The flagging threshold comes from annotations known to be correct (a held-out clean subset):
 :func:`calibrate_threshold` takes the :math:`1 - \mathrm{fpr}` quantile of their scores, so at
 most a fraction ``fpr`` of them would be flagged. Neither the noise type nor its rate is used.
 
-The pure functions (:func:`annotation_scores`, :func:`calibrate_threshold`, :func:`clean_coco`,
-:func:`ranking_metrics`) work on arrays and dicts; :func:`score_dataset` runs a detector
+The pure functions (:func:`annotation_scores`, :func:`neighbour_votes`, :func:`calibrate_threshold`,
+:func:`clean_coco`, :func:`ranking_metrics`) work on arrays and dicts; :func:`score_dataset` runs a detector
 (:func:`~mmreweight.analysis.diagnostics.matched_logits`) over a dataloader and
 :func:`sequential_loader_cfg` / :func:`clean_subset_loader_cfg` build the loaders
 ``tools/find_label_issues.py`` uses. :func:`issue_records` and :func:`read_flags` write and read
@@ -54,11 +70,25 @@ from mmreweight.weighting.mentornet.dd import roc_auc
 
 #: what ``clean_coco`` may do to a flagged annotation
 ACTIONS = ('drop', 'relabel')
-#: the per-annotation scores :func:`annotation_scores` can give (the first is the default)
-SCORES = ('margin', 'self_confidence')
+#: the per-annotation scores :func:`annotation_scores` can give
+ANNOTATION_SCORES = ('margin', 'self_confidence')
+#: every score the finder can give (the first is the default); ``neighbour_margin`` needs the
+#: whole training set's probabilities (:func:`neighbour_scores`)
+SCORES = ANNOTATION_SCORES + ('neighbour_margin', )
+#: the neighbours a ``neighbour_margin`` asks by default
+DEFAULT_NEIGHBOURS = 100
 #: transforms that read the embedded benchmark's per-instance noise fields, and their stand-ins
 #: for a dataset without them
 _CLEAN_LABEL_TRANSFORMS = {'LoadCleanLabels': None, 'PackDetInputsWithCleanLabels': 'PackDetInputs'}
+
+
+def _margins(values: Tensor, given: Tensor) -> Tensor:
+    """Per row, the highest value of another column minus the given column's (minus the given
+    column's alone with one column); ``values`` must be >= 0."""
+    given_value = values.gather(1, given.unsqueeze(1)).squeeze(1)
+    if values.shape[1] == 1:
+        return -given_value
+    return values.scatter(1, given.unsqueeze(1), 0.0).max(1).values - given_value
 
 
 def annotation_scores(logits: Tensor, gt_index: Tensor, given_labels: Tensor,
@@ -71,16 +101,20 @@ def annotation_scores(logits: Tensor, gt_index: Tensor, given_labels: Tensor,
             for an anchor matched to none (ignored).
         given_labels (Tensor[A]): each annotation's given label, in ``[0, C)``.
         score: ``'margin'`` (the highest mean σ of another class minus the given label's; with
-            one class, minus the given label's) or ``'self_confidence'`` (1 − the given label's).
+            one class, minus the given label's) or ``'self_confidence'`` (1 − the given label's);
+            one of :data:`ANNOTATION_SCORES`.
 
     Returns:
         dict with, per annotation (length A): ``score`` (float64, see the module docstring),
         NaN without anchors; ``suggested_label`` (int64) = argmax
         over classes of the mean σ(logits) over its anchors (the lowest class on ties), -1
-        without anchors; ``num_anchors`` (int64).
+        without anchors; ``num_anchors`` (int64); ``probs`` (float64, A × C), the mean σ(logits)
+        over its anchors (zeros without anchors).
     """
-    if score not in SCORES:
-        raise ValueError(f'score must be one of {SCORES}, got {score!r}')
+    if score not in ANNOTATION_SCORES:
+        raise ValueError(f'score must be one of {ANNOTATION_SCORES}, got {score!r}'
+                         + (' (it needs the whole training set: neighbour_scores)'
+                            if score in SCORES else ''))
     if logits.dim() != 2 or gt_index.shape != logits.shape[:1]:
         raise ValueError(f'expected logits (N, C) and gt_index (N,), got {tuple(logits.shape)} '
                          f'and {tuple(gt_index.shape)}')
@@ -97,18 +131,98 @@ def annotation_scores(logits: Tensor, gt_index: Tensor, given_labels: Tensor,
     sums = torch.zeros(num_anns, num_classes, dtype=torch.float64).index_add_(0, index, probs)
     counts = torch.bincount(index, minlength=num_anns)
     mean = sums / counts.clamp(min=1).unsqueeze(1)
-    given_prob = mean.gather(1, given.unsqueeze(1)).squeeze(1)
     if score == 'margin':
-        others = mean.scatter(1, given.unsqueeze(1), 0.0)  # probabilities are >= 0
-        values = (others.max(1).values if num_classes > 1 else torch.zeros_like(given_prob)) \
-            - given_prob
+        values = _margins(mean, given)
     else:
-        values = 1.0 - given_prob
+        values = 1.0 - mean.gather(1, given.unsqueeze(1)).squeeze(1)
     empty = counts == 0
     values[empty] = float('nan')
     suggested = mean.argmax(1) if num_classes else torch.zeros(num_anns, dtype=torch.long)
     suggested[empty] = -1
-    return dict(score=values, suggested_label=suggested, num_anchors=counts)
+    return dict(score=values, suggested_label=suggested, num_anchors=counts, probs=mean)
+
+
+def neighbour_votes(reference_probs: Tensor, reference_labels: Tensor, query_probs: Tensor,
+                    k: int = DEFAULT_NEIGHBOURS, exclude_self: bool = False,
+                    chunk: int = 2048) -> Tensor:
+    """For each query, the share of its ``k`` nearest reference annotations (Euclidean distance
+    between class-probability vectors) whose given label is each class.
+
+    Args:
+        reference_probs (Tensor[R, C]), reference_labels (Tensor[R]): the reference annotations'
+            mean class probabilities and given labels (in ``[0, C)``).
+        query_probs (Tensor[Q, C]): the annotations to score.
+        k: neighbours per query; fewer where the reference holds fewer (all of them).
+        exclude_self: the queries are the references (Q = R, same order): query i does not
+            count reference i.
+        chunk: queries per distance block (bounds memory to ``chunk × R``).
+
+    Returns:
+        Tensor[Q, C] (float64): each row sums to 1. Ties in distance go to the lower reference
+        index.
+    """
+    num_ref, num_classes = reference_probs.shape
+    if reference_labels.shape != (num_ref, ):
+        raise ValueError(f'reference_labels must have shape ({num_ref},), got '
+                         f'{tuple(reference_labels.shape)}')
+    if query_probs.dim() != 2 or query_probs.shape[1] != num_classes:
+        raise ValueError(f'query_probs must have shape (Q, {num_classes}), got '
+                         f'{tuple(query_probs.shape)}')
+    if exclude_self and query_probs.shape[0] != num_ref:
+        raise ValueError('exclude_self needs the queries to be the references (same length)')
+    if k < 1:
+        raise ValueError(f'k must be at least 1, got {k}')
+    usable = num_ref - int(exclude_self)
+    if usable < 1:
+        raise ValueError(f'{num_ref} reference annotation(s): too few to ask a neighbour')
+    k = min(k, usable)
+    ref = reference_probs.double()
+    one_hot = torch.nn.functional.one_hot(reference_labels.long(), num_classes).double()
+    votes = []
+    for start in range(0, query_probs.shape[0], chunk):
+        dist = torch.cdist(query_probs[start:start + chunk].double(), ref)
+        if exclude_self:
+            rows = torch.arange(dist.shape[0])
+            dist[rows, rows + start] = float('inf')
+        # a stable sort gives ties to the lower reference index
+        nearest = dist.argsort(dim=1, stable=True)[:, :k]
+        votes.append(one_hot[nearest].mean(1))
+    return torch.cat(votes) if votes else torch.zeros(0, num_classes, dtype=torch.float64)
+
+
+def neighbour_scores(reference: Mapping[int, Mapping[str, Any]],
+                     queries: Optional[Mapping[int, Mapping[str, Any]]] = None,
+                     k: int = DEFAULT_NEIGHBOURS) -> Dict[int, Dict[str, Any]]:
+    """``neighbour_margin`` scores (module docstring) of :func:`score_dataset` records.
+
+    Args:
+        reference: the training annotations' records; those without anchors are not asked.
+        queries: the records to score against ``reference`` (the clean subset's); None scores
+            ``reference`` itself, each annotation without itself.
+        k: neighbours asked.
+
+    Returns:
+        Copies of the query records with ``score`` and ``suggested_label`` replaced by the
+        neighbours' (NaN and -1 kept for an annotation without anchors).
+    """
+    asked = [a for a, r in reference.items() if r['num_anchors'] > 0]
+    if not asked:
+        raise ValueError('no training annotation is matched to an anchor: nothing to ask')
+    ref_probs = torch.from_numpy(np.stack([reference[a]['probs'] for a in asked]))
+    ref_labels = torch.tensor([reference[a]['given_label'] for a in asked])
+    own = queries is None
+    queries = reference if own else queries
+    out = {a: dict(r) for a, r in queries.items()}
+    scored = asked if own else [a for a, r in queries.items() if r['num_anchors'] > 0]
+    if scored:
+        votes = neighbour_votes(ref_probs, ref_labels,
+                                torch.from_numpy(np.stack([queries[a]['probs'] for a in scored])),
+                                k=k, exclude_self=own)
+        given = torch.tensor([queries[a]['given_label'] for a in scored])
+        margins, suggested = _margins(votes, given), votes.argmax(1)
+        for j, a in enumerate(scored):
+            out[a].update(score=float(margins[j]), suggested_label=int(suggested[j]))
+    return out
 
 
 def calibrate_threshold(clean_scores: Sequence[float], target_fpr: float = 0.05) -> float:
@@ -483,10 +597,12 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
                   score: str = 'margin') -> Dict[int, Dict[str, Any]]:
     """Run an anchor-head ``detector`` (in its current mode; the finder uses eval) over every
     batch of ``loader`` (a COCO-style dataset, see :func:`sequential_loader_cfg`) and score each
-    annotation it packs (``score``: see :func:`annotation_scores`).
+    annotation it packs (``score``: see :func:`annotation_scores`; for ``'neighbour_margin'``
+    the records hold the margin until :func:`with_set_scores` asks the neighbours).
 
-    Returns ``{ann_id: dict(image_id, given_label, score, suggested_label, num_anchors)}``
-    (labels are class indices of the dataset; score NaN, suggestion -1 without anchors).
+    Returns ``{ann_id: dict(image_id, given_label, score, suggested_label, num_anchors,
+    probs)}`` (labels are class indices of the dataset; score NaN, suggestion -1 without
+    anchors; ``probs`` the mean class probabilities, float32).
 
     Raises:
         RuntimeError: the pipeline dropped or added boxes (a random crop, say), so boxes cannot
@@ -495,13 +611,17 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
     if not getattr(detector.bbox_head, 'use_sigmoid_cls', False):
         raise ValueError('the label-issue score needs a sigmoid classifier '
                          '(loss_cls use_sigmoid=True, as RetinaNet)')
+    if score not in SCORES:
+        raise ValueError(f'score must be one of {SCORES}, got {score!r}')
+    per_annotation = score if score in ANNOTATION_SCORES else 'margin'
     ids = ann_ids_by_image(loader.dataset, coco_dict)
     out: Dict[int, Dict[str, Any]] = {}
     seen = set()
     for step, data in enumerate(loader):
         batch = matched_logits(detector, data)
         scores = annotation_scores(batch['logits'], batch['gt_index'], batch['gt_labels'],
-                                   score)
+                                   per_annotation)
+        probs = scores['probs'].float().numpy()
         first = 0
         for img_id, n in zip(batch['img_ids'], batch['num_gts']):
             if img_id in seen:
@@ -517,14 +637,30 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
                 out[ann_id] = dict(image_id=img_id, given_label=int(batch['gt_labels'][g]),
                                    score=float(scores['score'][g]),
                                    suggested_label=int(scores['suggested_label'][g]),
-                                   num_anchors=int(scores['num_anchors'][g]))
+                                   num_anchors=int(scores['num_anchors'][g]),
+                                   probs=probs[g])
             first += n
         if log is not None and (step + 1) % 20 == 0:
             log(f'{step + 1} batches, {len(out)} annotations scored')
     return out
 
 
-__all__ = ['ACTIONS', 'SCORES', 'annotation_scores', 'calibrate_threshold',
+def with_set_scores(train: Mapping[int, Mapping[str, Any]],
+                    clean: Mapping[int, Mapping[str, Any]], score: str,
+                    neighbours: int = DEFAULT_NEIGHBOURS
+                    ) -> Tuple[Mapping[int, Mapping[str, Any]], Mapping[int, Mapping[str, Any]]]:
+    """The training and clean-subset records of :func:`score_dataset` as ``score`` asks:
+    unchanged for a per-annotation score; for ``'neighbour_margin'``, both scored by their
+    ``neighbours`` nearest training annotations (:func:`neighbour_scores`)."""
+    if score in ANNOTATION_SCORES:
+        return train, clean
+    if score not in SCORES:
+        raise ValueError(f'score must be one of {SCORES}, got {score!r}')
+    return neighbour_scores(train, k=neighbours), neighbour_scores(train, clean, k=neighbours)
+
+
+__all__ = ['ACTIONS', 'ANNOTATION_SCORES', 'SCORES', 'DEFAULT_NEIGHBOURS', 'annotation_scores',
+           'neighbour_votes', 'neighbour_scores', 'with_set_scores', 'calibrate_threshold',
            'estimate_noise_rate', 'is_flagged',
            'clean_coco', 'ranking_metrics', 'flagged_annotations', 'noise_metrics',
            'issue_records', 'issue_file', 'read_flags', 'sequential_loader_cfg',

@@ -109,8 +109,11 @@ class LabelIssueHook(Hook):
             (the class the detector believes); ``'drop'`` removes it (its object becomes
             background, as in the cleaned COCO file of ``tools/find_label_issues.py``).
         target_fpr: the share of the clean subset's annotations the threshold may flag.
-        score: ``'margin'`` or ``'self_confidence'``
-            (:func:`~mmreweight.analysis.label_issues.annotation_scores`).
+        score: ``'margin'``, ``'self_confidence'``
+            (:func:`~mmreweight.analysis.label_issues.annotation_scores`) or
+            ``'neighbour_margin'`` (the vote of each annotation's ``neighbours`` nearest training
+            annotations, :func:`~mmreweight.analysis.label_issues.neighbour_scores`).
+        neighbours: the neighbours a ``'neighbour_margin'`` asks.
         clean_dataloader: the clean subset's dataloader config; by default the
             MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
             (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).
@@ -134,6 +137,7 @@ class LabelIssueHook(Hook):
 
     def __init__(self, score_at: Sequence[float] = (0.2, 0.4, 0.6), action: str = 'relabel',
                  target_fpr: float = 0.05, score: str = 'margin',
+                 neighbours: int = li.DEFAULT_NEIGHBOURS,
                  clean_dataloader: Optional[dict] = None,
                  flags_from: Optional[str] = None) -> None:
         score_at = [float(f) for f in score_at]
@@ -150,10 +154,13 @@ class LabelIssueHook(Hook):
             raise ValueError(f'score must be one of {li.SCORES}, got {score!r}')
         if not 0.0 <= float(target_fpr) < 1.0:
             raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr!r}')
+        if int(neighbours) != neighbours or neighbours < 1:
+            raise ValueError(f'neighbours must be a positive whole number, got {neighbours!r}')
         self.score_at = sorted(score_at)
         self.action = action
         self.target_fpr = float(target_fpr)
         self.score = score
+        self.neighbours = int(neighbours)
         self.clean_dataloader = clean_dataloader
         self.flags_from = flags_from
         self.flags: Dict[int, int] = {}  # ann_id -> suggested label index
@@ -218,9 +225,13 @@ class LabelIssueHook(Hook):
                                                score=self.score))
         finally:
             detector.train(was_training)
+        train, clean = li.with_set_scores(train, clean, self.score, self.neighbours)
         threshold = li.calibrate_threshold([r['score'] for r in clean.values()], self.target_fpr)
         self.flags = li.flagged_annotations(train, threshold)
-        summary = dict(iter=iteration, score=self.score, threshold=threshold,
+        summary = dict(iter=iteration, score=self.score,
+                       **({'neighbours': self.neighbours} if self.score not in
+                          li.ANNOTATION_SCORES else {}),
+                       threshold=threshold,
                        annotations=len(train), flagged=len(self.flags), target_fpr=self.target_fpr,
                        clean_annotations=len(clean))
         truth = li.noise_metrics(train, self._coco, self._cat_ids, threshold)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from mmreweight.analysis.label_issues import (annotation_scores, calibrate_threshold, clean_coco,
-                                              ranking_metrics)
+                                              neighbour_scores, neighbour_votes, ranking_metrics,
+                                              with_set_scores)
 from mmreweight.testing.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +71,115 @@ def test_annotation_scores_rejects_bad_input():
         annotation_scores(torch.zeros(1, 2), torch.tensor([0]), torch.tensor([2]))
     with pytest.raises(ValueError, match='score must be one of'):
         annotation_scores(torch.zeros(1, 2), torch.tensor([0]), torch.tensor([0]), score='loss')
+
+
+def test_annotation_scores_send_the_set_score_to_neighbour_scores():
+    with pytest.raises(ValueError, match='neighbour_scores'):
+        annotation_scores(torch.zeros(1, 2), torch.tensor([0]), torch.tensor([0]),
+                          score='neighbour_margin')
+
+
+def test_neighbour_votes_by_hand():
+    # references on a line (2 classes): p = (x, 0) with labels 0 0 1 1 at x = 0, 1/4, 3/4, 1
+    ref = torch.tensor([[0.0, 0.0], [0.25, 0.0], [0.75, 0.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    query = torch.tensor([[0.625, 0.0]])  # 3/4 is 1/8 away, then 1/4 and 1 both 3/8 away
+    assert neighbour_votes(ref, labels, query, k=1)[0].tolist() == [0.0, 1.0]
+    assert neighbour_votes(ref, labels, query, k=2)[0].tolist() == [0.5, 0.5]  # tie: index 1
+    assert neighbour_votes(ref, labels, query, k=3)[0].tolist() == pytest.approx([1 / 3, 2 / 3])
+    # the references themselves, k = 1, without themselves: 0 -> 1/4 (0), 1/4 -> 0 (0),
+    # 3/4 -> 1 (1), 1 -> 3/4 (1)
+    own = neighbour_votes(ref, labels, ref, k=1, exclude_self=True)
+    assert own.tolist() == [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    # k beyond the references asks them all
+    assert neighbour_votes(ref, labels, ref[:1], k=10).tolist() == [[0.5, 0.5]]
+
+
+def _brute_force_votes(ref, labels, queries, k, exclude_self):
+    out = np.zeros((len(queries), ref.shape[1]))
+    for i, q in enumerate(queries):
+        dist = [(np.linalg.norm(q - r), j) for j, r in enumerate(ref)
+                if not (exclude_self and j == i)]
+        for _, j in sorted(dist)[:k]:
+            out[i, labels[j]] += 1.0 / min(k, len(dist))
+    return out
+
+
+@pytest.mark.parametrize('exclude_self', [False, True])
+def test_neighbour_votes_against_brute_force(exclude_self):
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.rand(37, 4, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, 4, (37, ), generator=gen)
+    queries = ref if exclude_self else torch.rand(11, 4, generator=gen, dtype=torch.float64)
+    for k in (1, 5, 40):
+        votes = neighbour_votes(ref, labels, queries, k=k, exclude_self=exclude_self, chunk=4)
+        expected = _brute_force_votes(ref.numpy(), labels.numpy(), queries.numpy(), k,
+                                      exclude_self)
+        np.testing.assert_allclose(votes.numpy(), expected, atol=1e-12)
+
+
+def test_neighbour_votes_reject_bad_input():
+    ref, labels = torch.zeros(3, 2), torch.tensor([0, 1, 0])
+    with pytest.raises(ValueError, match='reference_labels'):
+        neighbour_votes(ref, labels[:2], ref)
+    with pytest.raises(ValueError, match='query_probs'):
+        neighbour_votes(ref, labels, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match='exclude_self'):
+        neighbour_votes(ref, labels, ref[:2], exclude_self=True)
+    with pytest.raises(ValueError, match='k must be'):
+        neighbour_votes(ref, labels, ref, k=0)
+    with pytest.raises(ValueError, match='too few'):
+        neighbour_votes(ref[:1], labels[:1], ref[:1], exclude_self=True)
+
+
+def _records(probs, labels, anchors=None):
+    anchors = [1] * len(labels) if anchors is None else anchors
+    return {100 + i: dict(image_id=i, given_label=int(y), score=0.0, suggested_label=int(y),
+                          num_anchors=n, probs=np.asarray(p, dtype=np.float32))
+            for i, (p, y, n) in enumerate(zip(probs, labels, anchors))}
+
+
+def test_neighbour_scores_find_the_flipped_labels_of_clusters():
+    # two tight clusters of 10 annotations each, believed class 0 and class 1; two labels of
+    # each cluster flipped, one annotation without anchors
+    gen = np.random.default_rng(0)
+    probs = np.concatenate([gen.normal([0.8, 0.2], 0.01, (10, 2)),
+                            gen.normal([0.2, 0.8], 0.01, (10, 2))])
+    labels = np.array([0] * 10 + [1] * 10)
+    flipped = [3, 7, 12, 18]
+    labels[flipped] = 1 - labels[flipped]
+    anchors = [1] * 19 + [0]
+    train = _records(probs, labels, anchors)
+    out = neighbour_scores(train, k=5)
+    for i in range(19):
+        rec = out[100 + i]
+        # its 5 neighbours lie in its own cluster, where at most 2 of them are flipped
+        cluster = 0 if i < 10 else 1
+        assert rec['suggested_label'] == cluster
+        assert (rec['score'] > 0) == (i in flipped), i
+    assert out[119]['score'] == 0.0 and out[119]['suggested_label'] == labels[19]  # kept as was
+    assert train[100]['score'] == 0.0  # the input is not changed
+    # clean queries are asked of the training annotations, with all k counted
+    clean = _records([[0.79, 0.21], [0.21, 0.79]], [0, 0])
+    asked = neighbour_scores(train, clean, k=5)
+    assert asked[100]['score'] < 0 and asked[101]['score'] > 0
+    assert asked[101]['suggested_label'] == 1
+    # with_set_scores: the set score scores both, a per-annotation score leaves them
+    both = with_set_scores(train, clean, 'neighbour_margin', neighbours=5)
+    assert both[0] == out and both[1] == asked
+    assert with_set_scores(train, clean, 'margin') == (train, clean)
+
+
+def test_neighbour_scores_margin_by_hand():
+    # three annotations at 0, .1, .2 (one class direction), labels 0 1 1; k = 2 without self:
+    # ann 0 -> {1, 1}: votes (0, 1), given 0 -> 1 - 0 = 1; ann 1 -> {0, 1}: (.5, .5) -> 0;
+    # ann 2 -> {1, 0} (.1 then 0): (.5, .5) -> 0
+    train = _records([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0]], [0, 1, 1])
+    out = neighbour_scores(train, k=2)
+    assert [out[a]['score'] for a in (100, 101, 102)] == pytest.approx([1.0, 0.0, 0.0])
+    assert out[100]['suggested_label'] == 1
+    with pytest.raises(ValueError, match='nothing to ask'):
+        neighbour_scores(_records([[0.0, 0.0]], [0], anchors=[0]))
 
 
 def brute_force_auc(scores, noisy):

@@ -68,20 +68,24 @@ def trained(tmp_path_factory):
     return runner, work
 
 
+def _finder_options():
+    """tools/find_label_issues.py's --cfg-options for the training set of ``_cfg``."""
+    opts = [f'train_dataloader.dataset.benchmark.{k}={v}' for k, v in NOISY.items()]
+    opts += [f'train_dataloader.dataset.benchmark.{k}={v}'
+             for k, v in dict(train_images=48, val_images=16, test_images=16,
+                              meta_images=16).items()]
+    return opts + ['train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+                   'train_dataloader.persistent_workers=False']
+
+
 def test_flags_are_the_finders_on_the_same_weights(trained, tmp_path):
     runner, work = trained
     hook = find_hook(runner, LabelIssueHook)
     (round_, ) = hook.rounds
     assert round_['iter'] == SCORED_AT and round_['flagged'] == len(hook.flags) > 0
-    opts = [f'train_dataloader.dataset.benchmark.{k}={v}' for k, v in NOISY.items()]
-    opts += [f'train_dataloader.dataset.benchmark.{k}={v}'
-             for k, v in dict(train_images=48, val_images=16, test_images=16,
-                              meta_images=16).items()]
-    opts += ['train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-             'train_dataloader.persistent_workers=False']
     finder = load_tool(REPO / 'tools' / 'find_label_issues.py').main(
         [str(REPO / 'configs' / 'retinanet_focal.py'), str(work / f'iter_{SCORED_AT}.pth'),
-         '--out', str(tmp_path), '--cfg-options', *opts])
+         '--out', str(tmp_path), '--cfg-options', *_finder_options()])
     assert finder['threshold'] == pytest.approx(round_['threshold'], abs=1e-9)
     cat_index = {c: i for i, c in enumerate(hook._cat_ids)}
     assert hook.flags == {r['ann_id']: cat_index[r['suggested_label']]
@@ -89,6 +93,31 @@ def test_flags_are_the_finders_on_the_same_weights(trained, tmp_path):
     written = json.loads((Path(work) / f'label_issues_iter{SCORED_AT}.json').read_text())
     assert {r['ann_id'] for r in written['issues'] if r['flagged']} == set(hook.flags)
     assert written['truth']['flagged'] == len(hook.flags)  # the benchmark records its flips
+
+
+def test_neighbour_flags_are_the_finders_on_the_same_weights(trained, tmp_path, monkeypatch):
+    runner, work = trained
+    hook = LabelIssueHook(score_at=(SCORED_AT / ITERS, ), score='neighbour_margin', neighbours=5,
+                          target_fpr=0.2)
+    hook.before_train(runner)
+    monkeypatch.setattr(runner, '_work_dir', str(tmp_path / 'hook'))  # keep `work` as it was
+    (tmp_path / 'hook').mkdir()
+    hook._score(runner, ITERS)  # the trained weights: the checkpoint of the last iteration
+    (round_, ) = hook.rounds
+    assert round_['score'] == 'neighbour_margin' and round_['neighbours'] == 5
+    finder = load_tool(REPO / 'tools' / 'find_label_issues.py').main(
+        [str(REPO / 'configs' / 'retinanet_focal.py'), str(work / f'iter_{ITERS}.pth'),
+         '--out', str(tmp_path / 'tool'), '--score', 'neighbour_margin', '--neighbours', '5',
+         '--target-fpr', '0.2', '--cfg-options', *_finder_options()])
+    assert finder['neighbours'] == 5
+    assert finder['threshold'] == pytest.approx(round_['threshold'], abs=1e-9)
+    cat_index = {c: i for i, c in enumerate(hook._cat_ids)}
+    assert hook.flags == {r['ann_id']: cat_index[r['suggested_label']]
+                          for r in finder['issues'] if r['flagged']}
+    assert len(hook.flags) > 0
+    # a neighbour score is a difference of two shares of 5 votes
+    scores = [r['score'] for r in finder['issues'] if r['score'] is not None]
+    assert all(abs(5 * s - round(5 * s)) < 1e-9 for s in scores)
 
 
 def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
@@ -194,7 +223,9 @@ def test_a_batch_whose_boxes_differ_from_the_file_is_an_error():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(score_at=()), 'flags_from'), (dict(score_at=(0.5, 1.0)), 'score_at'),
-    (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr')])
+    (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr'),
+    (dict(score='loss'), 'score'), (dict(neighbours=0), 'neighbours'),
+    (dict(neighbours=2.5), 'neighbours')])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LabelIssueHook(**kwargs)
