@@ -144,7 +144,7 @@ def annotation_scores(logits: Tensor, gt_index: Tensor, given_labels: Tensor,
 
 def neighbour_votes(reference_probs: Tensor, reference_labels: Tensor, query_probs: Tensor,
                     k: int = DEFAULT_NEIGHBOURS, exclude_self: bool = False,
-                    chunk: int = 2048) -> Tensor:
+                    chunk: Optional[int] = None) -> Tensor:
     """For each query, the share of its ``k`` nearest reference annotations (Euclidean distance
     between class-probability vectors) whose given label is each class.
 
@@ -155,11 +155,11 @@ def neighbour_votes(reference_probs: Tensor, reference_labels: Tensor, query_pro
         k: neighbours per query; fewer where the reference holds fewer (all of them).
         exclude_self: the queries are the references (Q = R, same order): query i does not
             count reference i.
-        chunk: queries per distance block (bounds memory to ``chunk × R``).
+        chunk: queries per distance block (default: blocks of about 2**24 distances).
 
     Returns:
-        Tensor[Q, C] (float64): each row sums to 1. Ties in distance go to the lower reference
-        index.
+        Tensor[Q, C] (float64): each row sums to 1. Of references equally far at the k-th
+        distance, those with the lower indices count.
     """
     num_ref, num_classes = reference_probs.shape
     if reference_labels.shape != (num_ref, ):
@@ -176,6 +176,7 @@ def neighbour_votes(reference_probs: Tensor, reference_labels: Tensor, query_pro
     if usable < 1:
         raise ValueError(f'{num_ref} reference annotation(s): too few to ask a neighbour')
     k = min(k, usable)
+    chunk = chunk or max(1, 2**24 // num_ref)
     ref = reference_probs.double()
     one_hot = torch.nn.functional.one_hot(reference_labels.long(), num_classes).double()
     votes = []
@@ -184,9 +185,13 @@ def neighbour_votes(reference_probs: Tensor, reference_labels: Tensor, query_pro
         if exclude_self:
             rows = torch.arange(dist.shape[0])
             dist[rows, rows + start] = float('inf')
-        # a stable sort gives ties to the lower reference index
-        nearest = dist.argsort(dim=1, stable=True)[:, :k]
-        votes.append(one_hot[nearest].mean(1))
+        # the k nearest without sorting each row: all nearer than the k-th distance, then the
+        # lowest-indexed of those at it
+        kth = dist.kthvalue(k, dim=1, keepdim=True).values
+        nearer, at_kth = dist < kth, dist == kth
+        wanted = k - nearer.sum(1, keepdim=True)
+        chosen = nearer | (at_kth & (at_kth.cumsum(1) <= wanted))
+        votes.append(chosen.double() @ one_hot / k)
     return torch.cat(votes) if votes else torch.zeros(0, num_classes, dtype=torch.float64)
 
 

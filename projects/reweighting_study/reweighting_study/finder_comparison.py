@@ -3,7 +3,8 @@ predictions (K-fold cross-validation, as cleanlab's documentation prescribes), s
 embedded benchmark's record of which labels it corrupted.
 
 For every fold a focal RetinaNet is trained on the other folds' training images; on the held-out
-images it gives (a) our score (:func:`mmreweight.analysis.label_issues.score_dataset`) and (b) its
+images it gives (a) our scores (:func:`mmreweight.analysis.label_issues.score_dataset`;
+``neighbour_margin`` asks each annotation's neighbours among that fold's annotations) and (b) its
 test-mode detections, from which ``cleanlab.object_detection.rank.compute_swap_box_scores`` scores
 every given box (low = its class was likely swapped). cleanlab's mislabel score is 1 − the swap
 score, so that for both a higher score means more likely mislabelled. cleanlab is run with its
@@ -18,10 +19,12 @@ import numpy as np
 
 from mmreweight.analysis.label_issues import ranking_metrics
 
-#: the finders a cell compares, as (kind, parameter): ours with each of its scores, cleanlab's
-#: swap score with its default probability threshold and with 0.5 (a detector trained on noisy
-#: labels is rarely 95% sure of anything)
+#: the finders a cell compares, as (kind, parameter): ours with each of its scores (the
+#: neighbours asked among the same held-out fold's annotations), cleanlab's swap score with its
+#: default probability threshold and with 0.5 (a detector trained on noisy labels is rarely 95%
+#: sure of anything)
 FINDERS = {'ours': ('ours', 'margin'), 'ours_self_confidence': ('ours', 'self_confidence'),
+           'ours_neighbours': ('ours', 'neighbour_margin'),
            'cleanlab': ('cleanlab', None), 'cleanlab_p50': ('cleanlab', 0.5)}
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reweighting_study.finder_comparison import (cleanlab_labels, cleanlab_mislabel_scores,
-                                                 cleanlab_prediction, compare, fold_indices,
-                                                 xywh_to_xyxy)
+from reweighting_study.finder_comparison import (FINDERS, cleanlab_labels,
+                                                 cleanlab_mislabel_scores, cleanlab_prediction,
+                                                 compare, fold_indices, xywh_to_xyxy)
 
 PROJECT = Path(__file__).resolve().parents[1]
 REPO = PROJECT.parents[1]
@@ -80,7 +80,8 @@ def test_tool_compares_both_finders_on_a_tiny_benchmark(tmp_path):
     result = json.loads((tmp_path / 'mnist-uniform40-s0' / 'comparison.json').read_text())
     train = json.loads(next((tmp_path / 'data').rglob('annotations/train.json')).read_text())
     noisy = sum(a['noisy'] for a in train['annotations'])
-    for finder in ('ours', 'ours_self_confidence', 'cleanlab', 'cleanlab_p50'):
+    assert set(result['metrics']) == set(FINDERS)
+    for finder in FINDERS:
         m = result['metrics'][finder]
         assert m['annotations'] == len(train['annotations']) and m['noisy'] == noisy > 0
         assert 0.0 <= m['auc'] <= 1.0

@@ -108,6 +108,8 @@ def _score_fold(config: str, checkpoint: str, held_out, seed: int):
         for name, (kind, how) in fc.FINDERS.items():
             if kind == 'ours':
                 scored = li.score_dataset(model, train_loader, coco, score=how)
+                if how not in li.ANNOTATION_SCORES:  # out-of-sample neighbours: the fold's own
+                    scored = li.neighbour_scores(scored)
                 scores[name] = {a: r['score'] for a, r in scored.items()}
         ann_ids = li.ann_ids_by_image(dataset, coco)
         image_ids, predictions = [], []
