@@ -10,10 +10,11 @@ probability of another class over the annotation's positive anchors exceeds its 
 self_confidence: 1 - the given label's; neighbour_margin: the same margin over the given labels
 of the --neighbours training annotations nearest in those probabilities), calibrates the flagging
 threshold on a clean subset (the MetaReweightHook's clean_dataloader, else --clean-ann-file, else
-the embedded benchmark's meta split; --clean-ann-file wins when given) and writes to --out: ``label_issues.json`` (threshold,
-calibration, one record per training annotation, ranking metrics where the annotations carry a
-``noisy`` flag), ``cleaned_train.json`` (flagged annotations dropped or relabelled) and
-``gallery.png`` (the top-k flagged boxes; needs matplotlib, skipped without it).
+the embedded benchmark's meta split; --clean-ann-file wins when given) and writes to --out:
+``label_issues.json`` (threshold, calibration, one record per training annotation, ranking
+metrics where the annotations carry a ``noisy`` flag), ``cleaned_train.json`` (flagged
+annotations dropped or relabelled) and ``gallery.png`` (the top-k flagged boxes; needs
+matplotlib, skipped without it).
 """
 import argparse
 import json

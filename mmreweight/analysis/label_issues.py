@@ -44,9 +44,11 @@ The flagging threshold comes from annotations known to be correct (a held-out cl
 :func:`calibrate_threshold` takes the :math:`1 - \mathrm{fpr}` quantile of their scores, so at
 most a fraction ``fpr`` of them would be flagged. Neither the noise type nor its rate is used.
 
-The pure functions (:func:`annotation_scores`, :func:`neighbour_votes`, :func:`calibrate_threshold`,
-:func:`clean_coco`, :func:`ranking_metrics`) work on arrays and dicts; :func:`score_dataset` runs a detector
-(:func:`~mmreweight.analysis.diagnostics.matched_logits`) over a dataloader and
+The pure functions (:func:`annotation_scores`, :func:`neighbour_votes`,
+:func:`calibrate_threshold`, :func:`clean_coco`, :func:`ranking_metrics`) work on arrays and
+dicts; :func:`score_dataset` runs a detector
+(:func:`~mmreweight.analysis.diagnostics.matched_logits`) over a dataloader,
+:func:`with_set_scores` turns its records into ``neighbour_margin`` scores, and
 :func:`sequential_loader_cfg` / :func:`clean_subset_loader_cfg` build the loaders
 ``tools/find_label_issues.py`` uses. :func:`issue_records` and :func:`read_flags` write and read
 the per-annotation record files (the tool's and LabelIssueHook's); :func:`estimate_noise_rate`

@@ -148,16 +148,17 @@ def report_section(results, table, finders_dir: str
     md = ['## Finding and fixing mislabelled boxes', '']
     if rounds:
         md += ['The runs with a `mmreweight.LabelIssueHook` (`label_issues`: '
-               '`configs/retinanet_label_issues.py`; its variants in '
-               '`projects/reweighting_study/configs/`): at each scoring point it scores every '
-               'training annotation (margin score) and flags those above the threshold set on the '
-               'clean meta split. `label_issues_retrain` (`configs/retinanet_label_issues_retrain'
-               '.py`) trains again from scratch with the last flags of the `label_issues` run of '
-               'the same seed acting from iteration 0 (its row 0). Against the benchmark\'s '
-               'record of the flipped labels: the flagged share, the AUC of the score, the precision and recall of the flags, the '
-               'share of clean annotations flagged, and the share of flagged flips whose '
-               'suggestion is the true class (mean ± std over seeds).', '', round_text(rounds),
-               '']
+               '`configs/retinanet_label_issues.py`, the neighbour score; its variants in '
+               '`projects/reweighting_study/configs/`, `label_issues_margin` with the '
+               'detector\'s own margin): at each scoring point it scores every training '
+               'annotation and flags those above the threshold set on the clean meta split. '
+               '`label_issues_retrain` (`configs/retinanet_label_issues_retrain.py`) trains again '
+               'from scratch with the last flags of the `label_issues_margin` run of the same '
+               'seed acting from iteration 0 (its row 0). Against the benchmark\'s record of the '
+               'flipped labels: the flagged share, the AUC of the score, the precision and '
+               'recall of the flags, the share of clean annotations flagged, and the share of '
+               'flagged flips whose suggestion is the true class (mean ± std over seeds).', '',
+               round_text(rounds), '']
     if comparisons:
         some = next(iter(comparisons.values()))
         md += [f'Out-of-sample finders side by side ({some["folds"]}-fold: per fold a focal '

@@ -49,9 +49,9 @@ METHOD_CONFIGS = {
     'mentornet_dd_mono_hard': _VARIANT + 'retinanet_mentornet_dd_monotone_hard.py',
     'label_issues': 'configs/retinanet_label_issues.py',
     'label_issues_retrain': 'configs/retinanet_label_issues_retrain.py',
+    'label_issues_margin': _VARIANT + 'retinanet_label_issues_margin.py',
     'label_issues_relabel': _VARIANT + 'retinanet_label_issues_relabel.py',
     'label_issues_ignore': _VARIANT + 'retinanet_label_issues_ignore.py',
-    'label_issues_neighbours': _VARIANT + 'retinanet_label_issues_neighbours.py',
     'label_issues_neighbours_fpr10': _VARIANT + 'retinanet_label_issues_neighbours_fpr10.py',
     'noise_oracle': _VARIANT + 'retinanet_noise_oracle.py',
     'noise_oracle_burn_in': _VARIANT + 'retinanet_noise_oracle_burn_in.py',
@@ -66,7 +66,7 @@ VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', '
             'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
             'mentornet_dd_blind', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft',
-            'label_issues_relabel', 'label_issues_ignore', 'label_issues_neighbours',
+            'label_issues_margin', 'label_issues_relabel', 'label_issues_ignore',
             'label_issues_neighbours_fpr10')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
@@ -95,7 +95,7 @@ MENTOR_FIT_OPTIONS = {'mentornet_dd_blind': ('--noise-type', 'uniform', '--noise
 #: MentorNet-DD's mentor is learned from this method's run of the same condition, source, seed
 MENTOR_SOURCE_METHOD = 'focal'
 #: clean and retrain: method -> the method whose run (same condition, source, seed) found the flags
-FLAGS_SOURCE_METHODS = {'label_issues_retrain': 'label_issues'}
+FLAGS_SOURCE_METHODS = {'label_issues_retrain': 'label_issues_margin'}
 FILTER_KEYS = ('method', 'condition', 'source', 'seed')
 STUDY_FILE = 'study.json'
 RESULT_FILE = 'result.json'

@@ -67,7 +67,7 @@ def test_select_unions_specs_and_adds_dependencies_first():
     assert Run('mentornet_dd_fg', 'clean', 'mnist', 1).dependencies == (
         Run('focal', 'clean', 'mnist', 1), )
     assert Run('label_issues_retrain', 'pairflip40', 'fashion_mnist', 2).dependencies == (
-        Run('label_issues', 'pairflip40', 'fashion_mnist', 2), )
+        Run('label_issues_margin', 'pairflip40', 'fashion_mnist', 2), )
 
 
 def test_pilot_selection():
