@@ -144,7 +144,8 @@ def main(argv=None):
     recs = li.issue_records(coco, scored, cat_ids, threshold, classes)
     result = dict(config=os.path.abspath(args.config), checkpoint=args.checkpoint,
                   train_ann_file=os.path.abspath(dataset.ann_file), score=args.score,
-                  **({'neighbours': args.neighbours} if args.score == 'neighbour_margin' else {}),
+                  **({'neighbours': args.neighbours} if args.score not in li.ANNOTATION_SCORES
+                     else {}),
                   threshold=threshold,
                   calibration=calibration, action=args.action,
                   annotations=len(recs), scored=sum(r['scored'] for r in recs),

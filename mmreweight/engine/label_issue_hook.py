@@ -154,7 +154,8 @@ class LabelIssueHook(Hook):
             raise ValueError(f'score must be one of {li.SCORES}, got {score!r}')
         if not 0.0 <= float(target_fpr) < 1.0:
             raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr!r}')
-        if int(neighbours) != neighbours or neighbours < 1:
+        if isinstance(neighbours, bool) or not isinstance(neighbours, (int, float)) \
+                or int(neighbours) != neighbours or neighbours < 1:
             raise ValueError(f'neighbours must be a positive whole number, got {neighbours!r}')
         self.score_at = sorted(score_at)
         self.action = action

@@ -227,7 +227,7 @@ def test_a_batch_whose_boxes_differ_from_the_file_is_an_error():
     (dict(score_at=()), 'flags_from'), (dict(score_at=(0.5, 1.0)), 'score_at'),
     (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr'),
     (dict(score='loss'), 'score'), (dict(neighbours=0), 'neighbours'),
-    (dict(neighbours=2.5), 'neighbours')])
+    (dict(neighbours=2.5), 'neighbours'), (dict(neighbours='many'), 'neighbours')])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LabelIssueHook(**kwargs)
