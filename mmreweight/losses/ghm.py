@@ -325,6 +325,13 @@ class GHMR(_GHMLoss):
             the calibration's coordinates lie in the linear part of the loss.
         mu_calibration_iters: iterations over which ``'auto'`` averages; the calls themselves
             are counted where no runner reports the iteration.
+        mu_momentum: ``None``: ``'auto'`` freezes :math:`\mu` after the calibration. A number
+            :math:`m \in [0, 1)`: every later training call moves it on,
+            :math:`\mu \leftarrow m \mu + (1 - m) q` with :math:`q` the call's quantile, so
+            that :math:`\mu` follows the residuals as the detector sharpens. A frozen
+            :math:`\mu` taken from an untrained detector's deltas ends several times the
+            trained one's, where the loss is quadratic and the nearly right coordinates get
+            little gradient.
         bins: number of unit regions of :math:`g \in [0, 1)`.
         momentum: moving-average momentum of the bin counts; 0 for none.
         drop_ignored: compute only the elements of non-zero ``label_weight`` (a dense head weights
@@ -352,6 +359,7 @@ class GHMR(_GHMLoss):
                  restart_statistics: bool = False,
                  mu_quantile: float = 0.5,
                  mu_calibration_iters: int = 500,
+                 mu_momentum: Optional[float] = None,
                  check_values: bool = True,
                  check_finite: bool = False,
                  drop_ignored: Optional[bool] = None) -> None:
@@ -367,12 +375,18 @@ class GHMR(_GHMLoss):
             self.mu_quantile = float(mu_quantile)
             self.mu_calibration_iters = _check_non_negative_int(mu_calibration_iters,
                                                                 'mu_calibration_iters')
+            if mu_momentum is not None:
+                check_number(mu_momentum, 'mu_momentum', 0.0, 1.0, high_open=True)
+            self.mu_momentum = None if mu_momentum is None else float(mu_momentum)
             self.register_buffer('mu_value', torch.tensor(float('nan')))
             self.register_buffer('mu_calls', torch.tensor(0, dtype=torch.long))
             self._frozen_mu: Optional[float] = None
         else:
             if isinstance(mu, str) or not math.isfinite(mu) or mu <= 0:
                 raise ValueError(f"mu must be a finite number > 0 or 'auto', got {mu!r}")
+            if mu_momentum is not None and not self.paper_exact:
+                raise ValueError(f"mu_momentum={mu_momentum!r} moves an 'auto' mu; with a fixed "
+                                 f"mu={mu!r} leave it None, or set mu='auto'")
             self.mu = float(mu)
         self.drop_ignored = drop_ignored
 
@@ -396,19 +410,23 @@ class GHMR(_GHMLoss):
         calibrating = calls < self.mu_calibration_iters if iteration is None \
             else iteration < self.mu_calibration_iters
         updating = self.training and self.update_stats
-        if calls > 0 and not calibrating:
+        tracking = calls > 0 and not calibrating and self.mu_momentum is not None
+        if calls > 0 and not calibrating and not tracking:
             self._frozen_mu = float(self.mu_value)  # one host read, then none
             return self._frozen_mu
         if calls > 0 and not updating:
             return self.mu_value
         quantile, seen = self._quantile(diff, weight)
         if not seen:  # no valid element on any rank: μ changes no loss and no weight
-            return self.PAPER_MU
+            return self.mu_value if calls > 0 else self.PAPER_MU
         quantile = quantile.clamp(min=1e-6)  # a positive μ keeps g = |d| / sqrt(d² + μ²) defined
         if not updating:
             return quantile
-        self.mu_value.copy_(quantile if calls == 0 else
-                            (self.mu_value * calls + quantile) / (calls + 1))
+        if tracking:
+            self.mu_value.mul_(self.mu_momentum).add_((1 - self.mu_momentum) * quantile)
+        else:
+            self.mu_value.copy_(quantile if calls == 0 else
+                                (self.mu_value * calls + quantile) / (calls + 1))
         self.mu_calls += 1
         return self.mu_value.clone()
 
@@ -438,8 +456,8 @@ class GHMR(_GHMLoss):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        mu = (f"mu='auto' (quantile {self.mu_quantile} over {self.mu_calibration_iters} iters)"
-              if self.auto_mu else f'mu={self.mu}')
+        mu = (f"mu='auto' (quantile {self.mu_quantile} over {self.mu_calibration_iters} iters, "
+              f'then momentum {self.mu_momentum})' if self.auto_mu else f'mu={self.mu}')
         return f'{mu}, ' + super().extra_repr()
 
     def forward(self,

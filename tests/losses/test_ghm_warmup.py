@@ -106,6 +106,44 @@ def test_auto_mu_averages_the_calibration_calls_then_freezes(at_iteration):
     assert int(loss.mu_calls) == 3
 
 
+def test_auto_mu_with_momentum_follows_the_residuals_after_the_calibration(at_iteration):
+    loss = GHMR(mu='auto', mu_calibration_iters=2, mu_momentum=0.9, warmup_iters=0)
+    batches = [reg_batch(seed=s, scale=2.0 / (s + 1)) for s in range(6)]  # a sharpening detector
+    medians = [median_of_valid(*b) for b in batches]
+    mu = None
+    for it, batch in enumerate(batches):
+        at_iteration(it)
+        value = loss(*batch)
+        mu = np.mean(medians[:it + 1]) if it < 2 else 0.9 * mu + 0.1 * medians[it]
+        assert loss.current_mu() == pytest.approx(mu, rel=1e-5)
+        torch.testing.assert_close(value, MMDetGHMR(mu=float(mu))(*batch), **TOL)
+    assert loss.current_mu() < 0.8 * np.mean(medians[:2])  # frozen, it would have stayed there
+    # evaluation and look-ahead calls use it and do not move it
+    with frozen_loss_statistics(loss):
+        loss(*reg_batch(seed=7, scale=9.0))
+    loss.eval()
+    loss(*reg_batch(seed=8, scale=9.0))
+    assert loss.current_mu() == pytest.approx(mu, rel=1e-5) and int(loss.mu_calls) == 6
+
+
+def test_auto_mu_with_momentum_resumes_exactly(at_iteration):
+    def run(loss, its):
+        out = []
+        for it in its:
+            at_iteration(it)
+            out.append(loss(*reg_batch(seed=it, scale=1.0 / (it + 1))))
+        return out
+
+    straight = GHMR(mu='auto', mu_calibration_iters=1, mu_momentum=0.8, momentum=0.7)
+    expected = run(straight, range(4))
+    first = GHMR(mu='auto', mu_calibration_iters=1, mu_momentum=0.8, momentum=0.7)
+    run(first, range(2))
+    resumed = GHMR(mu='auto', mu_calibration_iters=1, mu_momentum=0.8, momentum=0.7)
+    resumed.load_state_dict(first.state_dict())
+    for a, b in zip(run(resumed, range(2, 4)), expected[2:]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_auto_mu_is_checkpointed_and_restored(at_iteration):
     at_iteration(0)
     trained = GHMR(mu='auto', mu_calibration_iters=1, warmup_iters=0, momentum=0.7)
@@ -144,6 +182,9 @@ def test_auto_mu_is_not_moved_by_evaluation_or_look_ahead(at_iteration):
     (dict(mu=float('inf')), 'mu must be a finite number'),
     (dict(mu='median'), 'mu must be a finite number'),
     (dict(mu_quantile=1.5), 'mu_quantile'),
+    (dict(mu_momentum=1.0), 'mu_momentum'),
+    (dict(mu_momentum='fast'), 'mu_momentum'),
+    (dict(mu=0.02, mu_momentum=0.9), "mu_momentum=0.9 moves an 'auto' mu"),
     (dict(warmup_iters=-1), 'warmup_iters'),
     (dict(warmup_iters=2.5), 'warmup_iters'),
     (dict(momentum=float('nan')), 'momentum'),

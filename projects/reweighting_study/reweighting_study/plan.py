@@ -28,6 +28,9 @@ METHOD_CONFIGS = {
     'ghm_alpha15': _VARIANT + 'retinanet_ghm_alpha15.py',
     'ghm_alpha35': _VARIANT + 'retinanet_ghm_alpha35.py',
     'ghm_warmup1000': _VARIANT + 'retinanet_ghm_warmup1000.py',
+    'ghm_momentum95': _VARIANT + 'retinanet_ghm_momentum95.py',
+    'ghm_l1': _VARIANT + 'retinanet_ghm_l1.py',
+    'ghm_mu_track': _VARIANT + 'retinanet_ghm_mu_track.py',
     'cb_focal': 'configs/retinanet_cb_focal.py',
     'l2rw': 'configs/retinanet_l2rw.py',
     'l2rw_ann': _VARIANT + 'retinanet_l2rw_annotation.py',
@@ -61,7 +64,8 @@ METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid: every method but the variants below
 VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
             'ghm_double', 'ghm_alpha10', 'ghm_alpha15', 'ghm_alpha35',
-            'ghm_warmup1000',
+            'ghm_warmup1000', 'ghm_momentum95', 'ghm_l1',
+            'ghm_mu_track',
             'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all', 'mwnet_no_decay', 'mwnet_late',
             'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
@@ -74,7 +78,8 @@ STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
-                'ghm_double', 'ghm_alpha10', 'ghm_alpha15', 'ghm_alpha35', 'ghm_warmup1000')
+                'ghm_double', 'ghm_alpha10', 'ghm_alpha15', 'ghm_alpha35', 'ghm_warmup1000',
+                'ghm_momentum95', 'ghm_mu_track')
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
     'clean': dict(noise_type='none', noise_rate=0.0, imbalance_ratio=1.0),
