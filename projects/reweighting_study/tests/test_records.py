@@ -22,6 +22,7 @@ def test_records_stay_light():
 
 
 CONVERGED_TITLE = 'The noisy cells at a converged schedule'
+ONE_MACHINE_TITLE = 'Focal loss and GHM on one machine'
 #: (records, report folder, its note, the figures it must redraw, extra study_report options)
 REPORTS = {
     'study': (RECORDS / 'runs', STUDY_DOCS, 'note.md',
@@ -30,6 +31,9 @@ REPORTS = {
     'converged': (RECORDS / 'converged', STUDY_DOCS / 'converged', 'note.md',
                   {'val_map_curves.png', 'memorisation.png'},
                   ['--finders', '', '--title', CONVERGED_TITLE]),
+    'one_machine': (RECORDS / 'one_machine', STUDY_DOCS / 'one_machine', 'note.md',
+                    {'map_by_method.png', 'val_map_curves.png'},
+                    ['--finders', '', '--title', ONE_MACHINE_TITLE]),
 }
 
 
