@@ -456,8 +456,12 @@ class GHMR(_GHMLoss):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        mu = (f"mu='auto' (quantile {self.mu_quantile} over {self.mu_calibration_iters} iters, "
-              f'then momentum {self.mu_momentum})' if self.auto_mu else f'mu={self.mu}')
+        if self.auto_mu:
+            then = 'frozen' if self.mu_momentum is None else f'momentum {self.mu_momentum}'
+            mu = (f"mu='auto' (quantile {self.mu_quantile} over {self.mu_calibration_iters} "
+                  f'iters, then {then})')
+        else:
+            mu = f'mu={self.mu}'
         return f'{mu}, ' + super().extra_repr()
 
     def forward(self,
