@@ -31,6 +31,7 @@ METHOD_CONFIGS = {
     'ghm_momentum95': _VARIANT + 'retinanet_ghm_momentum95.py',
     'ghm_l1': _VARIANT + 'retinanet_ghm_l1.py',
     'ghm_mu_track': _VARIANT + 'retinanet_ghm_mu_track.py',
+    'ghm_box4': _VARIANT + 'retinanet_ghm_box4.py',
     'cb_focal': 'configs/retinanet_cb_focal.py',
     'l2rw': 'configs/retinanet_l2rw.py',
     'l2rw_ann': _VARIANT + 'retinanet_l2rw_annotation.py',
@@ -65,7 +66,7 @@ METHODS = tuple(METHOD_CONFIGS)
 VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
             'ghm_double', 'ghm_alpha10', 'ghm_alpha15', 'ghm_alpha35',
             'ghm_warmup1000', 'ghm_momentum95', 'ghm_l1',
-            'ghm_mu_track',
+            'ghm_mu_track', 'ghm_box4',
             'l2rw_ann', 'l2rw_head', 'l2rw_head_ema', 'mwnet_all', 'mwnet_no_decay', 'mwnet_late',
             'mentornet_pd_no_spcl', 'mentornet_pd_fg',
             'mentornet_dd_fg', 'mentornet_dd_hard', 'mentornet_dd_mono', 'mentornet_dd_mono_hard',
@@ -79,7 +80,7 @@ ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
                 'ghm_double', 'ghm_alpha10', 'ghm_alpha15', 'ghm_alpha35', 'ghm_warmup1000',
-                'ghm_momentum95', 'ghm_mu_track')
+                'ghm_momentum95', 'ghm_mu_track', 'ghm_box4')
 #: condition -> the train-split corruption of the embedded benchmark
 CONDITIONS = {
     'clean': dict(noise_type='none', noise_rate=0.0, imbalance_ratio=1.0),

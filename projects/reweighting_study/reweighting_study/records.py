@@ -55,6 +55,18 @@ def log_digest(run_dir: str) -> Dict[str, Any]:
     return digest_train_log(log) if os.path.isfile(log) else {}
 
 
+def run_machine(result: Dict[str, Any]) -> str:
+    """The machine a run's numbers come from: its recorded CPU model, else (records older than
+    the ``machine`` field) the vector ISA torch's kernels used, from its training log, as
+    ``'unrecorded CPU (<ISA>)'``. Runs of different machines differ in their last digits, which
+    training amplifies, so only runs with the same answer compare without a machine term."""
+    cpu = (result.get('machine') or {}).get('cpu')
+    if cpu:
+        return cpu
+    capability = log_digest(result['_dir']).get('cpu_capability') if '_dir' in result else None
+    return f'unrecorded CPU ({capability or "unknown ISA"})'
+
+
 def logged_scalars(run_dir: str) -> Dict[str, List[Tuple[int, float]]]:
     """``LOGGED_SCALARS`` -> (iteration, value) pairs of the run (empty lists when not logged)."""
     scalars = log_digest(run_dir).get('scalars') or {}
@@ -116,4 +128,4 @@ def compact_records(records_dir: str, keep: Optional[Set[str]] = None) -> Dict[s
 
 
 __all__ = ['LOG_DIGEST', 'LOGGED_SCALARS', 'FIGURE_INPUTS', 'digest_train_log', 'log_digest',
-           'logged_scalars', 'write_log_digest', 'digest_run_logs', 'figure_inputs', 'compact_records']
+           'run_machine', 'logged_scalars', 'write_log_digest', 'digest_run_logs', 'figure_inputs', 'compact_records']

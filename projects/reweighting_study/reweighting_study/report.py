@@ -12,7 +12,7 @@ import numpy as np
 
 from .plan import (CONDITIONS, GHMR_METHODS, MENTOR_DD_METHODS, METHODS, ORACLES, SOURCES,
                    STUDY_FILE, STUDY_METHODS)
-from .records import log_digest, logged_scalars
+from .records import log_digest, logged_scalars, run_machine
 
 METRICS = ('mAP', 'AP50', 'rare_AP')
 CHECKPOINTS = ('best', 'last')
@@ -104,7 +104,8 @@ def compare_to_focal(table: Dict[Key, Dict[str, Any]], metric: str = 'mAP',
                      ) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
     """Per (source, condition): each method's mean difference to ``baseline`` and whether it is
     beyond ``MARGIN_STDS`` seed-to-seed standard deviations (the larger of the two methods'
-    stds). With one seed there is no std and no verdict."""
+    stds), and ``machines``, those the two methods' runs come from (:func:`run_machine`). With
+    one seed there is no std and no verdict."""
     out: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
     for (source, condition, method), cell in table.items():
         base = table.get((source, condition, baseline))
@@ -120,8 +121,10 @@ def compare_to_focal(table: Dict[Key, Dict[str, Any]], metric: str = 'mAP',
             threshold = MARGIN_STDS * max(s, sb)
             verdict = ('beats focal' if diff > threshold else
                        'worse than focal' if diff < -threshold else 'within noise')
+        machines = sorted({run_machine(r) for r in (*cell['runs'], *base['runs'])})
         out.setdefault((source, condition), []).append(
-            dict(method=method, diff=diff, threshold=threshold, verdict=verdict))
+            dict(method=method, diff=diff, threshold=threshold, verdict=verdict,
+                 machines=machines))
     for rows in out.values():
         rows.sort(key=lambda r: -r['diff'])
     return out
@@ -795,8 +798,9 @@ def readme_table(table, ckpt: str = 'best') -> str:
                     continue
                 mean = table[(source, condition, row['method'])][ckpt][metric][0]
                 mark = '**' if row['verdict'] == 'beats focal' else ''
+                across = ' ‡' if len(row['machines']) > 1 else ''
                 cells += [f'{mark}{row["method"]}{mark} ({mean:.3f})',
-                          f'{row["diff"] * 100:+.1f} ({row["threshold"] * 100:.1f})']
+                          f'{row["diff"] * 100:+.1f} ({row["threshold"] * 100:.1f}){across}']
             cells += [''] * (8 - len(cells))
             md.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(md)
@@ -812,8 +816,9 @@ def readme_summary(table, report_dir: str, readme_dir: str) -> str:
         f'Test COCO mAP ({ckpt} checkpoint by val mAP), mean over seeds; Δ in points (×100) '
         'against focal, with twice the larger seed-to-seed std; **bold**: beyond it. "Best '
         'method" is the highest mean among the study\'s methods '
-        f'({", ".join(m for m in STUDY_METHODS if m != "focal")}). Every method, condition and '
-        f'checkpoint: [the study]({rel}/README.md).'])
+        f'({", ".join(m for m in STUDY_METHODS if m != "focal")}). ‡: runs from more than one '
+        'machine, on which the same run differs by up to 2 mAP (one-machine verdicts: the note). '
+        f'Every method, condition and checkpoint: [the study]({rel}/README.md).'])
 
 
 def update_readme(readme: str, section: str, markers: Tuple[str, str] = (README_BEGIN, README_END)

@@ -193,11 +193,17 @@ def test_ghm_wide_mu_differs_from_ghm_paper_only_in_ghmr_mu():
 def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
     """ghm_paper builds exactly the losses of mmdet's configs/ghm (from the first iteration),
     called level by level; ghm_per_level differs from it in the warm-up, mu='auto' and GHM-R's
-    loss weight only, ghm_joint from ghm_per_level in the one call over all levels only, and ghm
-    from ghm_joint in GHM-C's alpha only."""
-    paper, ghm, ghm_joint, ghm_per_level = (
+    loss weight only, ghm_joint from ghm_per_level in the one call over all levels only, ghm_box4
+    from ghm_joint in GHM-C's alpha only, and ghm from ghm_box4 in GHM-R's loss weight only
+    (mmdet's 10, as ghm_paper's)."""
+    paper, product, ghm, ghm_joint, ghm_per_level = (
         Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
-        for m in ('ghm_paper', 'ghm', 'ghm_joint', 'ghm_per_level'))
+        for m in ('ghm_paper', 'ghm', 'ghm_box4', 'ghm_joint', 'ghm_per_level'))
+    assert (product['model']['bbox_head']['loss_bbox']['loss_weight'],
+            ghm['model']['bbox_head']['loss_bbox']['loss_weight'],
+            paper['model']['bbox_head']['loss_bbox']['loss_weight']) == (10.0, 4.0, 10.0)
+    product['model']['bbox_head']['loss_bbox']['loss_weight'] = 4.0
+    assert product == ghm
     assert (ghm['model']['bbox_head']['loss_cls']['alpha'],
             ghm_joint['model']['bbox_head']['loss_cls']['alpha']) == (0.25, None)
     ghm['model']['bbox_head']['loss_cls']['alpha'] = None

@@ -7,6 +7,7 @@ import pytest
 
 from reweighting_study import report
 from reweighting_study.plan import Run
+from reweighting_study.records import run_machine
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -222,6 +223,39 @@ def test_report_refreshes_the_readme_block(study, tmp_path):
     with pytest.raises(ValueError, match='study-report:begin'):
         report.write_report(str(study), str(tmp_path / 'docs' / 'study'),
                             readme=str(tmp_path / 'plain.md'))
+
+
+def test_comparisons_across_machines_are_marked(study, tmp_path):
+    """A cell whose method and focal runs come from different machines gets a ‡ in the README
+    table; one machine, recorded or read from the log digest's ISA, gets none."""
+    def set_machine(run_id, cpu=None, isa=None):
+        run_dir = study / run_id
+        res = json.loads((run_dir / 'result.json').read_text())
+        res['machine'] = dict(cpu=cpu, cpu_capability=isa) if cpu else None
+        (run_dir / 'result.json').write_text(json.dumps(res))
+        if isa and not cpu:  # an older record: the ISA only, in its log digest
+            (run_dir / 'logs').mkdir(exist_ok=True)
+            (run_dir / 'logs' / 'train_log.json').write_text(json.dumps(
+                dict(val_curve=[], scalars={}, cpu_capability=isa)))
+
+    for seed in range(3):
+        set_machine(f'mnist-uniform40-focal-s{seed}', isa='AVX2')
+        set_machine(f'mnist-uniform40-mwnet-s{seed}', isa='AVX2')
+        set_machine(f'mnist-uniform40-ghm-s{seed}', cpu='AMD EPYC', isa='AVX512')
+    results = report.load_results(str(study))
+    machines = {r['run_id']: run_machine(r) for r in results}
+    assert machines['mnist-uniform40-focal-s0'] == 'unrecorded CPU (AVX2)'
+    assert machines['mnist-uniform40-ghm-s0'] == 'AMD EPYC'
+    rows = {r['method']: r for r in
+            report.compare_to_focal(report.aggregate(results))[('mnist', 'uniform40')]}
+    assert rows['ghm']['machines'] == ['AMD EPYC', 'unrecorded CPU (AVX2)']
+    assert rows['mwnet']['machines'] == ['unrecorded CPU (AVX2)']
+    table = report.aggregate(results)
+    assert '| **ghm** (0.610) | +10.0 (2.0) ‡ |' in report.readme_table(table)
+    for seed in range(3):  # ghm rerun on focal's machine: no mark
+        set_machine(f'mnist-uniform40-ghm-s{seed}', isa='AVX2')
+    table = report.aggregate(report.load_results(str(study)))
+    assert '| **ghm** (0.610) | +10.0 (2.0) |' in report.readme_table(table)
 
 
 def test_the_noise_oracle_is_reported_as_a_bound_not_a_winner(study):
