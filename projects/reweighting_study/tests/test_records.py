@@ -10,19 +10,24 @@ PROJECT = Path(__file__).resolve().parents[1]
 REPO = PROJECT.parents[1]
 RECORDS = PROJECT / 'records'
 STUDY_DOCS = REPO / 'docs' / 'study'
-#: the most the records may weigh, in bytes of file content
-MAX_RECORD_BYTES = 5 * 2**20
+#: the most the records may weigh, in bytes of file content: about 400 runs at 10-15 kB, plus one
+#: diagnostics dump per cell that the figures draw
+MAX_RECORD_BYTES = 8 * 2**20
+#: the most one record file may weigh: a diagnostics dump is about 110 kB, a checkpoint megabytes
+MAX_FILE_BYTES = 256 * 2**10
 
 
 def test_records_stay_light():
     files = [p for p in RECORDS.rglob('*') if p.is_file()]
     assert len(files) > 1000  # the study's records are all here, not a stub
     assert sum(p.stat().st_size for p in files) <= MAX_RECORD_BYTES
+    assert not [p for p in files if p.stat().st_size > MAX_FILE_BYTES]  # no checkpoint, no raw dump
     assert not [p for p in files if p.name == 'train.log']  # digested, not kept
 
 
 CONVERGED_TITLE = 'The noisy cells at a converged schedule'
 ONE_MACHINE_TITLE = 'Focal loss and GHM on one machine'
+GHM_BOX_WEIGHT_TITLE = "GHM-R's loss weight against focal loss on one machine"
 #: (records, report folder, its note, the figures it must redraw, extra study_report options)
 REPORTS = {
     'study': (RECORDS / 'runs', STUDY_DOCS, 'note.md',
@@ -34,6 +39,9 @@ REPORTS = {
     'one_machine': (RECORDS / 'one_machine', STUDY_DOCS / 'one_machine', 'note.md',
                     {'map_by_method.png', 'val_map_curves.png'},
                     ['--finders', '', '--title', ONE_MACHINE_TITLE]),
+    'ghm_box_weight': (RECORDS / 'ghm_box_weight', STUDY_DOCS / 'ghm_box_weight', 'note.md',
+                       {'map_by_method.png', 'val_map_curves.png'},
+                       ['--finders', '', '--title', GHM_BOX_WEIGHT_TITLE]),
 }
 
 
