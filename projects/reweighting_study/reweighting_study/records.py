@@ -128,4 +128,5 @@ def compact_records(records_dir: str, keep: Optional[Set[str]] = None) -> Dict[s
 
 
 __all__ = ['LOG_DIGEST', 'LOGGED_SCALARS', 'FIGURE_INPUTS', 'digest_train_log', 'log_digest',
-           'run_machine', 'logged_scalars', 'write_log_digest', 'digest_run_logs', 'figure_inputs', 'compact_records']
+           'run_machine', 'logged_scalars', 'write_log_digest', 'digest_run_logs',
+           'figure_inputs', 'compact_records']

@@ -196,14 +196,15 @@ def test_ghm_paper_is_the_papers_recipe_and_ghm_its_warmed_up_version():
     loss weight only, ghm_joint from ghm_per_level in the one call over all levels only, ghm_box4
     from ghm_joint in GHM-C's alpha only, and ghm from ghm_box4 in GHM-R's loss weight only
     (mmdet's 10, as ghm_paper's)."""
-    paper, product, ghm, ghm_joint, ghm_per_level = (
+    # `ghm` walks down the chain: ghm_box4, then ghm_joint, then ghm_per_level
+    paper, configured, ghm, ghm_joint, ghm_per_level = (
         Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
         for m in ('ghm_paper', 'ghm', 'ghm_box4', 'ghm_joint', 'ghm_per_level'))
-    assert (product['model']['bbox_head']['loss_bbox']['loss_weight'],
+    assert (configured['model']['bbox_head']['loss_bbox']['loss_weight'],
             ghm['model']['bbox_head']['loss_bbox']['loss_weight'],
             paper['model']['bbox_head']['loss_bbox']['loss_weight']) == (10.0, 4.0, 10.0)
-    product['model']['bbox_head']['loss_bbox']['loss_weight'] = 4.0
-    assert product == ghm
+    configured['model']['bbox_head']['loss_bbox']['loss_weight'] = 4.0
+    assert configured == ghm
     assert (ghm['model']['bbox_head']['loss_cls']['alpha'],
             ghm_joint['model']['bbox_head']['loss_cls']['alpha']) == (0.25, None)
     ghm['model']['bbox_head']['loss_cls']['alpha'] = None
