@@ -410,8 +410,8 @@ class GHMR(_GHMLoss):
         calibrating = calls < self.mu_calibration_iters if iteration is None \
             else iteration < self.mu_calibration_iters
         updating = self.training and self.update_stats
-        tracking = calls > 0 and not calibrating and self.mu_momentum is not None
-        if calls > 0 and not calibrating and not tracking:
+        calibrated = calls > 0 and not calibrating
+        if calibrated and self.mu_momentum is None:
             self._frozen_mu = float(self.mu_value)  # one host read, then none
             return self._frozen_mu
         if calls > 0 and not updating:
@@ -422,7 +422,7 @@ class GHMR(_GHMLoss):
         quantile = quantile.clamp(min=1e-6)  # a positive μ keeps g = |d| / sqrt(d² + μ²) defined
         if not updating:
             return quantile
-        if tracking:
+        if calibrated:  # mu_momentum is set: follow the residuals
             self.mu_value.mul_(self.mu_momentum).add_((1 - self.mu_momentum) * quantile)
         else:
             self.mu_value.copy_(quantile if calls == 0 else
