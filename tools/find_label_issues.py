@@ -10,7 +10,8 @@ probability of another class over the annotation's positive anchors exceeds its 
 self_confidence: 1 - the given label's; neighbour_margin: the same margin over the given labels
 of the --neighbours training annotations nearest in those probabilities), calibrates the flagging
 threshold on a clean subset (the MetaReweightHook's clean_dataloader, else --clean-ann-file, else
-the embedded benchmark's meta split; --clean-ann-file wins when given) and writes to --out:
+the embedded benchmark's meta split; --clean-ann-file wins when given; --calibration: at a set
+share of its annotations, or from the training scores' mixture) and writes to --out:
 ``label_issues.json`` (threshold, calibration, one record per training annotation, ranking
 metrics where the annotations carry a ``noisy`` flag), ``cleaned_train.json`` (flagged
 annotations dropped or relabelled) and ``gallery.png`` (the top-k flagged boxes; needs
@@ -48,8 +49,13 @@ def parse_args(argv=None):
                    help='the per-annotation score (mmreweight.analysis.label_issues)')
     p.add_argument('--neighbours', type=int, default=li.DEFAULT_NEIGHBOURS,
                    help='neighbours asked by --score neighbour_margin')
+    p.add_argument('--calibration', choices=li.CALIBRATIONS, default='fpr',
+                   help="how the clean subset sets the threshold: 'fpr' flags about "
+                        "--target-fpr of the correct labels; 'mixture' flags where a label is "
+                        'estimated more likely wrong than right, nothing on clean data')
     p.add_argument('--target-fpr', type=float, default=0.05,
-                   help='share of the clean subset\'s annotations the threshold may flag')
+                   help='share of the clean subset\'s annotations the threshold may flag '
+                        '(--calibration fpr)')
     p.add_argument('--top-k', type=int, default=24, help='flagged boxes drawn in gallery.png')
     p.add_argument('--clean-ann-file',
                    help='COCO json of annotations known to be correct, to calibrate on '
@@ -130,15 +136,13 @@ def main(argv=None):
                                         score=args.score)
     scored, clean_scored = li.with_set_scores(scored, clean_scored, args.score, args.neighbours)
     clean_scores = [s['score'] for s in clean_scored.values()]
-    threshold = li.calibrate_threshold(clean_scores, args.target_fpr)
-    finite = [s for s in clean_scores if not math.isnan(s)]
+    calibrated = li.flag_threshold([s['score'] for s in scored.values()], clean_scores,
+                                   args.calibration, args.target_fpr)
+    threshold = calibrated.pop('threshold')
     calibration.update(
         ann_file=os.path.abspath(clean_loader.dataset.ann_file),
-        clean_annotations=len(clean_scores), clean_annotations_scored=len(finite),
-        target_fpr=args.target_fpr,
-        clean_flagged_fraction=sum(s > threshold for s in finite) / len(finite),
-        rule='threshold = the (1 - target_fpr) quantile of the clean scores '
-             "(numpy method='higher'); flagged: score > threshold")
+        clean_annotations=len(clean_scores),
+        clean_annotations_scored=sum(not math.isnan(s) for s in clean_scores), **calibrated)
 
     noisy_field = any('noisy' in a for a in coco['annotations'])
     recs = li.issue_records(coco, scored, cat_ids, threshold, classes)

@@ -280,6 +280,94 @@ def estimate_noise_rate(train_scores: Sequence[float], clean_scores: Sequence[fl
                 train_flagged_fraction=f, clean_flagged_fraction=alpha)
 
 
+def _finite(scores: Sequence[float]) -> np.ndarray:
+    out = np.asarray(scores, dtype=np.float64).reshape(-1)
+    return out[np.isfinite(out)]
+
+
+def mixture_threshold(train_scores: Sequence[float], clean_scores: Sequence[float],
+                      max_clean_share: float = 0.5) -> Dict[str, float]:
+    r"""The threshold whose flags are, by estimate, right most often beyond wrong, from the
+    training annotations' scores and a clean subset's, without knowing the noise type or rate.
+
+    The training scores are a mixture: a share :math:`r` of mislabelled annotations, the rest
+    scored as the clean subset's. Flagging ``score > t`` flags a share :math:`f(t)` of the
+    training annotations and a share :math:`\alpha(t)` of the clean subset's, so an estimated
+    :math:`(1 - \hat r)\,\alpha(t)` of the training annotations are correct labels flagged and
+    :math:`f(t) - (1 - \hat r)\,\alpha(t)` mislabelled ones flagged. The threshold maximises
+    their difference,
+
+    .. math::
+
+        J(t) = f(t) - 2\,(1 - \hat r)\,\alpha(t),
+
+    which flags where an annotation is more likely mislabelled than not (the Bayes rule at equal
+    costs); where no threshold makes :math:`J` positive, as on clean data, it flags nothing.
+    :math:`\hat r` is the largest :math:`(f(t) - \alpha(t)) / (1 - \alpha(t))` over the
+    thresholds with :math:`\alpha(t) \le` ``max_clean_share``: a lower bound on :math:`r`
+    (:func:`estimate_noise_rate` at one threshold), tight where the mislabelled annotations all
+    score above :math:`t`. Of equally good thresholds the highest is taken. NaN scores are left
+    out.
+
+    Returns ``dict(threshold, noise_rate, train_flagged_fraction, clean_flagged_fraction,
+    estimated_precision)``, the last the estimated share of mislabelled annotations among the
+    flagged ones (NaN when none is flagged).
+
+    Raises:
+        ValueError: no finite training or clean score, or ``max_clean_share`` outside (0, 1).
+    """
+    if not 0.0 < max_clean_share < 1.0:
+        raise ValueError(f'max_clean_share must lie in (0, 1), got {max_clean_share}')
+    train, clean = np.sort(_finite(train_scores)), np.sort(_finite(clean_scores))
+    if not train.size or not clean.size:
+        raise ValueError(f'need scored training and clean annotations, got {train.size} and '
+                         f'{clean.size}; the clean subset is empty or its boxes are unlike the '
+                         'training boxes')
+    # every distinct score, highest first: argmax then keeps the highest of equal thresholds
+    cuts = np.unique(np.concatenate([train, clean]))[::-1]
+    f = 1.0 - np.searchsorted(train, cuts, side='right') / train.size
+    alpha = 1.0 - np.searchsorted(clean, cuts, side='right') / clean.size
+    usable = alpha <= max_clean_share
+    rate = float(np.clip(((f[usable] - alpha[usable]) / (1.0 - alpha[usable])).max(initial=0.0),
+                         0.0, 1.0))
+    gain = f - 2.0 * (1.0 - rate) * alpha
+    best = int(gain.argmax())  # the top score (flags nothing, gain 0) is a candidate
+    flagged, clean_flagged = float(f[best]), float(alpha[best])
+    precision = ((flagged - (1.0 - rate) * clean_flagged) / flagged if flagged > 0
+                 else math.nan)
+    return dict(threshold=float(cuts[best]), noise_rate=rate, train_flagged_fraction=flagged,
+                clean_flagged_fraction=clean_flagged, estimated_precision=precision)
+
+
+#: how the flagging threshold is set from the clean subset (:func:`flag_threshold`)
+CALIBRATIONS = ('fpr', 'mixture')
+
+
+def flag_threshold(train_scores: Sequence[float], clean_scores: Sequence[float],
+                   calibration: str = 'fpr', target_fpr: float = 0.05) -> Dict[str, Any]:
+    """The flagging threshold as ``calibration`` asks: ``'fpr'``, the ``1 − target_fpr``
+    quantile of the clean scores (:func:`calibrate_threshold`; flags a set share of correct
+    labels, noise or not); ``'mixture'``, the training scores' mixture against the clean ones
+    (:func:`mixture_threshold`; ``target_fpr`` unused).
+
+    Returns ``dict(threshold, calibration, rule, clean_flagged_fraction, ...)`` with
+    :func:`mixture_threshold`'s estimates for ``'mixture'`` and ``target_fpr`` for ``'fpr'``.
+    """
+    if calibration == 'fpr':
+        threshold = calibrate_threshold(clean_scores, target_fpr)
+        clean = _finite(clean_scores)
+        return dict(threshold=threshold, calibration=calibration, target_fpr=target_fpr,
+                    clean_flagged_fraction=float((clean > threshold).mean()),
+                    rule='threshold = the (1 - target_fpr) quantile of the clean scores '
+                         "(numpy method='higher'); flagged: score > threshold")
+    if calibration == 'mixture':
+        return dict(mixture_threshold(train_scores, clean_scores), calibration=calibration,
+                    rule='threshold = argmax of f(t) - 2 (1 - r) alpha(t): f, alpha the shares '
+                         'of training and clean scores above t, r the estimated noise rate; '
+                         'flagged: score > threshold')
+    raise ValueError(f'calibration must be one of {CALIBRATIONS}, got {calibration!r}')
+
+
 def is_flagged(score: Optional[float], threshold: float) -> bool:
     """``score > threshold``; a missing or NaN score is never flagged."""
     return score is not None and not math.isnan(score) and score > threshold
@@ -668,7 +756,8 @@ def with_set_scores(train: Mapping[int, Mapping[str, Any]],
 
 __all__ = ['ACTIONS', 'ANNOTATION_SCORES', 'SCORES', 'DEFAULT_NEIGHBOURS', 'annotation_scores',
            'neighbour_votes', 'neighbour_scores', 'with_set_scores', 'calibrate_threshold',
-           'estimate_noise_rate', 'is_flagged',
+           'estimate_noise_rate', 'mixture_threshold', 'CALIBRATIONS', 'flag_threshold',
+           'is_flagged',
            'clean_coco', 'ranking_metrics', 'flagged_annotations', 'noise_metrics',
            'issue_records', 'issue_file', 'read_flags', 'sequential_loader_cfg',
            'clean_subset_loader_cfg',

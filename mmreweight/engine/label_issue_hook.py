@@ -2,6 +2,7 @@
 leave their labels out of the classification loss, ignore, relabel or drop them, with the threshold
 calibrated on a held-out clean subset (:mod:`mmreweight.analysis.label_issues`)."""
 import json
+import math
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -90,8 +91,8 @@ class LabelIssueHook(Hook):
     At each point the detector, in eval mode, scores the training set and the clean subset
     (:func:`~mmreweight.analysis.label_issues.score_dataset`: by default the margin by which the
     detector's mean probability of another class, over the annotation's positive anchors,
-    exceeds the given label's); the threshold is the ``1 − target_fpr``
-    quantile of the clean subset's scores, so neither the noise type nor its rate is used. Each
+    exceeds the given label's); the threshold comes from the clean subset's scores
+    (``calibration``), so neither the noise type nor its rate is used. Each
     point replaces the previous flags: the given labels are always the ones scored, by a detector
     trained on fewer wrong labels than the one before.
 
@@ -108,7 +109,14 @@ class LabelIssueHook(Hook):
             as its given class nor as background; ``'relabel'`` gives it its suggested label
             (the class the detector believes); ``'drop'`` removes it (its object becomes
             background, as in the cleaned COCO file of ``tools/find_label_issues.py``).
-        target_fpr: the share of the clean subset's annotations the threshold may flag.
+        calibration: ``'fpr'`` sets the threshold at the ``1 − target_fpr`` quantile of the
+            clean subset's scores, so it flags about that share of the correct labels, noisy
+            data or not; ``'mixture'`` reads the training scores as a mixture of the clean
+            subset's and the mislabelled ones' and flags where an annotation is estimated more
+            likely mislabelled than not, and nothing on clean data
+            (:func:`~mmreweight.analysis.label_issues.mixture_threshold`).
+        target_fpr: the share of the clean subset's annotations the threshold may flag
+            (``calibration='fpr'``).
         score: ``'margin'``, ``'self_confidence'``
             (:func:`~mmreweight.analysis.label_issues.annotation_scores`) or
             ``'neighbour_margin'`` (the vote of each annotation's ``neighbours`` nearest training
@@ -136,7 +144,7 @@ class LabelIssueHook(Hook):
     priority = 'NORMAL'  # before the CheckpointHook (VERY_LOW) saves the flags of this iteration
 
     def __init__(self, score_at: Sequence[float] = (0.2, 0.4, 0.6), action: str = 'relabel',
-                 target_fpr: float = 0.05, score: str = 'margin',
+                 target_fpr: float = 0.05, score: str = 'margin', calibration: str = 'fpr',
                  neighbours: int = li.DEFAULT_NEIGHBOURS,
                  clean_dataloader: Optional[dict] = None,
                  flags_from: Optional[str] = None) -> None:
@@ -154,12 +162,15 @@ class LabelIssueHook(Hook):
             raise ValueError(f'score must be one of {li.SCORES}, got {score!r}')
         if not 0.0 <= float(target_fpr) < 1.0:
             raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr!r}')
+        if calibration not in li.CALIBRATIONS:
+            raise ValueError(f'calibration must be one of {li.CALIBRATIONS}, got {calibration!r}')
         if isinstance(neighbours, bool) or not isinstance(neighbours, (int, float)) \
                 or int(neighbours) != neighbours or neighbours < 1:
             raise ValueError(f'neighbours must be a positive whole number, got {neighbours!r}')
         self.score_at = sorted(score_at)
         self.action = action
         self.target_fpr = float(target_fpr)
+        self.calibration = calibration
         self.score = score
         self.neighbours = int(neighbours)
         self.clean_dataloader = clean_dataloader
@@ -227,22 +238,25 @@ class LabelIssueHook(Hook):
         finally:
             detector.train(was_training)
         train, clean = li.with_set_scores(train, clean, self.score, self.neighbours)
-        threshold = li.calibrate_threshold([r['score'] for r in clean.values()], self.target_fpr)
+        clean_scores = sorted(r['score'] for r in clean.values() if math.isfinite(r['score']))
+        calibrated = li.flag_threshold([r['score'] for r in train.values()], clean_scores,
+                                       self.calibration, self.target_fpr)
+        threshold = calibrated.pop('threshold')
+        calibrated.pop('rule')
         self.flags = li.flagged_annotations(train, threshold)
         summary = dict(iter=iteration, score=self.score,
                        **({'neighbours': self.neighbours} if self.score not in
                           li.ANNOTATION_SCORES else {}),
-                       threshold=threshold,
-                       annotations=len(train), flagged=len(self.flags), target_fpr=self.target_fpr,
-                       clean_annotations=len(clean))
+                       threshold=threshold, annotations=len(train), flagged=len(self.flags),
+                       clean_annotations=len(clean), **calibrated)
         truth = li.noise_metrics(train, self._coco, self._cat_ids, threshold)
         if truth is not None:
             summary['truth'] = truth
         self.rounds.append(summary)
-        self._report(runner, iteration, train, summary)
+        self._report(runner, iteration, train, summary, clean_scores)
 
     def _report(self, runner, iteration: int, train: Mapping[int, Mapping[str, Any]],
-                summary: Dict[str, Any]) -> None:
+                summary: Dict[str, Any], clean_scores: List[float]) -> None:
         share = summary['flagged'] / max(summary['annotations'], 1)
         text = (f'LabelIssueHook at iteration {iteration}: threshold {summary["threshold"]:.4f} '
                 f'flags {summary["flagged"]} of {summary["annotations"]} annotations '
@@ -260,8 +274,9 @@ class LabelIssueHook(Hook):
         if not is_main_process():
             return
         records = li.issue_records(self._coco, train, self._cat_ids, summary['threshold'])
+        # the clean scores too, so that another threshold can be tried on this point afterwards
         with open(osp.join(runner.work_dir, li.ROUND_FILE.format(iteration)), 'w') as f:
-            json.dump(dict(summary, issues=records), f)
+            json.dump(dict(summary, issues=records, clean_scores=clean_scores), f)
         self._write_summary(runner)
 
     def _write_summary(self, runner) -> None:

@@ -450,3 +450,56 @@ def test_estimate_noise_rate_by_hand():
     assert estimate_noise_rate([0.0] * 5, clean)['noise_rate'] == 0.0
     with pytest.raises(ValueError, match='need scored'):
         estimate_noise_rate([float('nan')], clean)
+
+
+def test_mixture_threshold_by_hand():
+    from mmreweight.analysis.label_issues import mixture_threshold
+    clean = [i / 10 for i in range(10)]
+    # 60 correct labels scored as the clean subset, 40 mislabelled above all of them
+    train = clean * 6 + [2.0] * 40 + [float('nan')]
+    out = mixture_threshold(train, clean)
+    # at t = 0.9: f = 0.4, alpha = 0 -> r = 0.4 and J = 0.4; at t = 0.8: f = 0.46, alpha = 0.1
+    # -> J = 0.46 - 2 * 0.6 * 0.1 = 0.34; at t = 2.0 nothing is flagged, J = 0
+    assert out['threshold'] == 0.9
+    assert out['noise_rate'] == pytest.approx(0.4)
+    assert out['train_flagged_fraction'] == pytest.approx(0.4)
+    assert out['clean_flagged_fraction'] == 0.0
+    assert out['estimated_precision'] == pytest.approx(1.0)
+
+
+def test_mixture_threshold_flags_nothing_on_clean_labels():
+    from mmreweight.analysis.label_issues import mixture_threshold
+    gen = np.random.default_rng(0)
+    out = mixture_threshold(gen.normal(size=5000), gen.normal(size=1000))
+    assert out['train_flagged_fraction'] < 0.01 and out['noise_rate'] < 0.05
+
+
+def test_mixture_threshold_is_the_bayes_threshold_of_two_gaussians():
+    from mmreweight.analysis.label_issues import mixture_threshold
+    gen = np.random.default_rng(1)
+    rate, n = 0.4, 40000
+    noisy = gen.random(n) < rate
+    train = np.where(noisy, gen.normal(1.0, 1.0, n), gen.normal(-1.0, 1.0, n))
+    out = mixture_threshold(train, gen.normal(-1.0, 1.0, 8000))
+    # flagged where r N(s; 1, 1) > (1 - r) N(s; -1, 1): s > ln((1 - r) / r) / 2
+    assert out['threshold'] == pytest.approx(np.log((1 - rate) / rate) / 2, abs=0.15)
+    # a lower bound on r: at the clean median, r (P(N(1,1) > -1) - 1/2) / (1/2) = 0.38
+    assert 0.36 < out['noise_rate'] <= rate + 0.01
+    flagged = train > out['threshold']
+    assert out['estimated_precision'] == pytest.approx(noisy[flagged].mean(), abs=0.03)
+
+
+def test_flag_threshold_and_its_bad_input():
+    from mmreweight.analysis.label_issues import flag_threshold, mixture_threshold
+    clean, train = [0.1, 0.2, 0.3, 0.9], [0.1, 0.5, 0.95, 0.99]
+    fpr = flag_threshold(train, clean, 'fpr', 0.25)
+    assert fpr['threshold'] == calibrate_threshold(clean, 0.25)
+    assert fpr['clean_flagged_fraction'] == 0.0 and fpr['target_fpr'] == 0.25
+    mix = flag_threshold(train, clean, 'mixture')
+    assert mix['threshold'] == mixture_threshold(train, clean)['threshold']
+    with pytest.raises(ValueError, match='calibration'):
+        flag_threshold(train, clean, 'auto')
+    with pytest.raises(ValueError, match='need scored'):
+        mixture_threshold([float('nan')], clean)
+    with pytest.raises(ValueError, match='max_clean_share'):
+        mixture_threshold(train, clean, max_clean_share=1.0)

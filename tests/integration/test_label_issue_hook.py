@@ -11,6 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
+from mmreweight.analysis import label_issues as li
 from mmreweight.engine.label_issue_hook import LabelIssueHook
 from mmreweight.registry import HOOKS
 from mmreweight.testing.tools import load_tool
@@ -101,25 +102,36 @@ def test_flags_are_the_finders_on_the_same_weights(trained, tmp_path):
     assert all(abs(k * s - round(k * s)) < 1e-9 for s in scores)
 
 
-def test_margin_flags_are_the_finders_on_the_same_weights(trained, tmp_path, monkeypatch):
+@pytest.mark.parametrize('calibration', ['fpr', 'mixture'])
+def test_margin_flags_are_the_finders_on_the_same_weights(trained, tmp_path, monkeypatch,
+                                                          calibration):
     runner, work = trained
-    hook = LabelIssueHook(score_at=(SCORED_AT / ITERS, ), score='margin', target_fpr=0.2)
+    hook = LabelIssueHook(score_at=(SCORED_AT / ITERS, ), score='margin', target_fpr=0.2,
+                          calibration=calibration)
     hook.before_train(runner)
     monkeypatch.setattr(runner, '_work_dir', str(tmp_path / 'hook'))  # keep `work` as it was
     (tmp_path / 'hook').mkdir()
     hook._score(runner, ITERS)  # the trained weights: the checkpoint of the last iteration
     (round_, ) = hook.rounds
     assert round_['score'] == 'margin' and 'neighbours' not in round_
+    assert round_['calibration'] == calibration
     finder = load_tool(REPO / 'tools' / 'find_label_issues.py').main(
         [str(REPO / 'configs' / 'retinanet_focal.py'), str(work / f'iter_{ITERS}.pth'),
          '--out', str(tmp_path / 'tool'), '--score', 'margin', '--target-fpr', '0.2',
-         '--cfg-options', *_finder_options()])
+         '--calibration', calibration, '--cfg-options', *_finder_options()])
     assert 'neighbours' not in finder
     assert finder['threshold'] == pytest.approx(round_['threshold'], abs=1e-9)
+    assert finder['calibration']['calibration'] == calibration
     cat_index = {c: i for i, c in enumerate(hook._cat_ids)}
     assert hook.flags == {r['ann_id']: cat_index[r['suggested_label']]
                           for r in finder['issues'] if r['flagged']}
-    assert len(hook.flags) > 0
+    # the round file keeps the clean scores: its threshold follows from what it holds
+    written = json.loads((tmp_path / 'hook' / f'label_issues_iter{ITERS}.json').read_text())
+    again = li.flag_threshold([r['score'] for r in written['issues'] if r['score'] is not None],
+                              written['clean_scores'], calibration, 0.2)
+    assert again['threshold'] == round_['threshold']
+    if calibration == 'fpr':
+        assert len(hook.flags) > 0
 
 
 def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
@@ -226,6 +238,7 @@ def test_a_batch_whose_boxes_differ_from_the_file_is_an_error():
 @pytest.mark.parametrize('kwargs, match', [
     (dict(score_at=()), 'flags_from'), (dict(score_at=(0.5, 1.0)), 'score_at'),
     (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr'),
+    (dict(calibration='auto'), 'calibration'),
     (dict(score='loss'), 'score'), (dict(neighbours=0), 'neighbours'),
     (dict(neighbours=2.5), 'neighbours'), (dict(neighbours='many'), 'neighbours')])
 def test_bad_arguments_are_named(kwargs, match):

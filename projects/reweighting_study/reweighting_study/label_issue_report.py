@@ -15,6 +15,9 @@ from .report import (Key, NOISY, _order, compare_to_focal, fmt, gap_recovery, me
 RECIPE = 'label_issues'
 #: the methods the README's label-issue table puts next to the recipe
 COMPARED = ('focal', 'mentornet_dd', 'noise_oracle')
+#: cleanlab's settings in the K-fold records; the README shows the better of them per cell, so
+#: that cleanlab is not judged by a default that suits a detector sure of its boxes
+CLEANLAB_SETTINGS = ('cleanlab', 'cleanlab_p50')
 #: the in-loop finder's statistics per scoring point (LabelIssueHook's ``truth``)
 ROUND_METRICS = ('auc', 'flagged_precision', 'flagged_recall', 'clean_flagged_fraction',
                  'suggestion_accuracy')
@@ -100,9 +103,15 @@ def _mean(table, key: Key, ckpt: str = 'best'):
     return None if cell is None else cell[ckpt]['mAP'][0]
 
 
+def best_cleanlab_auc(cmp_row: Dict[str, Any]) -> float:
+    """The higher mean AUC of cleanlab's settings (:data:`CLEANLAB_SETTINGS`) in one cell of
+    :func:`comparison_table`."""
+    return max(cmp_row[name]['auc'][0] for name in CLEANLAB_SETTINGS if name in cmp_row)
+
+
 def readme_block(table, rounds, comparisons) -> str:
-    """The README's table: per noisy cell, the finders' AUC (K-fold: ours vs cleanlab; in the
-    loop at its last scoring point) and the recipe's test mAP against focal, MentorNet-DD and the
+    """The README's table: per noisy cell, the finders' AUC (K-fold: ours vs cleanlab at its
+    better setting, :func:`best_cleanlab_auc`; in the loop at its last scoring point) and the recipe's test mAP against focal, MentorNet-DD and the
     noise oracle, with its difference to focal (2σ) and the share of the gap it recovers."""
     recovery = gap_recovery(table)
     verdicts = {(s, c): {r['method']: r for r in rows}
@@ -113,7 +122,7 @@ def readme_block(table, rounds, comparisons) -> str:
     keys = [k for k in table if k[2] == RECIPE and k[1] in NOISY]
     for source, condition in _cells(keys):
         cmp_row = comparisons.get((source, condition))
-        finder = (f'{cmp_row["ours"]["auc"][0]:.3f} / {cmp_row["cleanlab"]["auc"][0]:.3f}'
+        finder = (f'{cmp_row["ours"]["auc"][0]:.3f} / {best_cleanlab_auc(cmp_row):.3f}'
                   if cmp_row else '–')
         last = rounds.get((source, condition, RECIPE))
         loop = '–'
@@ -174,6 +183,6 @@ def report_section(results, table, finders_dir: str
     return md, {(README_BEGIN, README_END): readme_block(table, rounds, comparisons)}
 
 
-__all__ = ['RECIPE', 'README_BEGIN', 'README_END', 'round_table', 'round_text',
-           'load_comparisons', 'comparison_table', 'comparison_text', 'readme_block',
-           'report_section']
+__all__ = ['RECIPE', 'CLEANLAB_SETTINGS', 'README_BEGIN', 'README_END', 'round_table',
+           'round_text', 'load_comparisons', 'comparison_table', 'comparison_text',
+           'best_cleanlab_auc', 'readme_block', 'report_section']
