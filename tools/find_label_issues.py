@@ -8,7 +8,8 @@
 Scores every training annotation (--score margin, the default: how far the detector's mean sigmoid
 probability of another class over the annotation's positive anchors exceeds its given label's;
 self_confidence: 1 - the given label's; neighbour_margin: the same margin over the given labels
-of the --neighbours training annotations nearest in those probabilities), calibrates the flagging
+of the --neighbours training annotations nearest in those probabilities; clean_neighbour_margin:
+over the labels of the nearest clean-subset annotations), calibrates the flagging
 threshold on a clean subset (the MetaReweightHook's clean_dataloader, else --clean-ann-file, else
 the embedded benchmark's meta split; --clean-ann-file wins when given; --calibration: at a set
 share of its annotations, or from the training scores' mixture) and writes to --out:
@@ -48,7 +49,7 @@ def parse_args(argv=None):
     p.add_argument('--score', choices=li.SCORES, default=li.SCORES[0],
                    help='the per-annotation score (mmreweight.analysis.label_issues)')
     p.add_argument('--neighbours', type=int, default=li.DEFAULT_NEIGHBOURS,
-                   help='neighbours asked by --score neighbour_margin')
+                   help='neighbours asked by the neighbour scores')
     p.add_argument('--calibration', choices=li.CALIBRATIONS, default='fpr',
                    help="how the clean subset sets the threshold: 'fpr' flags about "
                         "--target-fpr of the correct labels; 'mixture' flags where a label is "

@@ -40,6 +40,13 @@ that annotation's own probabilities towards its given label; its neighbours' lab
 that its own fit does not sway. An annotation of the clean subset is scored against the training
 annotations in the same way, so the calibration below holds for this score too.
 
+``clean_neighbour_margin`` is the same margin over the k nearest annotations of the held-out clean
+subset instead, whose labels are right (an annotation of the clean subset asks the others). Under
+class-dependent noise the training neighbours' vote is itself corrupted: with 40% of a class's
+boxes labelled as the next class (pair flips), a flipped box's training neighbours vote 60 : 40 at
+best, and its given label is one that look-alike boxes often carry; the clean neighbours vote for
+its true class.
+
 The flagging threshold comes from annotations known to be correct (a held-out clean subset):
 :func:`calibrate_threshold` takes the :math:`1 - \mathrm{fpr}` quantile of their scores, so at
 most a fraction ``fpr`` of them would be flagged. Neither the noise type nor its rate is used.
@@ -76,7 +83,7 @@ ACTIONS = ('drop', 'relabel')
 ANNOTATION_SCORES = ('margin', 'self_confidence')
 #: every score the finder can give (the first is the default); ``neighbour_margin`` needs the
 #: whole training set's probabilities (:func:`neighbour_scores`)
-SCORES = ANNOTATION_SCORES + ('neighbour_margin', )
+SCORES = ANNOTATION_SCORES + ('neighbour_margin', 'clean_neighbour_margin')
 #: the neighbours a ``neighbour_margin`` asks by default
 DEFAULT_NEIGHBOURS = 100
 #: transforms that read the embedded benchmark's per-instance noise fields, and their stand-ins
@@ -200,12 +207,14 @@ def neighbour_votes(reference_probs: Tensor, reference_labels: Tensor, query_pro
 def neighbour_scores(reference: Mapping[int, Mapping[str, Any]],
                      queries: Optional[Mapping[int, Mapping[str, Any]]] = None,
                      k: int = DEFAULT_NEIGHBOURS) -> Dict[int, Dict[str, Any]]:
-    """``neighbour_margin`` scores (module docstring) of :func:`score_dataset` records.
+    """Neighbour-margin scores (module docstring) of :func:`score_dataset` records.
 
     Args:
-        reference: the training annotations' records; those without anchors are not asked.
-        queries: the records to score against ``reference`` (the clean subset's); None scores
-            ``reference`` itself, each annotation without itself.
+        reference: the records whose given labels vote (the training annotations' for
+            ``neighbour_margin``, the clean subset's for ``clean_neighbour_margin``); those
+            without anchors are not asked.
+        queries: the records to score against ``reference``; None scores ``reference`` itself,
+            each annotation without itself.
         k: neighbours asked.
 
     Returns:
@@ -214,7 +223,7 @@ def neighbour_scores(reference: Mapping[int, Mapping[str, Any]],
     """
     asked = [a for a, r in reference.items() if r['num_anchors'] > 0]
     if not asked:
-        raise ValueError('no training annotation is matched to an anchor: nothing to ask')
+        raise ValueError('no reference annotation is matched to an anchor: nothing to ask')
     ref_probs = torch.from_numpy(np.stack([reference[a]['probs'] for a in asked]))
     ref_labels = torch.tensor([reference[a]['given_label'] for a in asked])
     own = queries is None
@@ -692,7 +701,7 @@ def score_dataset(detector, loader, coco_dict: Mapping[str, Any], log=None,
                   score: str = 'margin') -> Dict[int, Dict[str, Any]]:
     """Run an anchor-head ``detector`` (in its current mode; the finder uses eval) over every
     batch of ``loader`` (a COCO-style dataset, see :func:`sequential_loader_cfg`) and score each
-    annotation it packs (``score``: see :func:`annotation_scores`; for ``'neighbour_margin'``
+    annotation it packs (``score``: see :func:`annotation_scores`; for the neighbour scores
     the records hold the margin until :func:`with_set_scores` asks the neighbours).
 
     Returns ``{ann_id: dict(image_id, given_label, score, suggested_label, num_anchors,
@@ -746,12 +755,15 @@ def with_set_scores(train: Mapping[int, Mapping[str, Any]],
                     ) -> Tuple[Mapping[int, Mapping[str, Any]], Mapping[int, Mapping[str, Any]]]:
     """The training and clean-subset records of :func:`score_dataset` as ``score`` asks:
     unchanged for a per-annotation score; for ``'neighbour_margin'``, both scored by their
-    ``neighbours`` nearest training annotations (:func:`neighbour_scores`)."""
+    ``neighbours`` nearest training annotations, for ``'clean_neighbour_margin'`` by their
+    nearest clean-subset annotations, a clean one without itself (:func:`neighbour_scores`)."""
     if score in ANNOTATION_SCORES:
         return train, clean
-    if score not in SCORES:
-        raise ValueError(f'score must be one of {SCORES}, got {score!r}')
-    return neighbour_scores(train, k=neighbours), neighbour_scores(train, clean, k=neighbours)
+    if score == 'neighbour_margin':
+        return neighbour_scores(train, k=neighbours), neighbour_scores(train, clean, k=neighbours)
+    if score == 'clean_neighbour_margin':
+        return neighbour_scores(clean, train, k=neighbours), neighbour_scores(clean, k=neighbours)
+    raise ValueError(f'score must be one of {SCORES}, got {score!r}')
 
 
 __all__ = ['ACTIONS', 'ANNOTATION_SCORES', 'SCORES', 'DEFAULT_NEIGHBOURS', 'annotation_scores',

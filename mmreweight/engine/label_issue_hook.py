@@ -120,8 +120,10 @@ class LabelIssueHook(Hook):
         score: ``'margin'``, ``'self_confidence'``
             (:func:`~mmreweight.analysis.label_issues.annotation_scores`) or
             ``'neighbour_margin'`` (the vote of each annotation's ``neighbours`` nearest training
-            annotations, :func:`~mmreweight.analysis.label_issues.neighbour_scores`).
-        neighbours: the neighbours a ``'neighbour_margin'`` asks.
+            annotations, :func:`~mmreweight.analysis.label_issues.neighbour_scores`) or
+            ``'clean_neighbour_margin'`` (the vote of its nearest clean-subset annotations,
+            whose labels are right: the score for class-dependent noise).
+        neighbours: the neighbours a neighbour score asks.
         clean_dataloader: the clean subset's dataloader config; by default the
             MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
             (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).

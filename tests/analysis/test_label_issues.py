@@ -170,6 +170,32 @@ def test_neighbour_scores_find_the_flipped_labels_of_clusters():
     assert with_set_scores(train, clean, 'margin') == (train, clean)
 
 
+def test_clean_neighbours_outvote_a_class_whose_training_labels_are_mostly_flipped():
+    # pair-flip noise at its worst: a cluster of class-0 boxes with 6 of 10 training labels
+    # flipped to 1; the training neighbours vote for the wrong label, the clean subset's for the
+    # right one
+    gen = np.random.default_rng(0)
+    probs = np.concatenate([gen.normal([0.7, 0.3], 0.01, (10, 2)),
+                            gen.normal([0.2, 0.8], 0.01, (10, 2))])
+    labels = np.array([1] * 6 + [0] * 4 + [1] * 10)
+    train = _records(probs, labels)
+    clean = _records(np.concatenate([gen.normal([0.7, 0.3], 0.01, (4, 2)),
+                                     gen.normal([0.2, 0.8], 0.01, (4, 2))]), [0] * 4 + [1] * 4)
+    # a flipped box's 9 training neighbours: the other 9 of its cluster, 5 of them flipped
+    by_train = with_set_scores(train, clean, 'neighbour_margin', neighbours=9)[0]
+    by_clean, clean_self = with_set_scores(train, clean, 'clean_neighbour_margin', neighbours=3)
+    flipped = range(100, 106)
+    assert all(by_train[a]['score'] < 0 for a in flipped)  # the noisy majority agrees with them
+    assert all(by_clean[a]['score'] == 1.0 and by_clean[a]['suggested_label'] == 0
+               for a in flipped)
+    assert all(by_clean[a]['score'] == -1.0 for a in set(train) - set(flipped))
+    # a clean annotation asks the other three of its class: right, so -1
+    assert [r['score'] for r in clean_self.values()] == [-1.0] * 8
+    assert clean_self == neighbour_scores(clean, k=3)
+    with pytest.raises(ValueError, match='score must be one of'):
+        with_set_scores(train, clean, 'loss')
+
+
 def test_neighbour_scores_margin_by_hand():
     # three annotations at 0, .1, .2 (one class direction), labels 0 1 1; k = 2 without self:
     # ann 0 -> {1, 1}: votes (0, 1), given 0 -> 1 - 0 = 1; ann 1 -> {0, 1}: (.5, .5) -> 0;

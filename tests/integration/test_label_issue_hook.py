@@ -102,24 +102,26 @@ def test_flags_are_the_finders_on_the_same_weights(trained, tmp_path):
     assert all(abs(k * s - round(k * s)) < 1e-9 for s in scores)
 
 
-@pytest.mark.parametrize('calibration', ['fpr', 'mixture'])
-def test_margin_flags_are_the_finders_on_the_same_weights(trained, tmp_path, monkeypatch,
-                                                          calibration):
+@pytest.mark.parametrize('score, calibration', [('margin', 'fpr'), ('margin', 'mixture'),
+                                                ('clean_neighbour_margin', 'fpr')])
+def test_other_scores_flag_as_the_finder_on_the_same_weights(trained, tmp_path, monkeypatch,
+                                                             score, calibration):
     runner, work = trained
-    hook = LabelIssueHook(score_at=(SCORED_AT / ITERS, ), score='margin', target_fpr=0.2,
-                          calibration=calibration)
+    hook = LabelIssueHook(score_at=(SCORED_AT / ITERS, ), score=score, target_fpr=0.2,
+                          calibration=calibration, neighbours=5)
     hook.before_train(runner)
     monkeypatch.setattr(runner, '_work_dir', str(tmp_path / 'hook'))  # keep `work` as it was
     (tmp_path / 'hook').mkdir()
     hook._score(runner, ITERS)  # the trained weights: the checkpoint of the last iteration
     (round_, ) = hook.rounds
-    assert round_['score'] == 'margin' and 'neighbours' not in round_
+    assert round_['score'] == score and ('neighbours' in round_) == (score != 'margin')
     assert round_['calibration'] == calibration
     finder = load_tool(REPO / 'tools' / 'find_label_issues.py').main(
         [str(REPO / 'configs' / 'retinanet_focal.py'), str(work / f'iter_{ITERS}.pth'),
-         '--out', str(tmp_path / 'tool'), '--score', 'margin', '--target-fpr', '0.2',
-         '--calibration', calibration, '--cfg-options', *_finder_options()])
-    assert 'neighbours' not in finder
+         '--out', str(tmp_path / 'tool'), '--score', score, '--target-fpr', '0.2',
+         '--calibration', calibration, '--neighbours', '5', '--cfg-options',
+         *_finder_options()])
+    assert ('neighbours' in finder) == (score != 'margin')
     assert finder['threshold'] == pytest.approx(round_['threshold'], abs=1e-9)
     assert finder['calibration']['calibration'] == calibration
     cat_index = {c: i for i, c in enumerate(hook._cat_ids)}
