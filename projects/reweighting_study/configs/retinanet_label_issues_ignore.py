@@ -1,4 +1,4 @@
-# Study method 'label_issues_ignore': the label-issue recipe (configs/retinanet_label_issues.py)
+# Study method 'label_issues_ignore': the label-issue recipe (its margin form, label_issues_margin)
 # that moves each flagged annotation to the ignored instances (the assigner then leaves the
 # anchors overlapping it out of both losses, box regression included) instead of zeroing its
 # anchors' classification weight. Works with any mmdet head. Why: to measure what losing the

@@ -1,4 +1,4 @@
-# Study method 'label_issues_relabel': the label-issue recipe (configs/retinanet_label_issues.py)
+# Study method 'label_issues_relabel': the label-issue recipe (its margin form, label_issues_margin)
 # that gives each flagged annotation the class the detector suggests instead of leaving its label
 # out, at a 5% clean false-positive rate (a wrong suggestion turns a right label wrong, so fewer
 # flags). Plain RetinaHead, no weighter. Why: to compare what relabelling and leaving out recover.

@@ -157,10 +157,13 @@ def report_section(results, table, finders_dir: str
     md = ['## Finding and fixing mislabelled boxes', '']
     if rounds:
         md += ['The runs with a `mmreweight.LabelIssueHook` (`label_issues`: '
-               '`configs/retinanet_label_issues.py`, the neighbour score; its variants in '
-               '`projects/reweighting_study/configs/`, `label_issues_margin` with the '
-               'detector\'s own margin): at each scoring point it scores every training '
-               'annotation and flags those above the threshold set on the clean meta split. '
+               '`configs/retinanet_label_issues.py`, the vote of the clean subset\'s nearest '
+               'annotations, flagged where the training scores\' mixture makes a label more '
+               'likely wrong than right; its variants in `projects/reweighting_study/configs/`: '
+               '`label_issues_neighbours` asks the training annotations and flags above a 20% '
+               'clean false-positive rate, `label_issues_margin` scores with the detector\'s own '
+               'margin): at each scoring point it scores every training annotation and flags '
+               'those above the threshold set on the clean meta split. '
                '`label_issues_retrain` (`configs/retinanet_label_issues_retrain.py`) trains again '
                'from scratch with the last flags of the `label_issues_margin` run of the same '
                'seed acting from iteration 0 (its row 0). Against the benchmark\'s record of the '
