@@ -49,7 +49,10 @@ its true class.
 
 The flagging threshold comes from annotations known to be correct (a held-out clean subset):
 :func:`calibrate_threshold` takes the :math:`1 - \mathrm{fpr}` quantile of their scores, so at
-most a fraction ``fpr`` of them would be flagged. Neither the noise type nor its rate is used.
+most a fraction ``fpr`` of them would be flagged; :func:`mixture_threshold` reads the training
+scores as a mixture of correct labels, scored as the clean ones are, and wrong ones, and flags
+where a label is more likely wrong than right (:func:`flag_threshold` takes either). Neither the
+noise type nor its rate is used.
 
 The pure functions (:func:`annotation_scores`, :func:`neighbour_votes`,
 :func:`calibrate_threshold`, :func:`clean_coco`, :func:`ranking_metrics`) work on arrays and
@@ -81,8 +84,8 @@ from mmreweight.weighting.mentornet.dd import roc_auc
 ACTIONS = ('drop', 'relabel')
 #: the per-annotation scores :func:`annotation_scores` can give
 ANNOTATION_SCORES = ('margin', 'self_confidence')
-#: every score the finder can give (the first is the default); ``neighbour_margin`` needs the
-#: whole training set's probabilities (:func:`neighbour_scores`)
+#: every score the finder can give (the first is the default); the neighbour scores need the
+#: whole training set's and clean subset's probabilities (:func:`with_set_scores`)
 SCORES = ANNOTATION_SCORES + ('neighbour_margin', 'clean_neighbour_margin')
 #: the neighbours a ``neighbour_margin`` asks by default
 DEFAULT_NEIGHBOURS = 100
@@ -296,8 +299,9 @@ def _finite(scores: Sequence[float]) -> np.ndarray:
 
 def mixture_threshold(train_scores: Sequence[float], clean_scores: Sequence[float],
                       max_clean_share: float = 0.5) -> Dict[str, float]:
-    r"""The threshold whose flags are, by estimate, right most often beyond wrong, from the
-    training annotations' scores and a clean subset's, without knowing the noise type or rate.
+    r"""The threshold that flags, by estimate, the most mislabelled annotations beyond correct
+    ones, from the training annotations' scores and a clean subset's, without knowing the noise
+    type or rate.
 
     The training scores are a mixture: a share :math:`r` of mislabelled annotations, the rest
     scored as the clean subset's. Flagging ``score > t`` flags a share :math:`f(t)` of the
