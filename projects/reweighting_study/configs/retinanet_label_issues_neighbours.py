@@ -1,7 +1,8 @@
-# Study method 'label_issues_neighbours': the label-issue recipe of configs/retinanet_label_issues.py
-# asking each annotation's 100 nearest training annotations instead of the clean subset's 20
-# (score='neighbour_margin'), with the threshold at a 20% clean false-positive rate instead of the
-# training scores' mixture (calibration='fpr', target_fpr=0.2). Why: the recipe's earlier form;
+# Study method 'label_issues_neighbours': the label-issue recipe of
+# configs/retinanet_label_issues.py asking each annotation's 100 nearest training annotations
+# instead of the clean subset's 20 (score='neighbour_margin'), with the threshold at a 20% clean
+# false-positive rate instead of the training scores' mixture (calibration='fpr',
+# target_fpr=0.2). Why: the recipe's earlier form;
 # the training annotations' votes are a vote the detector's own fit of a wrong label does not
 # sway, but they carry the noise themselves, and the fixed rate leaves out a fifth of the correct
 # labels, noisy data or not.

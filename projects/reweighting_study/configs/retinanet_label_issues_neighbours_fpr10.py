@@ -1,6 +1,7 @@
 # Study method 'label_issues_neighbours_fpr10': label_issues_neighbours (the recipe asking the
-# training annotations) with the threshold at a 10% clean false-positive rate instead of 20%. Why: fewer correct labels left out, more wrong ones kept;
-# to see which costs more under each noise type.
+# training annotations) with the threshold at a 10% clean false-positive rate instead of 20%.
+# Why: fewer correct labels left out, more wrong ones kept; to see which costs more under each
+# noise type.
 # Outcome: docs/study/note.md, item 22.
 _base_ = ['./retinanet_label_issues_neighbours.py']
 
