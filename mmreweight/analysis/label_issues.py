@@ -244,6 +244,11 @@ def neighbour_scores(reference: Mapping[int, Mapping[str, Any]],
     return out
 
 
+def _finite(scores: Sequence[float]) -> np.ndarray:
+    out = np.asarray(scores, dtype=np.float64).reshape(-1)
+    return out[np.isfinite(out)]
+
+
 def calibrate_threshold(clean_scores: Sequence[float], target_fpr: float = 0.05) -> float:
     """The flagging threshold from the scores of annotations known to be correct.
 
@@ -257,8 +262,7 @@ def calibrate_threshold(clean_scores: Sequence[float], target_fpr: float = 0.05)
     """
     if not 0.0 <= target_fpr < 1.0:
         raise ValueError(f'target_fpr must lie in [0, 1), got {target_fpr}')
-    scores = np.asarray(clean_scores, dtype=np.float64).reshape(-1)
-    scores = scores[np.isfinite(scores)]
+    scores = _finite(clean_scores)
     if scores.size == 0:
         raise ValueError('no clean annotation has a score (none is matched to an anchor); the '
                          'clean subset is empty or its boxes are unlike the training boxes')
@@ -290,11 +294,6 @@ def estimate_noise_rate(train_scores: Sequence[float], clean_scores: Sequence[fl
     rate = (f - alpha) / (1.0 - alpha) if alpha < 1.0 else 0.0
     return dict(noise_rate=min(max(rate, 0.0), 1.0), threshold=threshold,
                 train_flagged_fraction=f, clean_flagged_fraction=alpha)
-
-
-def _finite(scores: Sequence[float]) -> np.ndarray:
-    out = np.asarray(scores, dtype=np.float64).reshape(-1)
-    return out[np.isfinite(out)]
 
 
 def mixture_threshold(train_scores: Sequence[float], clean_scores: Sequence[float],
