@@ -479,6 +479,18 @@ def noise_metrics(scored: Mapping[int, Mapping[str, Any]], coco_dict: Mapping[st
     return out
 
 
+def label_accuracy(labels: Mapping[int, int], coco_dict: Mapping[str, Any],
+                   cat_ids: Sequence[int]) -> float:
+    """Share of ``labels`` (``{ann_id: label index}``, e.g. the relabelled annotations) that
+    are the annotation's true class, from the benchmark's ``clean_category_id``; NaN when
+    ``labels`` is empty."""
+    if not labels:
+        return math.nan
+    anns = {a['id']: a for a in coco_dict['annotations']}
+    return float(np.mean([cat_ids[label] == anns[a]['clean_category_id']
+                          for a, label in labels.items()]))
+
+
 def issue_records(coco_dict: Mapping[str, Any], scored: Mapping[int, Mapping[str, Any]],
                   cat_ids: Sequence[int], threshold: float,
                   classes: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
@@ -774,6 +786,6 @@ __all__ = ['ACTIONS', 'ANNOTATION_SCORES', 'SCORES', 'DEFAULT_NEIGHBOURS', 'anno
            'estimate_noise_rate', 'mixture_threshold', 'CALIBRATIONS', 'flag_threshold',
            'is_flagged',
            'clean_coco', 'ranking_metrics', 'flagged_annotations', 'noise_metrics',
-           'issue_records', 'issue_file', 'read_flags', 'sequential_loader_cfg',
+           'label_accuracy', 'issue_records', 'issue_file', 'read_flags', 'sequential_loader_cfg',
            'clean_subset_loader_cfg',
            'ann_ids_by_image', 'load_coco', 'score_dataset']

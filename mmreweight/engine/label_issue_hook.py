@@ -124,6 +124,13 @@ class LabelIssueHook(Hook):
             ``'clean_neighbour_margin'`` (the vote of its nearest clean-subset annotations,
             whose labels are right: the score for class-dependent noise).
         neighbours: the neighbours a neighbour score asks.
+        relabel_above: with ``action`` ``'flag'``, ``'ignore'`` or ``'drop'``, a flagged
+            annotation scoring at least this much at a scoring point gets its suggested label
+            instead and trains as any other; the rest get ``action``. Why: a wrong suggestion
+            turns a flip into another flip, so only the flags the score is surest of are worth
+            relabelling (with ``'clean_neighbour_margin'``, 0.9 asks 19 of 20 clean neighbours
+            to agree); leaving a label out gives up its object's class, relabelling it right
+            gives it back. None (default) relabels nothing.
         clean_dataloader: the clean subset's dataloader config; by default the
             MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
             (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).
@@ -148,6 +155,7 @@ class LabelIssueHook(Hook):
     def __init__(self, score_at: Sequence[float] = (0.2, 0.4, 0.6), action: str = 'relabel',
                  target_fpr: float = 0.05, score: str = 'margin', calibration: str = 'fpr',
                  neighbours: int = li.DEFAULT_NEIGHBOURS,
+                 relabel_above: Optional[float] = None,
                  clean_dataloader: Optional[dict] = None,
                  flags_from: Optional[str] = None) -> None:
         score_at = [float(f) for f in score_at]
@@ -169,15 +177,30 @@ class LabelIssueHook(Hook):
         if isinstance(neighbours, bool) or not isinstance(neighbours, (int, float)) \
                 or int(neighbours) != neighbours or neighbours < 1:
             raise ValueError(f'neighbours must be a positive whole number, got {neighbours!r}')
+        if relabel_above is not None:
+            if action == 'relabel':
+                raise ValueError("relabel_above picks the flags to relabel among those that "
+                                 "action acts on, but action='relabel' relabels every flag: "
+                                 "leave relabel_above out or choose action 'flag', 'ignore' or "
+                                 "'drop'")
+            if not score_at:
+                raise ValueError('relabel_above applies to the scoring points, and score_at '
+                                 'is empty: flags read from flags_from carry no relabels; '
+                                 'give score_at or leave relabel_above out')
+            if isinstance(relabel_above, bool) or not isinstance(relabel_above, (int, float)) \
+                    or not math.isfinite(relabel_above):
+                raise ValueError(f'relabel_above must be a finite score, got {relabel_above!r}')
         self.score_at = sorted(score_at)
         self.action = action
         self.target_fpr = float(target_fpr)
         self.calibration = calibration
         self.score = score
         self.neighbours = int(neighbours)
+        self.relabel_above = None if relabel_above is None else float(relabel_above)
         self.clean_dataloader = clean_dataloader
         self.flags_from = flags_from
         self.flags: Dict[int, int] = {}  # ann_id -> suggested label index
+        self.relabels: Dict[int, int] = {}  # flagged ann_id -> label, given by relabel_above
         self.rounds: List[Dict[str, Any]] = []
         self._restored = False
 
@@ -245,14 +268,23 @@ class LabelIssueHook(Hook):
                                        self.calibration, self.target_fpr)
         threshold = calibrated.pop('threshold')
         calibrated.pop('rule')
-        self.flags = li.flagged_annotations(train, threshold)
+        flagged = li.flagged_annotations(train, threshold)
+        self.relabels = {a: label for a, label in flagged.items()
+                         if self.relabel_above is not None
+                         and train[a]['score'] >= self.relabel_above}
+        self.flags = {a: s for a, s in flagged.items() if a not in self.relabels}
         summary = dict(iter=iteration, score=self.score,
                        **({'neighbours': self.neighbours} if self.score not in
                           li.ANNOTATION_SCORES else {}),
-                       threshold=threshold, annotations=len(train), flagged=len(self.flags),
+                       threshold=threshold, annotations=len(train), flagged=len(flagged),
                        clean_annotations=len(clean), **calibrated)
+        if self.relabel_above is not None:
+            summary.update(relabel_above=self.relabel_above, relabelled=len(self.relabels))
         truth = li.noise_metrics(train, self._coco, self._cat_ids, threshold)
         if truth is not None:
+            if self.relabel_above is not None:
+                truth['relabel_accuracy'] = li.label_accuracy(self.relabels, self._coco,
+                                                              self._cat_ids)
             summary['truth'] = truth
         self.rounds.append(summary)
         self._report(runner, iteration, train, summary, clean_scores)
@@ -288,7 +320,7 @@ class LabelIssueHook(Hook):
 
     # ------------------------------------------------------------------ acting
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        if not self.flags or data_batch is None:
+        if not (self.flags or self.relabels) or data_batch is None:
             return
         changed = 0
         for sample in data_batch['data_samples']:
@@ -301,8 +333,14 @@ class LabelIssueHook(Hook):
                     f'{None if ann_ids is None else len(ann_ids)} in the annotation file; remove '
                     'the transforms that drop, add or reorder boxes (random crop, mosaic) from '
                     'the training pipeline')
+            relabelled = [j for j, ann_id in enumerate(ann_ids) if ann_id in self.relabels]
+            if relabelled:
+                labels = gt.labels.clone()
+                labels[relabelled] = labels.new_tensor([self.relabels[ann_ids[j]]
+                                                        for j in relabelled])
+                gt.labels = labels
             hits = [j for j, ann_id in enumerate(ann_ids) if ann_id in self.flags]
-            changed += len(hits)
+            changed += len(hits) + len(relabelled)
             if self.action == 'flag':  # on every sample once flags exist: explicit 'none' too
                 marks = torch.zeros(len(gt), dtype=torch.bool)
                 marks[hits] = True
@@ -322,12 +360,14 @@ class LabelIssueHook(Hook):
     # ------------------------------------------------------------------ state
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = dict(action=self.action, rounds=self.rounds,
-                                          flags=sorted(self.flags.items()))
+                                          flags=sorted(self.flags.items()),
+                                          relabels=sorted(self.relabels.items()))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         saved = checkpoint.get(CHECKPOINT_KEY)
         if saved is not None:
             self.flags = {int(a): int(label) for a, label in saved['flags']}
+            self.relabels = {int(a): int(label) for a, label in saved.get('relabels', ())}
             self.rounds = list(saved['rounds'])
             self._restored = True
             return

@@ -139,6 +139,60 @@ def test_other_scores_flag_as_the_finder_on_the_same_weights(trained, tmp_path, 
         assert len(hook.flags) > 0
 
 
+def _scored_hook(runner, tmp_path, monkeypatch, **kwargs):
+    """A LabelIssueHook that has scored the trained weights and its round file; the margin at a
+    20% clean false-positive rate (after 6 iterations the clean neighbours flag nothing)."""
+    hook = LabelIssueHook(score_at=(SCORED_AT / ITERS, ), score='margin',
+                          calibration='fpr', target_fpr=0.2, action='flag', **kwargs)
+    hook.before_train(runner)
+    work = tmp_path / f'hook{len(list(tmp_path.iterdir()))}'  # one per call
+    work.mkdir()
+    monkeypatch.setattr(runner, '_work_dir', str(work))  # keep the fixture's work dir as it was
+    hook._score(runner, ITERS)
+    return hook, json.loads((work / f'label_issues_iter{ITERS}.json').read_text())
+
+
+def test_relabel_above_relabels_the_surest_flags_and_leaves_the_rest_to_the_action(
+        trained, tmp_path, monkeypatch):
+    runner, _ = trained
+    plain, written = _scored_hook(runner, tmp_path, monkeypatch)
+    score = {r['ann_id']: r['score'] for r in written['issues']}
+    flagged_scores = sorted(score[a] for a in plain.flags)
+    assert flagged_scores[0] < flagged_scores[-1]  # a cut between them leaves both sides
+    cut = flagged_scores[len(flagged_scores) // 2]
+    hook, round_file = _scored_hook(runner, tmp_path, monkeypatch, relabel_above=cut)
+    # the same flags on the same weights, split at the cut (inclusive), suggestions kept
+    assert {**hook.flags, **hook.relabels} == plain.flags
+    assert set(hook.relabels) == {a for a in plain.flags if score[a] >= cut} != set()
+    assert hook.flags and not set(hook.flags) & set(hook.relabels)
+    (round_, ) = hook.rounds
+    assert round_['flagged'] == len(plain.flags) and round_['relabelled'] == len(hook.relabels)
+    truth = {a['id']: a['clean_category_id'] for a in hook._coco['annotations']}
+    cat_index = {c: i for i, c in enumerate(hook._cat_ids)}
+    assert round_['truth']['relabel_accuracy'] == pytest.approx(
+        sum(cat_index[truth[a]] == s for a, s in hook.relabels.items()) / len(hook.relabels))
+    assert round_file['relabelled'] == len(hook.relabels)
+    # a batch: the relabelled box gets its suggestion and no mark, the other flag a mark
+    img_id = next(i for i, ids in hook._ann_ids.items()
+                  if any(a in hook.relabels for a in ids))
+    ids = hook._ann_ids[img_id]
+    given = _given_labels(hook)[img_id]
+    sample = DetDataSample(metainfo=dict(img_id=img_id))
+    sample.gt_instances = InstanceData(labels=torch.tensor([label for _, label in given]),
+                                       bboxes=torch.zeros(len(ids), 4))
+    runner.message_hub.update_scalar('train/label_issues_changed', 0)
+    hook.before_train_iter(runner, 0, dict(inputs=[None], data_samples=[sample]))
+    assert sample.gt_instances.labels.tolist() == [hook.relabels.get(a, label)
+                                                   for a, label in given]
+    assert sample.gt_instances.label_issue.tolist() == [a in hook.flags for a in ids]
+    # the relabels survive a checkpoint
+    saved = {}
+    hook.before_save_checkpoint(runner, saved)
+    restored = LabelIssueHook(score_at=(0.5, ), action='flag', relabel_above=cut)
+    restored.after_load_checkpoint(runner, saved)
+    assert (restored.flags, restored.relabels) == (hook.flags, hook.relabels)
+
+
 def test_batches_carry_the_suggested_labels_after_the_scoring_point(trained):
     runner, _ = trained
     hook = find_hook(runner, LabelIssueHook)
@@ -245,7 +299,11 @@ def test_a_batch_whose_boxes_differ_from_the_file_is_an_error():
     (dict(action='fix'), 'action'), (dict(target_fpr=1.0), 'target_fpr'),
     (dict(calibration='auto'), 'calibration'),
     (dict(score='loss'), 'score'), (dict(neighbours=0), 'neighbours'),
-    (dict(neighbours=2.5), 'neighbours'), (dict(neighbours='many'), 'neighbours')])
+    (dict(neighbours=2.5), 'neighbours'), (dict(neighbours='many'), 'neighbours'),
+    (dict(relabel_above=0.9), "action='relabel' relabels every flag"),
+    (dict(action='flag', relabel_above='sure'), 'relabel_above must be a finite score'),
+    (dict(action='flag', relabel_above=float('nan')), 'relabel_above must be a finite score'),
+    (dict(action='flag', relabel_above=0.9, score_at=(), flags_from='run'), 'score_at is empty')])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LabelIssueHook(**kwargs)

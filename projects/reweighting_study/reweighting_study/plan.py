@@ -60,6 +60,7 @@ METHOD_CONFIGS = {
     'label_issues_mixture': _VARIANT + 'retinanet_label_issues_mixture.py',
     'label_issues_clean_neighbours': _VARIANT + 'retinanet_label_issues_clean_neighbours.py',
     'label_issues_neighbours': _VARIANT + 'retinanet_label_issues_neighbours.py',
+    'label_issues_relabel_sure': _VARIANT + 'retinanet_label_issues_relabel_sure.py',
     'noise_oracle': _VARIANT + 'retinanet_noise_oracle.py',
     'noise_oracle_burn_in': _VARIANT + 'retinanet_noise_oracle_burn_in.py',
     'noise_oracle_soft': _VARIANT + 'retinanet_noise_oracle_soft.py',
@@ -76,7 +77,8 @@ VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', '
             'mentornet_dd_blind', 'noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft',
             'label_issues_margin', 'label_issues_relabel', 'label_issues_ignore',
             'label_issues_neighbours_fpr10', 'label_issues_mixture',
-            'label_issues_clean_neighbours', 'label_issues_neighbours')
+            'label_issues_clean_neighbours', 'label_issues_neighbours',
+            'label_issues_relabel_sure')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
