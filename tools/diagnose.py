@@ -82,6 +82,9 @@ def main(argv=None):
     np.savez_compressed(os.path.join(args.out, 'diagnostics.npz'), method=diag.method, **dump)
     summary = dict(config=os.path.abspath(args.config), checkpoint=args.checkpoint,
                    method=diag.method, batches=args.batches, seed=seed, **summarize(dump))
+    if diag.label_issues is not None:  # the flags the batches were given, from the checkpoint
+        summary.update(label_issue_flags=len(diag.label_issues.flags),
+                       label_issue_relabels=len(diag.label_issues.relabels))
     with open(os.path.join(args.out, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
 

@@ -211,6 +211,14 @@ def _meta_hook_cfg(cfg: Config) -> Optional[dict]:
     return None
 
 
+def _label_issue_hook_cfg(cfg: Config) -> Optional[dict]:
+    for hook in cfg.get('custom_hooks', None) or []:
+        # by name: the hook's module imports this one (the scores read its matched logits)
+        if str(hook.get('type', '')).split('.')[-1] == 'LabelIssueHook':
+            return hook
+    return None
+
+
 class AnchorDiagnostics:
     """Loads a detector from a config and a checkpoint (or ``'init'``: freshly initialised with
     ``seed``) and dumps per-anchor arrays for training batches (see the module docstring).
@@ -236,6 +244,7 @@ class AnchorDiagnostics:
             hook_cfg = _meta_hook_cfg(cfg)
             if hook_cfg is not None and with_weighter:
                 self._setup_weighter(hook_cfg)
+            self.label_issues = self._label_issue_hook()
         self.method = (type(self.hook.weighter).__name__ if self.hook is not None else
                        'GHMC' if isinstance(self.loss_cls, GHMC) else
                        'CBFocalLoss' if isinstance(self.loss_cls, CBFocalLoss) else 'none')
@@ -262,6 +271,19 @@ class AnchorDiagnostics:
             loader = Runner.build_dataloader(self.hook.clean_dataloader_cfg, seed=self.seed)
             self.clean_iter = itertools.cycle(loader)
         self.head.weighter = _Capture(weighter)
+
+    def _label_issue_hook(self):
+        """The config's LabelIssueHook holding the flags the checkpoint saved, so that the
+        batches carry the labels and marks training gave them at that iteration (without them
+        a LabelIssueWeighter would weigh every anchor alike); None without such a hook or
+        checkpoint."""
+        finder_cfg = _label_issue_hook_cfg(self.cfg)
+        if finder_cfg is None or not self.ckpt:
+            return None
+        finder = HOOKS.build(finder_cfg)
+        finder.bind_dataset(self.train_loader().dataset)
+        finder.load_state(self.ckpt)
+        return finder
 
     def _weighter_batch(self, inputs, samples) -> Dict[str, Tensor]:
         if self.clean_iter is not None:
@@ -320,6 +342,8 @@ class AnchorDiagnostics:
         with DefaultScope.overwrite_default_scope(self.scope):
             data = self.model.data_preprocessor(data, True)
             inputs, samples = data['inputs'], data['data_samples']
+            if self.label_issues is not None:
+                self.label_issues.act_on(samples)
             out = (self._weighter_batch(inputs, samples) if self.hook is not None
                    else self._loss_batch(inputs, samples))
         labels, logits = out['labels'], out['logits'].float()

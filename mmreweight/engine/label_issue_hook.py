@@ -208,8 +208,8 @@ class LabelIssueHook(Hook):
     def _score_iters(self, runner) -> List[int]:
         return sorted({max(1, round(f * runner.max_iters)) for f in self.score_at})
 
-    def before_train(self, runner) -> None:
-        dataset = runner.train_dataloader.dataset
+    def bind_dataset(self, dataset) -> None:
+        """Read the training set's annotation file: the annotations scored and acted on."""
         if not getattr(dataset, 'ann_file', None) or not hasattr(dataset, 'cat_ids'):
             raise ValueError(f'LabelIssueHook needs a COCO-style training set with an ann_file; '
                              f'{type(dataset).__name__} has none (a wrapped dataset such as '
@@ -217,6 +217,9 @@ class LabelIssueHook(Hook):
         self._coco = li.load_coco(dataset.ann_file)
         self._cat_ids = list(dataset.cat_ids)
         self._ann_ids = li.ann_ids_by_image(dataset, self._coco)
+
+    def before_train(self, runner) -> None:
+        self.bind_dataset(runner.train_dataloader.dataset)
         # the checks come first: a misconfigured run fails before any scoring pass
         if self.action == 'ignore':
             check_assigner_ignores(runner.model.module if is_model_wrapper(runner.model)
@@ -322,8 +325,15 @@ class LabelIssueHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if not (self.flags or self.relabels) or data_batch is None:
             return
+        changed = self.act_on(data_batch['data_samples'])
+        runner.message_hub.update_scalar('train/label_issues_changed', changed)
+
+    def act_on(self, data_samples) -> int:
+        """Do to the flagged annotations of ``data_samples`` what training does (``action``,
+        ``relabel_above``), in place; needs :meth:`bind_dataset`. Returns how many annotations
+        it changed."""
         changed = 0
-        for sample in data_batch['data_samples']:
+        for sample in data_samples:
             img_id = sample.metainfo.get('img_id')
             gt = sample.gt_instances
             ann_ids = self._ann_ids.get(img_id)
@@ -355,21 +365,27 @@ class LabelIssueHook(Hook):
                 gt.labels = labels
             else:  # drop
                 sample.gt_instances = _split(gt, hits)[0]
-        runner.message_hub.update_scalar('train/label_issues_changed', changed)
+        return changed
 
     # ------------------------------------------------------------------ state
+    def load_state(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Take the flags, relabels and rounds a checkpoint saved; False if it holds none."""
+        saved = checkpoint.get(CHECKPOINT_KEY)
+        if saved is None:
+            return False
+        self.flags = {int(a): int(label) for a, label in saved['flags']}
+        self.relabels = {int(a): int(label) for a, label in saved.get('relabels', ())}
+        self.rounds = list(saved['rounds'])
+        self._restored = True
+        return True
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = dict(action=self.action, rounds=self.rounds,
                                           flags=sorted(self.flags.items()),
                                           relabels=sorted(self.relabels.items()))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        saved = checkpoint.get(CHECKPOINT_KEY)
-        if saved is not None:
-            self.flags = {int(a): int(label) for a, label in saved['flags']}
-            self.relabels = {int(a): int(label) for a, label in saved.get('relabels', ())}
-            self.rounds = list(saved['rounds'])
-            self._restored = True
+        if self.load_state(checkpoint):
             return
         done = int(checkpoint.get('meta', {}).get('iter', 0))
         # mmengine calls this hook for load_from and resume alike; only a resumed run continues

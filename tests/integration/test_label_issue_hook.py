@@ -1,9 +1,11 @@
 """configs/retinanet_label_issues.py: LabelIssueHook flags what tools/find_label_issues.py flags on
 the same weights, relabels (or drops) exactly those annotations in the later training batches, and
 keeps its flags across a resume."""
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from integration_helpers import REPO, build_runner, find_hook, tiny_cfg
@@ -12,6 +14,7 @@ from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
 from mmreweight.analysis import label_issues as li
+from mmreweight.analysis.diagnostics import AnchorDiagnostics
 from mmreweight.engine.label_issue_hook import LabelIssueHook
 from mmreweight.registry import HOOKS
 from mmreweight.testing.tools import load_tool
@@ -228,8 +231,13 @@ def test_ignore_needs_an_assigner_that_ignores(tmp_path):
         build_runner(cfg).train()
 
 
-def test_flag_marks_the_flagged_boxes_and_the_weighter_drops_their_anchors(tmp_path):
-    runner, hook, given, record = _train(_cfg(tmp_path, action='flag'))  # the recipe's action
+@pytest.fixture(scope='module')
+def flag_trained(tmp_path_factory):
+    return _train(_cfg(tmp_path_factory.mktemp('flag'), action='flag'))  # the recipe's action
+
+
+def test_flag_marks_the_flagged_boxes_and_the_weighter_drops_their_anchors(flag_trained):
+    runner, hook, given, record = flag_trained
     marked = 0
     for (iteration, img_id, labels), marks in zip(record.samples, record.marks):
         assert labels == [label for _, label in given[img_id]]  # labels untouched
@@ -241,6 +249,33 @@ def test_flag_marks_the_flagged_boxes_and_the_weighter_drops_their_anchors(tmp_p
     assert marked > 0
     logged = runner.message_hub.get_scalar('train/label_issue_anchors').data[0]
     assert logged[:SCORED_AT].tolist() == [0] * SCORED_AT and logged[SCORED_AT:].sum() > 0
+
+
+def test_diagnostics_weigh_the_batches_with_the_checkpoints_flags(flag_trained, tmp_path):
+    runner, hook, _, _ = flag_trained
+    assert hook.flags
+    diagnostics = AnchorDiagnostics(runner.cfg, str(Path(runner.work_dir) / f'iter_{ITERS}.pth'))
+    assert diagnostics.label_issues.flags == hook.flags
+    flagged_anchors = 0
+    loader = diagnostics.train_loader()  # infinite (iteration-based training): about an epoch
+    batches = len(loader.dataset) // runner.cfg.train_dataloader.batch_size
+    for data in itertools.islice(loader, batches):
+        ann_ids = [a for s in data['data_samples'] for a in hook._ann_ids[s.metainfo['img_id']]]
+        out = diagnostics.batch(data)
+        pos = out['pos']
+        flagged = np.array([a in hook.flags for a in ann_ids])[out['gt_index'][pos]]
+        # the weighter's weights, as in training: 0 on the flagged annotations' anchors only
+        assert (out['weight'][pos][flagged] == 0).all() and (out['weight'][pos][~flagged] > 0).all()
+        flagged_anchors += int(flagged.sum())
+    assert flagged_anchors > 0
+    # tools/diagnose.py records how many flags its batches were given
+    config = tmp_path / 'config.py'
+    runner.cfg.dump(str(config))
+    load_tool(REPO / 'tools' / 'diagnose.py').main(
+        [str(config), str(Path(runner.work_dir) / f'iter_{ITERS}.pth'), '--out',
+         str(tmp_path / 'diag'), '--batches', '1'])
+    summary = json.loads((tmp_path / 'diag' / 'summary.json').read_text())
+    assert (summary['label_issue_flags'], summary['label_issue_relabels']) == (len(hook.flags), 0)
 
 
 def test_flag_without_the_weighter_is_refused(tmp_path):

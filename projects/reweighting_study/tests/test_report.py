@@ -324,3 +324,19 @@ def test_mentor_curves_from_a_dd_runs_mentor_log_and_dump(study, tmp_path):
                                             torch.full((21, ), 99.0)], 1))
     assert np.allclose(v, expected.numpy(), atol=1e-6)
     assert np.allclose(envelope, np.minimum.accumulate(expected.numpy()), atol=1e-6)
+
+
+def test_label_issue_dumps_without_the_checkpoints_flags_are_left_out(study):
+    from mmreweight.analysis.diagnostics import summarize
+    dump = _dump('LabelIssueWeighter')
+    # tools/diagnose.py records the flags it gave the batches; older dumps lack the keys
+    for method, flags in (('label_issues', dict(label_issue_flags=120, label_issue_relabels=0)),
+                          ('label_issues_margin', {})):
+        _write(study, _result(method, 'uniform40', 0, 0.55, 0.55))
+        folder = study / f'mnist-uniform40-{method}-s0' / 'diagnostics'
+        np.savez(folder / 'diagnostics.npz', **dump)
+        (folder / 'summary.json').write_text(json.dumps(
+            dict(method='LabelIssueWeighter', **summarize(dump), **flags)))
+    md = report.diagnostics_table(report.aggregate(report.load_results(str(study))))
+    assert '| mnist / uniform40 | label_issues (LabelIssueWeighter) |' in md
+    assert 'label_issues_margin' not in md and "without the checkpoint's flags" in md
