@@ -124,13 +124,14 @@ class LabelIssueHook(Hook):
             ``'clean_neighbour_margin'`` (the vote of its nearest clean-subset annotations,
             whose labels are right: the score for class-dependent noise).
         neighbours: the neighbours a neighbour score asks.
-        relabel_above: with ``action`` ``'flag'``, ``'ignore'`` or ``'drop'``, a flagged
-            annotation scoring at least this much at a scoring point gets its suggested label
-            instead and trains as any other; the rest get ``action``. Why: a wrong suggestion
-            turns a flip into another flip, so only the flags the score is surest of are worth
-            relabelling (with ``'clean_neighbour_margin'``, 0.9 asks 19 of 20 clean neighbours
-            to agree); leaving a label out gives up its object's class, relabelling it right
-            gives it back. None (default) relabels nothing.
+        relabel_above: with ``action`` ``'flag'``, ``'ignore'`` or ``'drop'``, a flagged annotation
+            scoring at least this much at a scoring point gets its suggested label instead
+            and trains as any other; the rest get ``action``. Why: a wrong suggestion turns
+            a flip into another flip, so only the flags the score is surest of are worth
+            relabelling (with ``'clean_neighbour_margin'`` and 20 neighbours, 0.9 asks the
+            suggestion to outvote the given label by 18 of the 20); leaving a label out
+            gives up its object's class, relabelling it right gives it back. None (default)
+            relabels nothing.
         clean_dataloader: the clean subset's dataloader config; by default the
             MetaReweightHook's ``clean_dataloader``, else the embedded benchmark's ``meta`` split
             (:func:`~mmreweight.analysis.label_issues.clean_subset_loader_cfg`).
