@@ -11,8 +11,9 @@ REPO = PROJECT.parents[1]
 RECORDS = PROJECT / 'records'
 STUDY_DOCS = REPO / 'docs' / 'study'
 #: the most the records may weigh, in bytes of file content: about 400 runs at 10-15 kB, plus one
-#: diagnostics dump per cell that the figures draw
-MAX_RECORD_BYTES = 8 * 2**20
+#: diagnostics dump per cell that the figures draw (about 7.5 MiB), and the converged study's
+#: about 50 runs with a dump per cell and method (about 4 MiB)
+MAX_RECORD_BYTES = 12 * 2**20
 #: the most one record file may weigh: a diagnostics dump is about 110 kB, a checkpoint megabytes
 MAX_FILE_BYTES = 256 * 2**10
 
