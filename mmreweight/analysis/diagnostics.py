@@ -16,7 +16,8 @@ What "weight" and "loss" are, per method (the weight multiplies the loss in trai
   the class weight.
 * MetaReweightHook weighters (L2RW, Meta-Weight-Net, MentorNet): the weighter's output, called
   by the head itself; loss = the head's per-anchor loss. L2RW gets a fresh clean batch for each
-  training batch, as in training.
+  training batch, as in training. With a LabelIssueHook in the config the batches first get the
+  flags (and relabels) its checkpoint saved, so a LabelIssueWeighter weighs them as in training.
 """
 import itertools
 from typing import Any, Dict, List, Optional
