@@ -468,14 +468,13 @@ def noise_metrics(scored: Mapping[int, Mapping[str, Any]], coco_dict: Mapping[st
     out = ranking_metrics(scores, noisy)
     flagged = np.array([is_flagged(s, threshold) for s in scores])
     hits = flagged & noisy
-    right = [cat_ids[scored[i]['suggested_label']] == anns[i].get('clean_category_id')
-             for i, hit in zip(ids, hits) if hit]
+    suggested = {i: scored[i]['suggested_label'] for i, hit in zip(ids, hits) if hit}
     out.update(flagged=int(flagged.sum()),
                flagged_precision=float(hits.sum() / flagged.sum()) if flagged.any() else math.nan,
                flagged_recall=float(hits.sum() / noisy.sum()) if noisy.any() else math.nan,
                clean_flagged_fraction=(float((flagged & ~noisy).sum() / (~noisy).sum())
                                        if (~noisy).any() else math.nan),
-               suggestion_accuracy=float(np.mean(right)) if right else math.nan)
+               suggestion_accuracy=label_accuracy(suggested, coco_dict, cat_ids))
     return out
 
 
@@ -487,7 +486,7 @@ def label_accuracy(labels: Mapping[int, int], coco_dict: Mapping[str, Any],
     if not labels:
         return math.nan
     anns = {a['id']: a for a in coco_dict['annotations']}
-    return float(np.mean([cat_ids[label] == anns[a]['clean_category_id']
+    return float(np.mean([cat_ids[label] == anns[a].get('clean_category_id')
                           for a, label in labels.items()]))
 
 
