@@ -1,0 +1,69 @@
+"""A control for L2RW: positive anchors dropped at random, at the share L2RW drops.
+
+L2RW (``configs/retinanet_l2rw.py``) gives weight 0 to about half the positive anchors of every
+batch, the ones whose loss gradient points away from the clean batch's, and scales the rest to
+mean one. :class:`RandomPositiveDropWeighter` drops the same share of the valid foreground anchors
+uniformly at random and scales the rest the same way (background anchors keep weight 1). Trained
+side by side with L2RW and focal loss, it tells whether dropping positives by itself explains a
+gap between them, or which positives L2RW drops does.
+
+Registered into mmreweight's registry; a config loads it with
+``custom_imports = dict(imports=['projects.reweighting_study.reweighting_study.random_drop'])``
+(the repository root on ``sys.path``, as ``tools/train.py`` puts it).
+"""
+from typing import Dict, Optional
+
+import torch
+from mmengine.dist import get_rank
+from torch import Tensor
+
+from mmreweight.registry import MODELS
+from mmreweight.weighting.base import AnchorLossContext, AnchorWeighter, down_weight_foreground
+
+
+@MODELS.register_module()
+class RandomPositiveDropWeighter(AnchorWeighter):
+    """Weight 0 on a random ``drop_rate`` share of the valid foreground anchors, mean one over them.
+
+    Args:
+        drop_rate: probability that a valid foreground anchor is dropped, in [0, 1).
+        seed: seed of the masks; None (default) takes ``torch.initial_seed()`` when built, which
+            is the run's ``randomness.seed`` once mmengine's runner has set it.
+
+    Each batch's mask is drawn from a generator seeded with (seed, rank, training progress), so a
+    resumed run draws the masks an uninterrupted one would, and the masks use none of the global
+    random stream the rest of training draws from.
+    """
+
+    def __init__(self, drop_rate: float, seed: Optional[int] = None) -> None:
+        super().__init__()
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ValueError(f'drop_rate must be in [0, 1) (1 would drop every positive), '
+                             f'got {drop_rate!r}')
+        self.drop_rate = float(drop_rate)
+        self.seed = torch.initial_seed() if seed is None else int(seed)
+        self._dropped = 0.0
+
+    def batch_seed(self, progress: float) -> int:
+        """The mask generator's seed for the batch at ``progress`` on this rank. Python hashes
+        tuples of numbers the same in every process (only str and bytes hashes are salted)."""
+        return hash((self.seed, get_rank(), float(progress))) & 0x7FFF_FFFF_FFFF_FFFF
+
+    def forward(self, ctx: AnchorLossContext) -> Tensor:
+        generator = torch.Generator().manual_seed(self.batch_seed(ctx.progress))
+        drop = torch.rand(ctx.labels.shape, generator=generator) < self.drop_rate
+        drop = drop.to(ctx.labels.device)
+        weighted = ctx.valid & ctx.foreground
+        count = int(weighted.sum())
+        self._dropped = float((drop & weighted).sum()) / count if count else float('nan')
+        return down_weight_foreground(ctx, drop, 0.0)
+
+    def log_scalars(self) -> Dict[str, float]:
+        """The share of the last batch's valid foreground anchors that got weight 0."""
+        return dict(random_drop_frac=self._dropped)
+
+    def extra_repr(self) -> str:
+        return f'drop_rate={self.drop_rate}, seed={self.seed}'
+
+
+__all__ = ['RandomPositiveDropWeighter']

@@ -1,0 +1,105 @@
+"""RandomPositiveDropWeighter (the L2RW control) against masks and weights worked out by hand."""
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmreweight.registry import MODELS
+from mmreweight.weighting.base import AnchorLossContext
+from reweighting_study import plan
+
+REPO = Path(__file__).resolve().parents[3]
+# the name the config imports it by: a second import under another name would register it twice
+random_drop = importlib.import_module('projects.reweighting_study.reweighting_study.random_drop')
+RandomPositiveDropWeighter = random_drop.RandomPositiveDropWeighter
+C = 3  # foreground classes; label C = background
+
+
+def make_ctx(labels, label_weights=None, progress=0.25):
+    labels = torch.as_tensor(labels)
+    lw = torch.ones(len(labels)) if label_weights is None else torch.as_tensor(label_weights)
+    return AnchorLossContext(loss=torch.rand(len(labels)), logits=torch.zeros(len(labels), C),
+                             labels=labels, label_weights=lw, num_classes=C,
+                             avg_factor=float((labels < C).sum()), progress=progress)
+
+
+def expected_drop_mask(weighter, ctx):
+    """The mask by the documented recipe: uniforms from a generator seeded with the batch seed."""
+    generator = torch.Generator().manual_seed(weighter.batch_seed(ctx.progress))
+    return torch.rand(ctx.labels.shape, generator=generator) < weighter.drop_rate
+
+
+def test_weights_by_hand():
+    # anchors: bg, fg, fg, ignored fg, fg, bg, fg, fg (ignored anchors weigh 0 whatever is drawn)
+    labels, lw = [C, 0, 1, 2, 0, C, 1, 2], [1., 1., 1., 0., 1., 1., 1., 1.]
+    weighter = RandomPositiveDropWeighter(drop_rate=0.5, seed=3)
+    ctx = make_ctx(labels, lw)
+    drop = expected_drop_mask(weighter, ctx).tolist()
+    kept = [i for i in (1, 2, 4, 6, 7) if not drop[i]]
+    assert 0 < len(kept) < 5, 'pick a seed whose mask keeps some positives and drops some'
+    expected = [0.] * 8
+    expected[0] = expected[5] = 1.  # background
+    for i in kept:
+        expected[i] = 5 / len(kept)  # mean one over the 5 valid foreground anchors
+    assert weighter(ctx).tolist() == pytest.approx(expected)
+    assert weighter.log_scalars() == dict(random_drop_frac=pytest.approx(1 - len(kept) / 5))
+
+
+def test_drops_about_its_rate_and_keeps_the_mean():
+    labels = torch.randint(0, C, (20000, ))
+    weighter = RandomPositiveDropWeighter(drop_rate=0.52, seed=0)
+    w = weighter(make_ctx(labels))
+    assert (w == 0).float().mean().item() == pytest.approx(0.52, abs=0.015)  # 2σ ≈ 0.007
+    assert w.mean().item() == pytest.approx(1.0)
+
+
+def test_same_batch_same_mask_so_a_resumed_run_draws_the_same():
+    labels = torch.randint(0, C, (500, ))
+    first = RandomPositiveDropWeighter(drop_rate=0.5, seed=7)(make_ctx(labels, progress=0.4))
+    again = RandomPositiveDropWeighter(drop_rate=0.5, seed=7)(make_ctx(labels, progress=0.4))
+    assert torch.equal(first, again)
+    for other in (RandomPositiveDropWeighter(drop_rate=0.5, seed=7)(make_ctx(labels, progress=0.41)),
+                  RandomPositiveDropWeighter(drop_rate=0.5, seed=8)(make_ctx(labels, progress=0.4))):
+        assert not torch.equal(first == 0, other == 0)
+
+
+def test_leaves_the_global_random_stream_alone():
+    ctx = make_ctx(torch.arange(50) % (C + 1))
+    torch.manual_seed(11)
+    expected = torch.rand(4)
+    torch.manual_seed(11)
+    RandomPositiveDropWeighter(drop_rate=0.5, seed=1)(ctx)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_seed_defaults_to_the_runs_seed():
+    torch.manual_seed(1234)
+    assert RandomPositiveDropWeighter(drop_rate=0.5).seed == 1234
+
+
+def test_no_positives_leaves_the_background():
+    weighter = RandomPositiveDropWeighter(drop_rate=0.5, seed=0)
+    assert weighter(make_ctx([C, C, C], [1., 0., 1.])).tolist() == [1., 0., 1.]
+
+
+@pytest.mark.parametrize('rate', [-0.1, 1.0, float('nan')])
+def test_bad_rate_is_a_clear_error(rate):
+    with pytest.raises(ValueError, match=r'drop_rate must be in \[0, 1\)'):
+        RandomPositiveDropWeighter(drop_rate=rate)
+
+
+def test_config_is_focal_plus_the_control_and_builds_it():
+    assert 'random_drop' in plan.VARIANTS and 'random_drop' not in plan.ORACLES
+    focal, control = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                      for m in ('focal', 'random_drop'))
+    (hook, ) = control.pop('custom_hooks')
+    weighter = MODELS.build(hook['weighter'])
+    assert isinstance(weighter, RandomPositiveDropWeighter) and weighter.drop_rate == 0.52
+    assert control['model']['bbox_head'].pop('type') == 'mmreweight.ReweightRetinaHead'
+    assert focal['model']['bbox_head'].pop('type') == 'RetinaHead'
+    assert control.pop('custom_imports')['imports'] == ['mmreweight', random_drop.__name__]
+    focal.pop('custom_imports')
+    focal.pop('custom_hooks', None)
+    assert control == focal
