@@ -84,6 +84,10 @@ STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal
 ORACLES = ('noise_oracle', 'noise_oracle_burn_in', 'noise_oracle_soft')
+#: the methods of the converged schedule's noise cells (docs/study/converged): the README's
+#: results table takes a noise cell from those records once each of these has every seed there
+CONVERGED_METHODS = ('focal', 'label_issues', 'mentornet_dd_blind', 'l2rw', 'mwnet',
+                     'noise_oracle')
 #: the methods whose box loss is GHM-R (their GHM-R bins are profiled before and after training)
 GHMR_METHODS = ('ghm', 'ghm_paper', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', 'ghm_half',
                 'ghm_double', 'ghm_alpha10', 'ghm_alpha15', 'ghm_alpha35', 'ghm_warmup1000',

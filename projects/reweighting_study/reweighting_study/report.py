@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .plan import (CONDITIONS, GHMR_METHODS, MENTOR_DD_METHODS, METHODS, ORACLES, SOURCES,
-                   STUDY_FILE, STUDY_METHODS)
+from .plan import (CONDITIONS, CONVERGED_METHODS, DEFAULT_NUM_SEEDS, GHMR_METHODS,
+                   MENTOR_DD_METHODS, METHODS, ORACLES, SOURCES, STUDY_FILE, STUDY_METHODS)
 from .records import log_digest, logged_scalars, run_machine
 
 METRICS = ('mAP', 'AP50', 'rare_AP')
@@ -790,50 +790,78 @@ def best_method(table, source: str, condition: str, metric: str = 'mAP', ckpt: s
     return rows[0] if rows else None  # sorted by difference, best first
 
 
-def readme_table(table, ckpt: str = 'best') -> str:
+def complete_cells(table, methods: Sequence[str] = CONVERGED_METHODS,
+                   seeds: int = DEFAULT_NUM_SEEDS) -> List[Tuple[str, str]]:
+    """The (source, condition) cells of ``table`` where each of ``methods`` has ``seeds`` seeds
+    or more."""
+    cells = {(k[0], k[1]) for k in table}
+    return sorted(c for c in cells if all(len(table.get((*c, m), {}).get('seeds', ())) >= seeds
+                                          for m in methods))
+
+
+def _iterations(cell) -> str:
+    """The training iterations of a cell's runs, in thousands (3000 -> '3k')."""
+    iters = {r['settings']['iters'] for r in cell['runs']}
+    return '/'.join(f'{i / 1000:g}k' for i in sorted(iters))
+
+
+def readme_table(table, ckpt: str = 'best', converged=None) -> str:
     """One row per (source, condition): focal's test mAP and the best study method's, its
     difference and whether it is beyond 2σ; on long-tailed conditions the same for the mean AP of
-    the three rarest classes."""
-    md = ['| data | condition | focal mAP | best method (mAP) | Δ mAP (2σ) | '
+    the three rarest classes. A cell that ``converged`` (the converged schedule's table) holds
+    complete (:func:`complete_cells`) comes from there, among the methods it ran."""
+    md = ['| data | condition | iters | focal mAP | best method (mAP) | Δ mAP (2σ) | '
           'long tail: focal rare-3 AP | best method (rare-3 AP) | Δ rare-3 AP (2σ) |',
-          '|---|---|---|---|---|---|---|---|']
+          '|---|---|---|---|---|---|---|---|---|']
+    longer = set(complete_cells(converged)) if converged else set()
     for source in _order({k[0] for k in table}, SOURCES):
         for condition in _order({k[1] for k in table if k[0] == source}, CONDITIONS):
-            focal = table.get((source, condition, 'focal'))
+            cells_of = converged if (source, condition) in longer else table
+            focal = cells_of.get((source, condition, 'focal'))
             if focal is None:
                 continue
-            cells = [source, condition, fmt(focal[ckpt]['mAP'])]
+            cells = [source, condition, _iterations(focal), fmt(focal[ckpt]['mAP'])]
             metrics = ('mAP', 'rare_AP') if condition in LONG_TAIL else ('mAP', )
             for metric in metrics:
-                row = best_method(table, source, condition, metric, ckpt)
+                row = best_method(cells_of, source, condition, metric, ckpt)
                 if metric == 'rare_AP':
                     cells.append(fmt(focal[ckpt][metric]))
                 if row is None:
                     cells += ['–', '–']
                     continue
-                mean = table[(source, condition, row['method'])][ckpt][metric][0]
+                mean = cells_of[(source, condition, row['method'])][ckpt][metric][0]
                 mark = '**' if row['verdict'] == 'beats focal' else ''
                 across = ' ‡' if len(row['machines']) > 1 else ''
                 cells += [f'{mark}{row["method"]}{mark} ({mean:.3f})',
                           f'{row["diff"] * 100:+.1f} ({row["threshold"] * 100:.1f}){across}']
-            cells += [''] * (8 - len(cells))
+            cells += [''] * (9 - len(cells))
             md.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(md)
 
 
-def readme_summary(table, report_dir: str, readme_dir: str) -> str:
+def readme_summary(table, report_dir: str, readme_dir: str, converged=None,
+                   converged_dir: Optional[str] = None) -> str:
     """What the project README shows of the study: :func:`readme_table` and a link to the full
-    report (relative to ``readme_dir``)."""
+    report (relative to ``readme_dir``), and to ``converged_dir``'s report when rows come from
+    the ``converged`` table."""
     rel = os.path.relpath(report_dir, readme_dir)
     ckpt = 'best'
-    return '\n'.join([
-        readme_table(table, ckpt), '',
+    longer = complete_cells(converged) if converged else []
+    text = [
+        readme_table(table, ckpt, converged), '',
         f'Test COCO mAP ({ckpt} checkpoint by val mAP), mean over seeds; Δ in points (×100) '
         'against focal, with twice the larger seed-to-seed std; **bold**: beyond it. "Best '
         'method" is the highest mean among the study\'s methods '
-        f'({", ".join(m for m in STUDY_METHODS if m != "focal")}). ‡: runs from more than one '
-        'machine, on which the same run differs by up to 2 mAP (one-machine verdicts: the note). '
-        f'Every method, condition and checkpoint: [the study]({rel}/README.md).'])
+        f'({", ".join(m for m in STUDY_METHODS if m != "focal")})']
+    if longer:
+        ran = [m for m in CONVERGED_METHODS if m in STUDY_METHODS and m != 'focal']
+        link = os.path.relpath(converged_dir, readme_dir) if converged_dir else None
+        where = f' ([converged schedule]({link}/README.md))' if link else ''
+        text[-1] += (f'; at the longer schedule{where} among those it ran ({", ".join(ran)})')
+    text[-1] += ('. ‡: runs from more than one machine, on which the same run differs by up to '
+                 '2 mAP (one-machine verdicts: the note). Every method, condition and '
+                 f'checkpoint: [the study]({rel}/README.md).')
+    return '\n'.join(text)
 
 
 def update_readme(readme: str, section: str, markers: Tuple[str, str] = (README_BEGIN, README_END)
@@ -897,10 +925,12 @@ Section = Callable[[Sequence[Dict[str, Any]], Dict[Key, Dict[str, Any]]],
 
 def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                  note: str = '', study_iters: Sequence[int] = (),
-                 readme: Optional[str] = None, sections: Sequence[Section] = ()) -> str:
+                 readme: Optional[str] = None, sections: Sequence[Section] = (),
+                 converged: Optional[Tuple[str, str]] = None) -> str:
     """Write ``out_dir/README.md`` and its figures; with ``readme``, also refresh the study block
     of that file (see :func:`update_readme`) and the blocks of the ``sections``, whose markdown
-    goes before the cost."""
+    goes before the cost. ``converged`` (a study directory at a longer schedule, and its report
+    folder) gives the README's table the noise cells it holds complete."""
     results = load_results(study_dir)
     if not results:
         raise FileNotFoundError(f'no result.json under {study_dir}')
@@ -1025,8 +1055,9 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     with open(path, 'w') as f:
         f.write('\n'.join(md))
     if readme is not None:
+        longer = aggregate(load_results(converged[0])) if converged else None
         update_readme(readme, readme_summary(table, out_dir, os.path.dirname(
-            os.path.abspath(readme))))
+            os.path.abspath(readme)), longer, converged[1] if converged else None))
         for markers, block in readme_blocks.items():
             update_readme(readme, block, markers)
     return path
@@ -1034,4 +1065,5 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
 
 __all__ = ['load_results', 'aggregate', 'mean_std', 'results_table', 'compare_to_focal',
            'gap_recovery', 'weight_log_table', 'cost_by_method', 'extrapolate', 'best_method',
-           'readme_table', 'readme_summary', 'update_readme', 'draw_figures', 'write_report']
+           'complete_cells', 'readme_table', 'readme_summary', 'update_readme', 'draw_figures',
+           'write_report']

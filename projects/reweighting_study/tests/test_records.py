@@ -1,4 +1,5 @@
-"""The committed run records: light, and enough to regenerate the committed study report."""
+"""The committed run records: light, and enough to regenerate the committed study reports and the
+README's results blocks."""
 import shutil
 import subprocess
 import sys
@@ -50,15 +51,23 @@ REPORTS = {
 @pytest.mark.parametrize('name', REPORTS)
 def test_a_committed_study_report_regenerates_from_its_records(tmp_path, name):
     records, docs, note, figures, options = REPORTS[name]
+    out = tmp_path / docs.relative_to(REPO)  # the repository's layout, for the README's links
+    out.mkdir(parents=True)
     # the figures drawn from dumps that some older records never held are kept from the
     # committed report, as in the docs folder itself
     for png in docs.glob('*.png'):
-        shutil.copy2(png, tmp_path)
-    drawn_before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.png')}
+        shutil.copy2(png, out)
+    drawn_before = {p.name: p.stat().st_mtime_ns for p in out.glob('*.png')}
+    if name == 'study':  # the study also writes the README's results blocks
+        shutil.copy2(REPO / 'README.md', tmp_path)
+        options = ['--readme', str(tmp_path / 'README.md'), '--converged',
+                   str(RECORDS / 'converged'), '--converged-report', str(out / 'converged')]
     subprocess.run([sys.executable, str(PROJECT / 'tools' / 'study_report.py'), str(records),
-                    '--out', str(tmp_path), '--note-file', str(docs / note), *options],
+                    '--out', str(out), '--note-file', str(docs / note), *options],
                    check=True, capture_output=True, cwd=REPO)
-    assert (tmp_path / 'README.md').read_text() == (docs / 'README.md').read_text()
-    redrawn = {p.name for p in tmp_path.glob('*.png')
+    assert (out / 'README.md').read_text() == (docs / 'README.md').read_text()
+    if name == 'study':
+        assert (tmp_path / 'README.md').read_text() == (REPO / 'README.md').read_text()
+    redrawn = {p.name for p in out.glob('*.png')
                if p.stat().st_mtime_ns != drawn_before.get(p.name)}
     assert figures <= redrawn

@@ -212,9 +212,9 @@ def test_report_refreshes_the_readme_block(study, tmp_path):
     block = text[text.index(report.README_BEGIN):text.index(report.README_END)]
     # focal and the best method with at least two seeds (not l2rw's one 0.9 run), its lead in
     # points and twice the larger std, bold when beyond it
-    assert '| mnist | uniform40 | 0.510 ± 0.010 | **ghm** (0.610) | +10.0 (2.0) |' in block
-    assert '| mnist | clean | 0.610 ± 0.010 | – | – |' in block
-    assert '| mnist | lt50 | 0.400 | – | – | 0.050 | – | – |' in block
+    assert '| mnist | uniform40 | 0.6k | 0.510 ± 0.010 | **ghm** (0.610) | +10.0 (2.0) |' in block
+    assert '| mnist | clean | 0.6k | 0.610 ± 0.010 | – | – |' in block
+    assert '| mnist | lt50 | 0.6k | 0.400 | – | – | 0.050 | – | – |' in block
     assert '](docs/study/README.md)' in block
     # refreshing twice gives the same file; a README without the block is an error
     report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme))
@@ -223,6 +223,39 @@ def test_report_refreshes_the_readme_block(study, tmp_path):
     with pytest.raises(ValueError, match='study-report:begin'):
         report.write_report(str(study), str(tmp_path / 'docs' / 'study'),
                             readme=str(tmp_path / 'plain.md'))
+
+
+def test_readme_rows_from_a_longer_schedule_once_its_cell_is_complete(study, tmp_path):
+    """A noise cell of the converged records replaces the README row once every converged
+    method has every seed there, and the caption names the methods it ran and links its report."""
+    longer = tmp_path / 'converged'
+    means = dict(focal=0.70, label_issues=0.85, mentornet_dd_blind=0.72, l2rw=0.74, mwnet=0.69,
+                 noise_oracle=0.88)
+    for seed, jitter in enumerate((-0.01, 0.0, 0.01)):
+        for method, m in means.items():
+            if method == 'mwnet' and seed == 2:
+                continue  # the cell is not complete yet
+            _write(longer, _result(method, 'uniform40', seed, m + jitter, m, iters=2400))
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'{report.README_BEGIN}\n{report.README_END}\n')
+
+    def block():
+        report.write_report(str(study), str(tmp_path / 'docs' / 'study'), readme=str(readme),
+                            converged=(str(longer), str(tmp_path / 'docs' / 'study' / 'long')))
+        return readme.read_text()
+
+    text = block()
+    assert '| mnist | uniform40 | 0.6k | 0.510 ± 0.010 | **ghm** (0.610) |' in text
+    assert 'longer schedule' not in text
+    _write(longer, _result('mwnet', 'uniform40', 2, 0.70, 0.69, iters=2400))
+    text = block()
+    # focal 0.70 ± 0.01 and the best study method among label_issues, l2rw, mwnet: label_issues
+    # (0.85 ± 0.01), beyond 2σ = 2.0; the oracle and DD-blind are not candidates
+    assert '| mnist | uniform40 | 2.4k | 0.700 ± 0.010 | **label_issues** (0.850) | +15.0 (2.0) |' \
+        in text
+    assert '| mnist | clean | 0.6k | 0.610 ± 0.010 |' in text  # not a cell of the longer study
+    assert ('at the longer schedule ([converged schedule](docs/study/long/README.md)) among those '
+            'it ran (label_issues, l2rw, mwnet)') in text
 
 
 def test_comparisons_across_machines_are_marked(study, tmp_path):

@@ -3,6 +3,8 @@
     python tools/study_report.py work_dirs/study                        # -> docs/study/
     python tools/study_report.py work_dirs/study_pilot --title "Pilot" --note "1 seed ..."
     python tools/study_report.py work_dirs/study --readme   # also the block in ./README.md
+    python tools/study_report.py work_dirs/study --readme --converged   # its noise rows from the
+                                                                # converged records where complete
 
 Tables of mean ± std over seeds (mAP, AP50, rare-class AP on long-tailed conditions; best and
 last checkpoint), which methods beat focal loss by more than twice the seed-to-seed std, the
@@ -36,6 +38,11 @@ def main(argv=None):
     p.add_argument('--finders', default=os.path.join(_PROJECT, 'records', 'finders'),
                    help='records of tools/compare_finders.py (<cell>.json) for the label-issue '
                         'section')
+    p.add_argument('--converged', nargs='?', const=os.path.join(_PROJECT, 'records', 'converged'),
+                   help="with --readme: the noise cells this study directory at a longer schedule "
+                        'holds complete replace the README rows (default: the converged records)')
+    p.add_argument('--converged-report', help='the report folder of --converged (default: '
+                   '<out>/converged)')
     p.add_argument('--cost-iters', type=int, nargs='*', default=[],
                    help='also extrapolate the full study\'s cost to these schedules')
     args = p.parse_args(argv)
@@ -43,9 +50,14 @@ def main(argv=None):
     if args.note_file:
         with open(args.note_file) as f:
             note = '\n\n'.join(filter(None, [note, f.read().strip()]))
+    converged = None
+    if args.converged:
+        converged = (args.converged,
+                     args.converged_report or os.path.join(args.out, 'converged'))
     path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters, args.readme,
                         sections=[functools.partial(label_issue_report.report_section,
-                                                    finders_dir=args.finders)])
+                                                    finders_dir=args.finders)],
+                        converged=converged)
     print(f'wrote {path}')
 
 
