@@ -1,5 +1,5 @@
 """Matplotlib figures of the study and of the per-anchor diagnostics (written to files)."""
-from typing import List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import matplotlib
 
@@ -166,6 +166,13 @@ def save(fig, path: str) -> str:
     return path
 
 
+def colours(names: Sequence[str]) -> Dict[str, Any]:
+    """One colour per name, in order (tab10, then tab20's lighter shades): the same series keeps
+    its colour across the panels of a figure."""
+    palette = list(plt.get_cmap('tab10').colors) + list(plt.get_cmap('tab20').colors[1::2])
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
 def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
     """A figure with ``n`` axes in rows of ``ncols`` (unused axes hidden); (fig, flat axes)."""
     ncols = max(1, min(ncols, n))
@@ -179,7 +186,7 @@ def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
 
 
 __all__ = ['weight_vs_loss', 'gradient_density', 'ghm_density_figure', 'class_weights', 'grouped_bars', 'mentor_curve',
-           'save', 'subplots', 'label_issue_gallery']
+           'save', 'subplots', 'colours', 'label_issue_gallery']
 
 
 def label_issue_gallery(crops: Sequence[Tuple[np.ndarray, Sequence[float], str]], path: str,

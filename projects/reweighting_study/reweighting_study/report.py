@@ -318,25 +318,59 @@ def run_val_curve(run: Dict[str, Any]) -> List[Tuple[int, float]]:
     return [tuple(p) for p in curve]
 
 
+def mean_val_curve(cell) -> Tuple[List[Tuple[int, float]], int]:
+    """A cell's val mAP curve averaged over its seeds whose validations fall at the same
+    iterations as the first seed's (all of them in a finished study), and how many seeds that
+    is; ([], 0) when no run has a curve."""
+    curves = [run_val_curve(r) for r in sorted(cell['runs'], key=lambda r: r['seed'])]
+    curves = [c for c in curves if c]
+    if not curves:
+        return [], 0
+    iters = [it for it, _ in curves[0]]
+    same = [c for c in curves if [it for it, _ in c] == iters]
+    return [(it, statistics.fmean(c[i][1] for c in same)) for i, it in enumerate(iters)], len(same)
+
+
+#: the most methods the val-curve figure draws; past it, the study's methods and the oracles only
+MAX_CURVE_METHODS = 12
+
+
+def curve_methods(table) -> List[str]:
+    """The methods :func:`figure_val_curves` draws: all of them, or when there are more than
+    :data:`MAX_CURVE_METHODS`, the study's methods and the oracles (not the variants)."""
+    methods = _order({k[2] for k in table}, METHODS)
+    if len(methods) > MAX_CURVE_METHODS:
+        methods = [m for m in methods if m in STUDY_METHODS or m in ORACLES]
+    return methods
+
+
 def figure_val_curves(table, out_dir: str) -> Optional[str]:
-    """Val mAP against iteration, one panel per (source, condition), a line per method (first
-    seed): whether the schedule is long enough for the methods to converge."""
+    """Val mAP against iteration, one panel per (source, condition), a line per method of
+    :func:`curve_methods` (the mean over its seeds; one colour per method, named in the last
+    panel): whether the schedule is long enough for the methods to converge, and where they
+    part."""
     from mmreweight.analysis import plots
     panels = sorted({k[:2] for k in table}, key=lambda k: (
         _order([k[0]], SOURCES), list(CONDITIONS).index(k[1]) if k[1] in CONDITIONS else 99))
     if not panels:
         return None
-    fig, axes = plots.subplots(len(panels), ncols=3)
+    methods = curve_methods(table)
+    colours = plots.colours(methods)
+    fig, axes = plots.subplots(len(panels) + 1, ncols=3)
     for ax, (source, condition) in zip(axes, panels):
-        for method in METHODS:
-            run = _first_seed(table, (source, condition, method))
-            curve = run_val_curve(run) if run else []
+        for method in methods:
+            cell = table.get((source, condition, method))
+            curve, _ = mean_val_curve(cell) if cell else ([], 0)
             if curve:
-                ax.plot(*zip(*curve), marker='o', ms=3, label=method)
+                ax.plot(*zip(*curve), marker='o', ms=3, color=colours[method])
         ax.set_xlabel('iteration')
         ax.set_ylabel('val COCO mAP')
         ax.set_title(f'{source} / {condition}', fontsize=9)
-    axes[0].legend(fontsize=7)
+    key = axes[-1]
+    key.axis('off')
+    key.legend(handles=[key.plot([], [], marker='o', ms=3, color=colours[m], label=m)[0]
+                        for m in methods], loc='center', fontsize=7,
+               ncol=1 + len(methods) // 10, title='method', title_fontsize=8)
     return plots.save(fig, os.path.join(out_dir, 'val_map_curves.png'))
 
 
@@ -975,8 +1009,9 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
                '(the study\'s target for the meta methods is >= 80%):', '', recovery]
     md += ['', '![test mAP per method and condition](map_by_method.png)', '']
     if figures['curves']:
-        md += ['Val mAP during training (first seed; a validation without any detection counts '
-               'as 0):', '', '![val mAP during training](val_map_curves.png)', '']
+        left_out = len({k[2] for k in table}) - len(curve_methods(table))
+        md += ['Val mAP during training (mean over seeds; a validation without any detection counts '
+               'as 0' + (f'; the {left_out} variants left out' if left_out else '') + '):', '', '![val mAP during training](val_map_curves.png)', '']
     memorisation = memorisation_text(memorisation_table(table))
     if memorisation:
         md += ['## Does focal loss fit the wrong labels within the schedule?', '',

@@ -373,3 +373,23 @@ def test_label_issue_dumps_without_the_checkpoints_flags_are_left_out(study):
     md = report.diagnostics_table(report.aggregate(report.load_results(str(study))))
     assert '| mnist / uniform40 | label_issues (LabelIssueWeighter) |' in md
     assert 'label_issues_margin' not in md and "without the checkpoint's flags" in md
+
+
+def test_val_curves_are_the_mean_over_seeds_with_the_same_validations():
+    runs = [dict(seed=s, val_curve=c) for s, c in
+            ((2, [[300, 0.2], [600, 0.5]]), (0, [[300, 0.4], [600, 0.7]]),
+             (1, [[250, 0.9], [600, 0.9]]))]  # seed 1 validated elsewhere: left out
+    curve, seeds = report.mean_val_curve(dict(runs=runs))
+    assert seeds == 2
+    assert curve == [(300, pytest.approx(0.3)), (600, pytest.approx(0.6))]
+    assert report.mean_val_curve(dict(runs=[dict(seed=0, val_curve=[])])) == ([], 0)
+
+
+def test_val_curve_figure_leaves_the_variants_out_past_its_limit():
+    table = {('mnist', 'uniform40', m): {} for m in ('focal', 'l2rw', 'noise_oracle', 'ghm_l1')}
+    assert report.curve_methods(table) == ['focal', 'ghm_l1', 'l2rw', 'noise_oracle']  # the plan's order
+    variants = [m for m in report.METHODS if m not in report.STUDY_METHODS][:12]
+    table.update({('mnist', 'clean', m): {} for m in variants})
+    kept = report.curve_methods(table)
+    assert 'focal' in kept and 'noise_oracle' in kept and 'ghm_l1' not in kept
+    assert set(kept) <= set(report.STUDY_METHODS) | set(report.ORACLES)
