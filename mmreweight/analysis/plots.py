@@ -185,8 +185,8 @@ def subplots(n: int, ncols: int = 3, size: Tuple[float, float] = (4.2, 3.4)):
     return fig, flat[:n]
 
 
-__all__ = ['weight_vs_loss', 'gradient_density', 'ghm_density_figure', 'class_weights', 'grouped_bars', 'mentor_curve',
-           'save', 'subplots', 'colours', 'label_issue_gallery']
+__all__ = ['weight_vs_loss', 'gradient_density', 'ghm_density_figure', 'class_weights',
+           'grouped_bars', 'mentor_curve', 'save', 'subplots', 'colours', 'label_issue_gallery']
 
 
 def label_issue_gallery(crops: Sequence[Tuple[np.ndarray, Sequence[float], str]], path: str,

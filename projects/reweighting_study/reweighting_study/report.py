@@ -188,6 +188,69 @@ def gap_text(recovery, ckpt: str = 'best') -> str:
     return '\n'.join(lines)
 
 
+def _verdict_cell(row: Optional[Dict[str, Any]]) -> str:
+    """A method's difference to focal in points (×100) with 2σ, bold beyond it, ‡ across
+    machines; '–' without one."""
+    if row is None:
+        return '–'
+    if row['threshold'] is None:
+        return f'{row["diff"] * 100:+.1f} (1 seed)'
+    mark = '**' if row['verdict'] == 'beats focal' else ''
+    across = ' ‡' if len(row['machines']) > 1 else ''
+    return f'{mark}{row["diff"] * 100:+.1f}{mark} ({row["threshold"] * 100:.1f}){across}'
+
+
+def regime_table(table, early) -> str:
+    """Per noisy cell of ``table`` (a longer schedule), each method against focal beside the same
+    at the ``early`` table's schedule: the difference in points with 2σ on the best and last
+    checkpoints, and the share of focal's clean-vs-noisy gap recovered (best checkpoints)."""
+    iters = {r['settings']['iters'] for c in table.values() for r in c['runs']}
+    early_iters = {r['settings']['iters'] for c in early.values() for r in c['runs']}
+    now, then = ('/'.join(f'{i:,}' for i in sorted(x)) for x in (iters, early_iters))
+    md = [f'| data | condition | method | seeds, {now} / {then} | Δ best (2σ), {now} | '
+          f'Δ last (2σ), {now} | '
+          f'gap recovered, {now} | Δ best (2σ), {then} | gap recovered, {then} |',
+          '|---|---|---|---|---|---|---|---|---|']
+    rows = {}
+    for name, t in (('best', table), ('last', table), ('early', early)):
+        ckpt = 'last' if name == 'last' else 'best'
+        rows[name] = {(*cell, r['method']): r
+                      for cell, rs in compare_to_focal(t, 'mAP', ckpt).items() for r in rs}
+    gaps = {name: {(*cell, m): share for cell, e in gap_recovery(t).items()
+                   for m, share in e['methods'].items()}
+            for name, t in (('now', table), ('early', early))}
+    for source in _order({k[0] for k in table}, SOURCES):
+        for condition in _order({k[1] for k in table if k[0] == source}, CONDITIONS):
+            if condition not in NOISY:
+                continue
+            for method in _order({k[2] for k in table if k[:2] == (source, condition)},
+                                 METHODS):
+                key = (source, condition, method)
+                if method == 'focal':
+                    continue
+                share = [f'{round(100 * g[key]) + 0}%' if key in g else '–'  # no '-0%'
+                         for g in (gaps['now'], gaps['early'])]
+                seeds = [len(t[key]['seeds']) if key in t else 0 for t in (table, early)]
+                md.append(f'| {source} | {condition} | {_named(method)} | '
+                          f'{seeds[0]} / {seeds[1]} | {_verdict_cell(rows["best"].get(key))} | '
+                          f'{_verdict_cell(rows["last"].get(key))} | {share[0]} | '
+                          f'{_verdict_cell(rows["early"].get(key))} | {share[1]} |')
+    return '\n'.join(md)
+
+
+def regime_section(results, table, early_dir: str) -> Tuple[List[str], Dict]:
+    """A report section (see :data:`Section`): :func:`regime_table` against the study directory
+    ``early_dir`` at the shorter schedule."""
+    early = aggregate(load_results(early_dir))
+    return ['## Against the early-learning regime', '',
+            'Each method against focal loss at this schedule and, beside it, at the study\'s '
+            'schedule (same cell and method, each schedule over its own seeds): the difference '
+            'of test mAP in points (×100) with twice the larger seed-to-seed std, **bold** beyond '
+            'it, ‡ when the runs come from more than one machine; the share of the clean-vs-noisy '
+            'gap of focal recovered, on the best checkpoints.', '',
+            regime_table(table, early), ''], {}
+
+
 # ---------------------------------------------------------------------------------- cost
 def cost_by_method(results: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     """Mean per-run wall and CPU seconds by method, and the CPU seconds of the training loop
@@ -1010,8 +1073,9 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
     md += ['', '![test mAP per method and condition](map_by_method.png)', '']
     if figures['curves']:
         left_out = len({k[2] for k in table}) - len(curve_methods(table))
-        md += ['Val mAP during training (mean over seeds; a validation without any detection counts '
-               'as 0' + (f'; the {left_out} variants left out' if left_out else '') + '):', '', '![val mAP during training](val_map_curves.png)', '']
+        md += ['Val mAP during training (mean over seeds; a validation without any detection '
+               'counts as 0' + (f'; the {left_out} variants left out' if left_out else '') + '):',
+               '', '![val mAP during training](val_map_curves.png)', '']
     memorisation = memorisation_text(memorisation_table(table))
     if memorisation:
         md += ['## Does focal loss fit the wrong labels within the schedule?', '',
@@ -1099,6 +1163,6 @@ def write_report(study_dir: str, out_dir: str, title: str = 'Reweighting study',
 
 
 __all__ = ['load_results', 'aggregate', 'mean_std', 'results_table', 'compare_to_focal',
-           'gap_recovery', 'weight_log_table', 'cost_by_method', 'extrapolate', 'best_method',
-           'complete_cells', 'readme_table', 'readme_summary', 'update_readme', 'draw_figures',
-           'write_report']
+           'gap_recovery', 'regime_table', 'regime_section', 'weight_log_table', 'cost_by_method',
+           'extrapolate', 'best_method', 'complete_cells', 'readme_table', 'readme_summary',
+           'update_readme', 'draw_figures', 'write_report']

@@ -251,8 +251,8 @@ def test_readme_rows_from_a_longer_schedule_once_its_cell_is_complete(study, tmp
     text = block()
     # focal 0.70 ± 0.01 and the best study method among label_issues, l2rw, mwnet: label_issues
     # (0.85 ± 0.01), beyond 2σ = 2.0; the oracle and DD-blind are not candidates
-    assert '| mnist | uniform40 | 2.4k | 0.700 ± 0.010 | **label_issues** (0.850) | +15.0 (2.0) |' \
-        in text
+    assert ('| mnist | uniform40 | 2.4k | 0.700 ± 0.010 | **label_issues** (0.850) | '
+            '+15.0 (2.0) |') in text
     assert '| mnist | clean | 0.6k | 0.610 ± 0.010 |' in text  # not a cell of the longer study
     assert ('at the longer schedule ([converged schedule](docs/study/long/README.md)) among those '
             'it ran (label_issues, l2rw, mwnet)') in text
@@ -393,3 +393,29 @@ def test_val_curve_figure_leaves_the_variants_out_past_its_limit():
     kept = report.curve_methods(table)
     assert 'focal' in kept and 'noise_oracle' in kept and 'ghm_l1' not in kept
     assert set(kept) <= set(report.STUDY_METHODS) | set(report.ORACLES)
+
+
+def test_regime_table_puts_each_verdict_beside_the_early_one(study, tmp_path):
+    """The fixture's study is the early regime (600 iterations): ghm +10.0 (2σ 2.0), mwnet +0.5,
+    focal's gap 0.10 (clean 0.61 -> 0.51). At the longer schedule focal falls to 0.40 and its
+    clean run reaches 0.80; l2rw gains 0.08 on the best and 0.20 on the last checkpoints."""
+    longer = tmp_path / 'longer'
+    for seed, jitter in enumerate((-0.01, 0.0, 0.01)):
+        _write(longer, _result('focal', 'uniform40', seed, 0.40 + jitter, 0.30 + jitter,
+                               iters=2400))
+        _write(longer, _result('l2rw', 'uniform40', seed, 0.48 + jitter, 0.50 + jitter,
+                               iters=2400))
+    _write(longer, _result('focal', 'clean', 0, 0.80, 0.80, iters=2400))
+    _write(longer, _result('mwnet', 'uniform40', 0, 0.41, 0.41, iters=2400))
+    long, early = (report.aggregate(report.load_results(str(d))) for d in (longer, study))
+    text = report.regime_table(long, early)
+    assert 'Δ best (2σ), 2,400 | Δ last (2σ), 2,400 | gap recovered, 2,400 | ' \
+           'Δ best (2σ), 600 | gap recovered, 600 |' in text
+    # l2rw: +8.0 (2σ 2.0) beyond, last +20.0, 20% of 0.40; early: one seed, 0.9 - 0.51
+    assert '| mnist | uniform40 | l2rw | 3 / 1 | **+8.0** (2.0) | **+20.0** (2.0) | 20% | ' \
+           '+39.0 (1 seed) | 390% |' in text
+    assert '| mnist | uniform40 | mwnet | 1 / 3 | +1.0 (1 seed) | +11.0 (1 seed) | 2% | ' \
+           '+0.5 (2.0) | 5% |' in text
+    assert 'ghm' not in text and '| clean |' not in text  # not run longer; not a noisy cell
+    lines, blocks = report.regime_section([], long, str(study))
+    assert text in lines and not blocks

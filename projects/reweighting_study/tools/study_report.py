@@ -23,7 +23,7 @@ _REPO = os.path.dirname(os.path.dirname(_PROJECT))
 sys.path[:0] = [_REPO, _PROJECT]
 
 from reweighting_study import label_issue_report  # noqa: E402
-from reweighting_study.report import write_report  # noqa: E402
+from reweighting_study.report import regime_section, write_report  # noqa: E402
 
 
 def main(argv=None):
@@ -43,6 +43,8 @@ def main(argv=None):
                         'holds complete replace the README rows (default: the converged records)')
     p.add_argument('--converged-report', help='the report folder of --converged (default: '
                    '<out>/converged)')
+    p.add_argument('--early', help='a study directory at a shorter schedule: each noisy cell\'s '
+                                   'verdicts beside its (the converged report\'s regime table)')
     p.add_argument('--cost-iters', type=int, nargs='*', default=[],
                    help='also extrapolate the full study\'s cost to these schedules')
     args = p.parse_args(argv)
@@ -54,10 +56,11 @@ def main(argv=None):
     if args.converged:
         converged = (args.converged,
                      args.converged_report or os.path.join(args.out, 'converged'))
+    sections = [functools.partial(label_issue_report.report_section, finders_dir=args.finders)]
+    if args.early:
+        sections.insert(0, functools.partial(regime_section, early_dir=args.early))
     path = write_report(args.study_dir, args.out, args.title, note, args.cost_iters, args.readme,
-                        sections=[functools.partial(label_issue_report.report_section,
-                                                    finders_dir=args.finders)],
-                        converged=converged)
+                        sections=sections, converged=converged)
     print(f'wrote {path}')
 
 
