@@ -286,3 +286,12 @@ def test_mentornet_dd_variants_are_dd_foreground_with_their_options(method, opti
     assert variant == plain
     run = Run(method, 'uniform40', 'mnist', 1)
     assert run.dependencies == (Run('focal', 'uniform40', 'mnist', 1), )  # its mentor's source
+
+
+def test_converged_methods_are_the_grid_the_converged_note_runs():
+    """The README takes a converged cell once these methods have every seed: they must be the
+    methods the converged study's reproduce command plans."""
+    note = (REPO / 'docs' / 'study' / 'converged' / 'note.md').read_text()
+    first = note[note.index('tools/study.py'):]
+    methods = first[first.index('--methods') + len('--methods'):first.index('--conditions')]
+    assert tuple(methods.replace('\\', ' ').split()) == plan.CONVERGED_METHODS
