@@ -188,14 +188,15 @@ def gap_text(recovery, ckpt: str = 'best') -> str:
     return '\n'.join(lines)
 
 
-def _verdict_cell(row: Optional[Dict[str, Any]]) -> str:
-    """A method's difference to focal in points (×100) with 2σ, bold beyond it, ‡ across
-    machines; '–' without one."""
+def _verdict_cell(row: Optional[Dict[str, Any]], bold: bool = True) -> str:
+    """A :func:`compare_to_focal` row as a table cell: the difference in points (×100) with 2σ,
+    bold beyond it (unless ``bold`` is False), ‡ when its runs come from more than one machine;
+    '–' without a row."""
     if row is None:
         return '–'
     if row['threshold'] is None:
         return f'{row["diff"] * 100:+.1f} (1 seed)'
-    mark = '**' if row['verdict'] == 'beats focal' else ''
+    mark = '**' if bold and row['verdict'] == 'beats focal' else ''
     across = ' ‡' if len(row['machines']) > 1 else ''
     return f'{mark}{row["diff"] * 100:+.1f}{mark} ({row["threshold"] * 100:.1f}){across}'
 
@@ -208,8 +209,8 @@ def regime_table(table, early) -> str:
     early_iters = {r['settings']['iters'] for c in early.values() for r in c['runs']}
     now, then = ('/'.join(f'{i:,}' for i in sorted(x)) for x in (iters, early_iters))
     md = [f'| data | condition | method | seeds, {now} / {then} | Δ best (2σ), {now} | '
-          f'Δ last (2σ), {now} | '
-          f'gap recovered, {now} | Δ best (2σ), {then} | gap recovered, {then} |',
+          f'Δ last (2σ), {now} | gap recovered, {now} | Δ best (2σ), {then} | '
+          f'gap recovered, {then} |',
           '|---|---|---|---|---|---|---|---|---|']
     rows = {}
     for name, t in (('best', table), ('last', table), ('early', early)):
@@ -927,10 +928,9 @@ def readme_table(table, ckpt: str = 'best', converged=None) -> str:
                     cells += ['–', '–']
                     continue
                 mean = cells_of[(source, condition, row['method'])][ckpt][metric][0]
-                mark = '**' if row['verdict'] == 'beats focal' else ''
-                across = ' ‡' if len(row['machines']) > 1 else ''
+                mark = '**' if row['verdict'] == 'beats focal' else ''  # on the winner's name
                 cells += [f'{mark}{row["method"]}{mark} ({mean:.3f})',
-                          f'{row["diff"] * 100:+.1f} ({row["threshold"] * 100:.1f}){across}']
+                          _verdict_cell(row, bold=False)]
             cells += [''] * (9 - len(cells))
             md.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(md)
