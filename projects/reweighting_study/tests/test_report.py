@@ -419,3 +419,17 @@ def test_regime_table_puts_each_verdict_beside_the_early_one(study, tmp_path):
     assert 'ghm' not in text and '| clean |' not in text  # not run longer; not a noisy cell
     lines, blocks = report.regime_section([], long, str(study))
     assert text in lines and not blocks
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--converged'], '--converged only changes the README'),
+    (['--readme', 'README.md', '--converged-report', 'docs'], 'add --converged'),
+])
+def test_report_tool_refuses_options_that_would_do_nothing(tmp_path, args, match):
+    import subprocess
+    import sys
+    from pathlib import Path
+    tool = Path(__file__).resolve().parents[1] / 'tools' / 'study_report.py'
+    proc = subprocess.run([sys.executable, str(tool), str(tmp_path), *args], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and match in proc.stderr

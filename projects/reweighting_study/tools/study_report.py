@@ -43,11 +43,15 @@ def main(argv=None):
                         'holds complete replace the README rows (default: the converged records)')
     p.add_argument('--converged-report', help='the report folder of --converged (default: '
                    '<out>/converged)')
-    p.add_argument('--early', help='a study directory at a shorter schedule: each noisy cell\'s '
-                                   'verdicts beside its (the converged report\'s regime table)')
+    p.add_argument('--early', help='a study directory at a shorter schedule, whose verdicts the '
+                                   'report sets beside each noisy cell\'s (the regime table)')
     p.add_argument('--cost-iters', type=int, nargs='*', default=[],
                    help='also extrapolate the full study\'s cost to these schedules')
     args = p.parse_args(argv)
+    if args.converged and not args.readme:
+        p.error('--converged only changes the README\'s rows: add --readme')
+    if args.converged_report and not args.converged:
+        p.error('--converged-report names the report of --converged: add --converged')
     note = args.note
     if args.note_file:
         with open(args.note_file) as f:
