@@ -1,6 +1,9 @@
 """The report from hand-made result.json files and diagnostics dumps (nothing trains)."""
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -426,9 +429,6 @@ def test_regime_table_puts_each_verdict_beside_the_early_one(study, tmp_path):
     (['--readme', 'README.md', '--converged-report', 'docs'], 'add --converged'),
 ])
 def test_report_tool_refuses_options_that_would_do_nothing(tmp_path, args, match):
-    import subprocess
-    import sys
-    from pathlib import Path
     tool = Path(__file__).resolve().parents[1] / 'tools' / 'study_report.py'
     proc = subprocess.run([sys.executable, str(tool), str(tmp_path), *args], capture_output=True,
                           text=True)
