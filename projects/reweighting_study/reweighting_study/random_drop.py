@@ -23,10 +23,15 @@ from mmreweight.weighting.base import AnchorLossContext, AnchorWeighter, down_we
 
 @MODELS.register_module()
 class RandomPositiveDropWeighter(AnchorWeighter):
-    """Weight 0 on a random ``drop_rate`` share of the valid foreground anchors, mean one over them.
+    """Weight 0 on a random ``drop_rate`` share of the valid foreground anchors (or of the
+    annotations, with their anchors), mean one over the valid foreground anchors.
 
     Args:
-        drop_rate: probability that a valid foreground anchor is dropped, in [0, 1).
+        drop_rate: probability that a valid foreground anchor (``per='anchor'``) or an
+            annotation, with every anchor assigned to it (``per='annotation'``), is dropped, in
+            [0, 1).
+        per: ``'anchor'`` or ``'annotation'``: L2RW drops anchors, and with them every anchor of
+            some annotations; the second tests whether dropping whole annotations is what counts.
         seed: seed of the masks; None (default) takes ``torch.initial_seed()`` when built, which
             is the run's ``randomness.seed`` once mmengine's runner has set it.
 
@@ -35,12 +40,15 @@ class RandomPositiveDropWeighter(AnchorWeighter):
     random stream the rest of training draws from.
     """
 
-    def __init__(self, drop_rate: float, seed: Optional[int] = None) -> None:
+    def __init__(self, drop_rate: float, per: str = 'anchor', seed: Optional[int] = None) -> None:
         super().__init__()
         if not 0.0 <= float(drop_rate) < 1.0:
             raise ValueError(f'drop_rate must be in [0, 1) (1 would drop every positive), '
                              f'got {drop_rate!r}')
+        if per not in ('anchor', 'annotation'):
+            raise ValueError(f"per must be 'anchor' or 'annotation', got {per!r}")
         self.drop_rate = float(drop_rate)
+        self.per = per
         self.seed = torch.initial_seed() if seed is None else int(seed)
         self._dropped = 0.0
 
@@ -51,19 +59,33 @@ class RandomPositiveDropWeighter(AnchorWeighter):
 
     def forward(self, ctx: AnchorLossContext) -> Tensor:
         generator = torch.Generator().manual_seed(self.batch_seed(ctx.progress))
-        drop = torch.rand(ctx.labels.shape, generator=generator) < self.drop_rate
+        if self.per == 'anchor':
+            drop = torch.rand(ctx.labels.shape, generator=generator) < self.drop_rate
+        else:  # one draw per annotation of the batch, shared by its anchors
+            index = self._annotation_index(ctx).cpu()
+            dropped = torch.rand(int(index.max()) + 1 if index.numel() else 0,
+                                 generator=generator) < self.drop_rate
+            drop = (index >= 0) & dropped[index.clamp(min=0)]
         drop = drop.to(ctx.labels.device)
         weighted = ctx.valid & ctx.foreground
         count = int(weighted.sum())
         self._dropped = float((drop & weighted).sum()) / count if count else float('nan')
         return down_weight_foreground(ctx, drop, 0.0)
 
+    @staticmethod
+    def _annotation_index(ctx: AnchorLossContext) -> Tensor:
+        index = getattr(ctx.extras.get('targets'), 'gt_index', None)
+        if index is None:
+            raise ValueError("per='annotation' needs the annotation of every positive anchor "
+                             '(FlatTargets.gt_index): use mmreweight.ReweightRetinaHead')
+        return index
+
     def log_scalars(self) -> Dict[str, float]:
         """The share of the last batch's valid foreground anchors that got weight 0."""
         return dict(random_drop_frac=self._dropped)
 
     def extra_repr(self) -> str:
-        return f'drop_rate={self.drop_rate}, seed={self.seed}'
+        return f'drop_rate={self.drop_rate}, per={self.per!r}, seed={self.seed}'
 
 
 __all__ = ['RandomPositiveDropWeighter']

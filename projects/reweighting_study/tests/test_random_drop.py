@@ -1,6 +1,7 @@
 """RandomPositiveDropWeighter (the L2RW control) against masks and weights worked out by hand."""
 import importlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,12 +18,15 @@ RandomPositiveDropWeighter = random_drop.RandomPositiveDropWeighter
 C = 3  # foreground classes; label C = background
 
 
-def make_ctx(labels, label_weights=None, progress=0.25):
+def make_ctx(labels, label_weights=None, progress=0.25, gt_index=None):
     labels = torch.as_tensor(labels)
     lw = torch.ones(len(labels)) if label_weights is None else torch.as_tensor(label_weights)
+    extras = {} if gt_index is None else dict(targets=SimpleNamespace(
+        gt_index=torch.as_tensor(gt_index)))
     return AnchorLossContext(loss=torch.rand(len(labels)), logits=torch.zeros(len(labels), C),
                              labels=labels, label_weights=lw, num_classes=C,
-                             avg_factor=float((labels < C).sum()), progress=progress)
+                             avg_factor=float((labels < C).sum()), progress=progress,
+                             extras=extras)
 
 
 def expected_drop_mask(weighter, ctx):
@@ -84,6 +88,29 @@ def test_no_positives_leaves_the_background():
     assert weighter(make_ctx([C, C, C], [1., 0., 1.])).tolist() == [1., 0., 1.]
 
 
+def test_per_annotation_drops_every_anchor_of_the_drawn_annotations():
+    # anchors: bg, ann 0, ann 0, ann 1, bg, ann 2, ann 1, ann 2 (annotation index -1 = none)
+    labels, index = [C, 0, 0, 1, C, 2, 1, 2], [-1, 0, 0, 1, -1, 2, 1, 2]
+    weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='annotation', seed=5)
+    ctx = make_ctx(labels, gt_index=index)
+    generator = torch.Generator().manual_seed(weighter.batch_seed(ctx.progress))
+    dropped = (torch.rand(3, generator=generator) < 0.5).tolist()  # one draw per annotation
+    assert 0 < sum(dropped) < 3, 'pick a seed that drops some annotations and keeps some'
+    kept = [i for i, a in enumerate(index) if a >= 0 and not dropped[a]]
+    expected = [1. if a < 0 else 0. for a in index]
+    for i in kept:
+        expected[i] = 6 / len(kept)  # mean one over the 6 foreground anchors
+    assert weighter(ctx).tolist() == pytest.approx(expected)
+
+
+def test_per_annotation_needs_the_annotation_index():
+    weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='annotation', seed=0)
+    with pytest.raises(ValueError, match='gt_index.*ReweightRetinaHead'):
+        weighter(make_ctx([C, 0]))
+    with pytest.raises(ValueError, match="per must be 'anchor' or 'annotation'"):
+        RandomPositiveDropWeighter(drop_rate=0.5, per='image')
+
+
 @pytest.mark.parametrize('rate', [-0.1, 1.0, float('nan')])
 def test_bad_rate_is_a_clear_error(rate):
     with pytest.raises(ValueError, match=r'drop_rate must be in \[0, 1\)'):
@@ -103,3 +130,13 @@ def test_config_is_focal_plus_the_control_and_builds_it():
     focal.pop('custom_imports')
     focal.pop('custom_hooks', None)
     assert control == focal
+
+
+def test_annotation_config_differs_from_the_anchor_one_only_in_the_weighter():
+    anchor, annotation = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                          for m in ('random_drop', 'random_drop_annotation'))
+    (hook, ) = annotation.pop('custom_hooks')
+    weighter = MODELS.build(hook['weighter'])
+    assert weighter.per == 'annotation' and weighter.drop_rate == 0.2
+    anchor.pop('custom_hooks')
+    assert annotation == anchor
