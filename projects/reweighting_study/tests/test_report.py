@@ -1,8 +1,7 @@
 """The report from hand-made result.json files and diagnostics dumps (nothing trains)."""
+import importlib.util
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -428,8 +427,11 @@ def test_regime_table_puts_each_verdict_beside_the_early_one(study, tmp_path):
     (['--converged'], '--converged only changes the README'),
     (['--readme', 'README.md', '--converged-report', 'docs'], 'add --converged'),
 ])
-def test_report_tool_refuses_options_that_would_do_nothing(tmp_path, args, match):
-    tool = Path(__file__).resolve().parents[1] / 'tools' / 'study_report.py'
-    proc = subprocess.run([sys.executable, str(tool), str(tmp_path), *args], capture_output=True,
-                          text=True)
-    assert proc.returncode == 2 and match in proc.stderr
+def test_report_tool_refuses_options_that_would_do_nothing(tmp_path, args, match, capsys):
+    path = Path(__file__).resolve().parents[1] / 'tools' / 'study_report.py'
+    spec = importlib.util.spec_from_file_location('study_report_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([str(tmp_path), *args])
+    assert exit_.value.code == 2 and match in capsys.readouterr().err
