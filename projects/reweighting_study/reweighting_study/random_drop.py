@@ -2,10 +2,11 @@
 
 L2RW (``configs/retinanet_l2rw.py``) gives weight 0 to about half the positive anchors of every
 batch, the ones whose loss gradient points away from the clean batch's, and scales the rest to
-mean one. :class:`RandomPositiveDropWeighter` drops the same share of the valid foreground anchors
-uniformly at random and scales the rest the same way (background anchors keep weight 1). Trained
-side by side with L2RW and focal loss, it tells whether dropping positives by itself explains a
-gap between them, or which positives L2RW drops does.
+mean one; with them it drops every anchor of some annotations. :class:`RandomPositiveDropWeighter`
+drops a share of the valid foreground anchors uniformly at random (or, ``per='annotation'``, of
+the annotations, with all their anchors) and scales the rest the same way (background anchors
+keep weight 1). Trained side by side with L2RW and focal loss, it tells whether dropping
+positives by itself explains a gap between them, or which positives L2RW drops does.
 
 Registered into mmreweight's registry; a config loads it with
 ``custom_imports = dict(imports=['projects.reweighting_study.reweighting_study.random_drop'])``
