@@ -99,6 +99,22 @@ def mean_one_over_ranks(v: Tensor, weighted: Optional[Tensor] = None) -> Tensor:
     return scaled if weighted is None else torch.where(weighted, scaled, v)
 
 
+class MissingAnnotationIndex(TypeError, ValueError):
+    """A per-annotation weighter got anchors without the annotation each is assigned to (a
+    ``TypeError`` for the batch's targets, a ``ValueError`` for the input)."""
+
+
+def annotation_index(ctx: AnchorLossContext) -> Tensor:
+    """(N,) the annotation each anchor is assigned to, numbered through the batch, -1 for none
+    (``FlatTargets.gt_index`` in ``ctx.extras['targets']``)."""
+    index = getattr(ctx.extras.get('targets'), 'gt_index', None)
+    if index is None:
+        raise MissingAnnotationIndex("per='annotation' needs the annotation of every positive "
+                                     'anchor (FlatTargets.gt_index, as '
+                                     'mmreweight.ReweightRetinaHead provides).')
+    return index
+
+
 def down_weight_foreground(ctx: AnchorLossContext, mask: Tensor, weight: float = 0.0) -> Tensor:
     """Detached weights: ``weight`` on the valid foreground anchors in ``mask``, 1 on the other
     valid ones (0 on ignored anchors), scaled to mean one over the valid foreground anchors of all
@@ -111,4 +127,5 @@ def down_weight_foreground(ctx: AnchorLossContext, mask: Tensor, weight: float =
 
 __all__ = ['NOT_POSITIVE', 'CLEAN_POSITIVE', 'NOISY_POSITIVE', 'UNKNOWN_POSITIVE',
            'AnchorLossContext', 'AnchorWeighter', 'maybe_all_reduce_sum', 'global_count_and_sum',
-           'mean_one_over_ranks', 'down_weight_foreground']
+           'mean_one_over_ranks', 'MissingAnnotationIndex', 'annotation_index',
+           'down_weight_foreground']

@@ -52,7 +52,7 @@ clips the same anchors step after step; hence the default 0. The average is take
 import torch
 
 from mmreweight.registry import MODELS
-from .base import AnchorLossContext, mean_one_over_ranks
+from .base import AnchorLossContext, annotation_index, mean_one_over_ranks
 from .meta_base import MetaAnchorWeighter, all_reduce_mean_, cpu_flushed_denormals, scatter_valid
 
 NORMALISATIONS = ('mean_one', 'pos_neg', 'foreground')
@@ -164,7 +164,7 @@ class L2RWWeighter(MetaAnchorWeighter):
             align = self._view().alignment(ctx, self._direction, rows)
             if self.per == 'annotation':
                 # one epsilon per annotation: its derivative sums its anchors' alignments
-                index = self._annotation_index(ctx)[rows]
+                index = annotation_index(ctx)[rows]
                 align = align.new_zeros(int(index.max()) + 1 if index.numel() else 0) \
                     .index_add_(0, index, align)[index]
             raw = align.clamp(min=0)
@@ -172,15 +172,6 @@ class L2RWWeighter(MetaAnchorWeighter):
         weights[rows] = mean_one_over_ranks(raw)
         self._log_positive_fraction(raw)
         return weights.detach()
-
-    @staticmethod
-    def _annotation_index(ctx: AnchorLossContext) -> torch.Tensor:
-        targets = ctx.extras.get('targets')
-        index = getattr(targets, 'gt_index', None)
-        if index is None:
-            raise TypeError("per='annotation' needs the annotation of every positive anchor "
-                            '(FlatTargets.gt_index, as ReweightRetinaHead provides).')
-        return index
 
     def _log_positive_fraction(self, raw: torch.Tensor) -> None:
         self._scalars.update(meta_align_pos_frac=float((raw > 0).float().mean())

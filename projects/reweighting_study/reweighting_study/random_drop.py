@@ -19,7 +19,8 @@ from mmengine.dist import get_rank
 from torch import Tensor
 
 from mmreweight.registry import MODELS
-from mmreweight.weighting.base import AnchorLossContext, AnchorWeighter, down_weight_foreground
+from mmreweight.weighting.base import (AnchorLossContext, AnchorWeighter, annotation_index,
+                                       down_weight_foreground)
 
 
 @MODELS.register_module()
@@ -63,7 +64,7 @@ class RandomPositiveDropWeighter(AnchorWeighter):
         if self.per == 'anchor':
             drop = torch.rand(ctx.labels.shape, generator=generator) < self.drop_rate
         else:  # one draw per annotation of the batch, shared by its anchors
-            index = self._annotation_index(ctx).cpu()
+            index = annotation_index(ctx).cpu()
             dropped = torch.rand(int(index.max()) + 1 if index.numel() else 0,
                                  generator=generator) < self.drop_rate
             drop = (index >= 0) & dropped[index.clamp(min=0)]
@@ -72,14 +73,6 @@ class RandomPositiveDropWeighter(AnchorWeighter):
         count = int(weighted.sum())
         self._dropped = float((drop & weighted).sum()) / count if count else float('nan')
         return down_weight_foreground(ctx, drop, 0.0)
-
-    @staticmethod
-    def _annotation_index(ctx: AnchorLossContext) -> Tensor:
-        index = getattr(ctx.extras.get('targets'), 'gt_index', None)
-        if index is None:
-            raise ValueError("per='annotation' needs the annotation of every positive anchor "
-                             '(FlatTargets.gt_index): use mmreweight.ReweightRetinaHead')
-        return index
 
     def log_scalars(self) -> Dict[str, float]:
         """The share of the last batch's valid foreground anchors that got weight 0."""
