@@ -953,8 +953,8 @@ def readme_summary(table, report_dir: str, readme_dir: str, converged=None,
     if longer:
         ran = [m for m in CONVERGED_METHODS if m in STUDY_METHODS and m != 'focal']
         link = os.path.relpath(converged_dir, readme_dir) if converged_dir else None
-        where = f' ([converged schedule]({link}/README.md))' if link else ''
-        text[-1] += (f'; at the longer schedule{where} among those it ran ({", ".join(ran)})')
+        schedule = f'[longer schedule]({link}/README.md)' if link else 'longer schedule'
+        text[-1] += f'; at the {schedule} among those it ran ({", ".join(ran)})'
     text[-1] += ('. ‡: runs from more than one machine, on which the same run differs by up to '
                  '2 mAP (one-machine verdicts: the note). Every method, condition and '
                  f'checkpoint: [the study]({rel}/README.md).')
