@@ -66,6 +66,7 @@ METHOD_CONFIGS = {
     'noise_oracle_soft': _VARIANT + 'retinanet_noise_oracle_soft.py',
     'random_drop': _VARIANT + 'retinanet_random_drop.py',
     'random_drop_annotation': _VARIANT + 'retinanet_random_drop_annotation.py',
+    'random_drop_cell': _VARIANT + 'retinanet_random_drop_cell.py',
 }
 METHODS = tuple(METHOD_CONFIGS)
 #: the study's grid: every method but the variants below
@@ -80,7 +81,8 @@ VARIANTS = ('ghm_paper', 'ghm_c', 'ghm_wide_mu', 'ghm_joint', 'ghm_per_level', '
             'label_issues_margin', 'label_issues_relabel', 'label_issues_ignore',
             'label_issues_neighbours_fpr10', 'label_issues_mixture',
             'label_issues_clean_neighbours', 'label_issues_neighbours',
-            'label_issues_relabel_sure', 'random_drop', 'random_drop_annotation')
+            'label_issues_relabel_sure', 'random_drop', 'random_drop_annotation',
+            'random_drop_cell')
 STUDY_METHODS = tuple(m for m in METHODS if m not in VARIANTS)
 #: not methods but bounds the study reports next to them (they read the benchmark's noise flags):
 #: never counted as beating focal

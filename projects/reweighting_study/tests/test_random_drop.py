@@ -18,11 +18,11 @@ RandomPositiveDropWeighter = random_drop.RandomPositiveDropWeighter
 C = 3  # foreground classes; label C = background
 
 
-def make_ctx(labels, label_weights=None, progress=0.25, gt_index=None):
+def make_ctx(labels, label_weights=None, progress=0.25, gt_index=None, **extras):
     labels = torch.as_tensor(labels)
     lw = torch.ones(len(labels)) if label_weights is None else torch.as_tensor(label_weights)
-    extras = {} if gt_index is None else dict(targets=SimpleNamespace(
-        gt_index=torch.as_tensor(gt_index)))
+    if gt_index is not None:
+        extras['targets'] = SimpleNamespace(gt_index=torch.as_tensor(gt_index))
     return AnchorLossContext(loss=torch.rand(len(labels)), logits=torch.zeros(len(labels), C),
                              labels=labels, label_weights=lw, num_classes=C,
                              avg_factor=float((labels < C).sum()), progress=progress,
@@ -107,8 +107,39 @@ def test_per_annotation_needs_the_annotation_index():
     weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='annotation', seed=0)
     with pytest.raises(ValueError, match='gt_index.*ReweightRetinaHead'):
         weighter(make_ctx([C, 0]))
-    with pytest.raises(ValueError, match="per must be 'anchor' or 'annotation'"):
+    with pytest.raises(ValueError, match="per must be one of 'anchor', 'annotation', 'cell'"):
         RandomPositiveDropWeighter(drop_rate=0.5, per='image')
+
+
+def test_per_cell_drops_every_anchor_of_the_drawn_class_and_shape_cells():
+    # 2 images, 2 anchor shapes, levels of 1x2 and 1x1 locations: 6 anchors an image, whose
+    # shapes (priors) run 0, 1, 0, 1, 0, 1 (a location's shapes adjacent, levels in order)
+    feats = [torch.zeros(2, 4, 1, 2), torch.zeros(2, 4, 1, 1)]
+    priors = [0, 1, 0, 1, 0, 1] * 2
+    labels = [C, 0, 0, 1, 2, 0,  # image 0
+              1, C, 0, 2, C, 1]  # image 1
+    weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='cell', seed=2)
+    ctx = make_ctx(labels, head=SimpleNamespace(num_base_priors=2), cls_feats=feats)
+    generator = torch.Generator().manual_seed(weighter.batch_seed(ctx.progress))
+    dropped = (torch.rand(C * 2, generator=generator) < 0.5).tolist()  # cell = class * 2 + shape
+    cells = [c * 2 + p if c < C else None for c, p in zip(labels, priors)]
+    used = {cell for cell in cells if cell is not None}
+    assert 0 < sum(dropped[cell] for cell in used) < len(used), \
+        'pick a seed that drops some cells of the batch and keeps some'
+    kept = [i for i, cell in enumerate(cells) if cell is not None and not dropped[cell]]
+    expected = [1. if cell is None else 0. for cell in cells]
+    for i in kept:
+        expected[i] = 9 / len(kept)  # mean one over the 9 foreground anchors
+    assert weighter(ctx).tolist() == pytest.approx(expected)
+
+
+def test_per_cell_needs_the_head_and_features_that_match_the_anchors():
+    weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='cell', seed=0)
+    with pytest.raises(ValueError, match="per='cell' needs the head.*ReweightRetinaHead"):
+        weighter(make_ctx([C, 0]))
+    with pytest.raises(ValueError, match='the features give 4 anchors, the labels 2'):
+        weighter(make_ctx([C, 0], head=SimpleNamespace(num_base_priors=2),
+                          cls_feats=[torch.zeros(1, 4, 1, 2)]))
 
 
 @pytest.mark.parametrize('rate', [-0.1, 1.0, float('nan')])
@@ -132,11 +163,14 @@ def test_config_is_focal_plus_the_control_and_builds_it():
     assert control == focal
 
 
-def test_annotation_config_differs_from_the_anchor_one_only_in_the_weighter():
-    anchor, annotation = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
-                          for m in ('random_drop', 'random_drop_annotation'))
-    (hook, ) = annotation.pop('custom_hooks')
+@pytest.mark.parametrize('method,per,rate', [('random_drop_annotation', 'annotation', 0.2),
+                                              ('random_drop_cell', 'cell', 0.52)])
+def test_grouped_configs_differ_from_the_anchor_one_only_in_the_weighter(method, per, rate):
+    anchor, grouped = (Config.fromfile(str(REPO / plan.METHOD_CONFIGS[m])).to_dict()
+                       for m in ('random_drop', method))
+    assert method in plan.VARIANTS
+    (hook, ) = grouped.pop('custom_hooks')
     weighter = MODELS.build(hook['weighter'])
-    assert weighter.per == 'annotation' and weighter.drop_rate == 0.2
+    assert weighter.per == per and weighter.drop_rate == rate
     anchor.pop('custom_hooks')
-    assert annotation == anchor
+    assert grouped == anchor
