@@ -35,6 +35,23 @@ def expected_drop_mask(weighter, ctx):
     return torch.rand(ctx.labels.shape, generator=generator) < weighter.drop_rate
 
 
+def expected_grouped_weights(weighter, ctx, groups, count):
+    """Weights by the documented recipe when anchors are dropped in groups (``None``: a
+    background anchor): one uniform per group from the batch's generator, the kept foreground
+    anchors scaled to mean one over the foreground (every anchor valid)."""
+    generator = torch.Generator().manual_seed(weighter.batch_seed(ctx.progress))
+    dropped = (torch.rand(count, generator=generator) < weighter.drop_rate).tolist()
+    foreground = [i for i, g in enumerate(groups) if g is not None]
+    used = {groups[i] for i in foreground}
+    assert 0 < sum(dropped[g] for g in used) < len(used), \
+        'pick a seed that drops some groups of the batch and keeps some'
+    kept = [i for i in foreground if not dropped[groups[i]]]
+    expected = [1. if g is None else 0. for g in groups]
+    for i in kept:
+        expected[i] = len(foreground) / len(kept)
+    return expected
+
+
 def test_weights_by_hand():
     # anchors: bg, fg, fg, ignored fg, fg, bg, fg, fg (ignored anchors weigh 0 whatever is drawn)
     labels, lw = [C, 0, 1, 2, 0, C, 1, 2], [1., 1., 1., 0., 1., 1., 1., 1.]
@@ -93,14 +110,9 @@ def test_per_annotation_drops_every_anchor_of_the_drawn_annotations():
     labels, index = [C, 0, 0, 1, C, 2, 1, 2], [-1, 0, 0, 1, -1, 2, 1, 2]
     weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='annotation', seed=5)
     ctx = make_ctx(labels, gt_index=index)
-    generator = torch.Generator().manual_seed(weighter.batch_seed(ctx.progress))
-    dropped = (torch.rand(3, generator=generator) < 0.5).tolist()  # one draw per annotation
-    assert 0 < sum(dropped) < 3, 'pick a seed that drops some annotations and keeps some'
-    kept = [i for i, a in enumerate(index) if a >= 0 and not dropped[a]]
-    expected = [1. if a < 0 else 0. for a in index]
-    for i in kept:
-        expected[i] = 6 / len(kept)  # mean one over the 6 foreground anchors
-    assert weighter(ctx).tolist() == pytest.approx(expected)
+    groups = [a if a >= 0 else None for a in index]  # one draw per annotation
+    assert weighter(ctx).tolist() == pytest.approx(expected_grouped_weights(weighter, ctx,
+                                                                            groups, 3))
 
 
 def test_per_annotation_needs_the_annotation_index():
@@ -120,17 +132,9 @@ def test_per_cell_drops_every_anchor_of_the_drawn_class_and_shape_cells():
               1, C, 0, 2, C, 1]  # image 1
     weighter = RandomPositiveDropWeighter(drop_rate=0.5, per='cell', seed=2)
     ctx = make_ctx(labels, head=SimpleNamespace(num_base_priors=2), cls_feats=feats)
-    generator = torch.Generator().manual_seed(weighter.batch_seed(ctx.progress))
-    dropped = (torch.rand(C * 2, generator=generator) < 0.5).tolist()  # cell = class * 2 + shape
-    cells = [c * 2 + p if c < C else None for c, p in zip(labels, priors)]
-    used = {cell for cell in cells if cell is not None}
-    assert 0 < sum(dropped[cell] for cell in used) < len(used), \
-        'pick a seed that drops some cells of the batch and keeps some'
-    kept = [i for i, cell in enumerate(cells) if cell is not None and not dropped[cell]]
-    expected = [1. if cell is None else 0. for cell in cells]
-    for i in kept:
-        expected[i] = 9 / len(kept)  # mean one over the 9 foreground anchors
-    assert weighter(ctx).tolist() == pytest.approx(expected)
+    cells = [c * 2 + p if c < C else None for c, p in zip(labels, priors)]  # class * 2 + shape
+    assert weighter(ctx).tolist() == pytest.approx(expected_grouped_weights(weighter, ctx,
+                                                                            cells, C * 2))
 
 
 def test_per_cell_needs_the_head_and_features_that_match_the_anchors():
