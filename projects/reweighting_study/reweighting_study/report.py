@@ -466,27 +466,34 @@ MEMORISATION_METHOD = 'focal'
 def memorisation_table(table, method: str = MEMORISATION_METHOD) -> Dict[Tuple[str, str],
                                                                            Dict[str, Any]]:
     """(source, condition) -> mean (± std over seeds) of ``method``'s val curve peak, its
-    iteration, the last val mAP and the fall from the peak (:func:`curve_peak`)."""
+    iteration, the last val mAP and the fall from the peak (:func:`curve_peak`); with the
+    lowest and highest peak iteration over seeds (``peak_iter_range``), since seeds that peak
+    far apart average to an iteration where none of them peaks."""
     out = {}
     for (source, condition, m), cell in table.items():
         peaks = [curve_peak(c) for c in map(run_val_curve, cell['runs']) if c]
         if m == method and peaks:
-            out[(source, condition)] = dict(seeds=len(peaks), **{
-                k: mean_std([p[k] for p in peaks])
-                for k in ('peak', 'peak_iter', 'trough', 'last', 'fall')})
+            peak_iters = [p['peak_iter'] for p in peaks]
+            out[(source, condition)] = dict(
+                seeds=len(peaks), peak_iter_range=(min(peak_iters), max(peak_iters)),
+                **{k: mean_std([p[k] for p in peaks])
+                   for k in ('peak', 'peak_iter', 'trough', 'last', 'fall')})
     return out
 
 
 def memorisation_text(rows) -> str:
     if not rows:
         return ''
-    md = ['| data | condition | seeds | val mAP peak | at iteration | lowest after the peak | '
-          'last val mAP | fall from the peak to the last |', '|---' * 8 + '|']
+    md = ['| data | condition | seeds | val mAP peak | at iteration (seeds\' range) | '
+          'lowest after the peak | last val mAP | fall from the peak to the last |',
+          '|---' * 8 + '|']
     for source in _order({k[0] for k in rows}, SOURCES):
         for condition in _order({k[1] for k in rows if k[0] == source}, CONDITIONS):
             row = rows[(source, condition)]
+            first, last = row['peak_iter_range']
+            at = f'{first}' if first == last else f'{first}–{last}'
             md.append('| ' + ' | '.join([source, condition, str(row['seeds']), fmt(row['peak']),
-                                         f'{row["peak_iter"][0]:.0f}', fmt(row['trough']),
+                                         at, fmt(row['trough']),
                                          fmt(row['last']), fmt(row['fall'])]) + ' |')
     return '\n'.join(md)
 

@@ -192,6 +192,15 @@ def test_memorisation_table_summarises_focals_val_curves(study):
             '0.000 ± 0.000 |') in text
 
 
+def test_memorisation_text_gives_the_range_of_peak_iterations_where_seeds_differ():
+    curves = {0: [(300, 0.4), (600, 0.6)], 1: [(300, 0.5), (600, 0.4)]}
+    runs = [dict(seed=s, val_curve=c) for s, c in curves.items()]
+    rows = report.memorisation_table({('mnist', 'pairflip40', 'focal'): dict(runs=runs)})
+    row = rows[('mnist', 'pairflip40')]
+    assert row['peak_iter_range'] == (300, 600) and row['peak_iter'][0] == 450
+    assert '| mnist | pairflip40 | 2 | 0.550 ± 0.071 | 300–600 |' in report.memorisation_text(rows)
+
+
 def test_gap_recovery_is_the_share_of_focals_clean_vs_noisy_gap(study):
     table = report.aggregate(report.load_results(str(study)))
     rec = report.gap_recovery(table)[('mnist', 'uniform40')]
